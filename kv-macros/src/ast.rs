@@ -1,0 +1,91 @@
+//! The derive's input, read into a small model that keeps spans.
+
+use darling::Error;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields};
+
+use crate::attr::{self, Options};
+
+/// A `#[derive(Kv)]` input that is a struct with named fields, or the reason
+/// it is not (in which case only the key enum can be emitted).
+pub struct Input<'a> {
+    pub ident: &'a syn::Ident,
+    pub vis: &'a syn::Visibility,
+    pub options: Options,
+    /// Whether the struct can be a table (named fields, no generics).
+    pub is_table: bool,
+    /// Whether any field or the struct itself carries `#[garde(...)]`.
+    pub has_garde: bool,
+}
+
+impl<'a> Input<'a> {
+    pub fn from_syn(input: &'a DeriveInput, errors: &mut darling::error::Accumulator) -> Self {
+        let options = attr::parse_container(&input.attrs, errors);
+        let mut is_table = true;
+        let mut has_garde = input.attrs.iter().any(|a| a.path().is_ident("garde"));
+        match &input.data {
+            Data::Struct(s) => match &s.fields {
+                Fields::Named(named) => {
+                    for field in &named.named {
+                        attr::reject_field_attrs(field, errors);
+                        has_garde |= field.attrs.iter().any(|a| a.path().is_ident("garde"));
+                    }
+                }
+                Fields::Unnamed(f) => {
+                    is_table = false;
+                    errors.push(
+                        Error::custom(
+                            "`#[derive(Kv)]` needs a struct with named fields; a tuple struct \
+                             has no field names to store",
+                        )
+                        .with_span(&f.span()),
+                    );
+                }
+                Fields::Unit => {
+                    is_table = false;
+                    errors.push(
+                        Error::custom(
+                            "`#[derive(Kv)]` needs a struct with named fields holding the value; \
+                             this struct has none",
+                        )
+                        .with_span(&input.ident),
+                    );
+                }
+            },
+            Data::Enum(e) => {
+                is_table = false;
+                errors.push(
+                    Error::custom(
+                        "`#[derive(Kv)]` works on structs: wrap this enum in a struct field \
+                         (`struct Setting { value: MyEnum }`)",
+                    )
+                    .with_span(&e.enum_token),
+                );
+            }
+            Data::Union(u) => {
+                is_table = false;
+                errors.push(
+                    Error::custom("`#[derive(Kv)]` works on structs with named fields, not unions")
+                        .with_span(&u.union_token),
+                );
+            }
+        }
+        if !input.generics.params.is_empty() {
+            is_table = false;
+            errors.push(
+                Error::custom(
+                    "a kv table cannot be generic: it is stored under one name with one schema; \
+                     declare one struct per table",
+                )
+                .with_span(&input.generics),
+            );
+        }
+        Input {
+            ident: &input.ident,
+            vis: &input.vis,
+            options,
+            is_table,
+            has_garde,
+        }
+    }
+}

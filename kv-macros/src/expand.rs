@@ -1,0 +1,229 @@
+//! Code generation: parse, validate, emit, in a straight line.
+//!
+//! Generated code is small: the key enum with its trait impls, the
+//! `KvSchema` impl with constants, and a row alias. Behaviour lives in
+//! `kv-runtime`. Everything is named by absolute path.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+
+use crate::ast::Input;
+use crate::attr::WriteRoleOpt;
+use crate::{case, valid};
+
+pub fn derive(input: &syn::DeriveInput) -> TokenStream {
+    let mut errors = darling::Error::accumulator();
+    let model = Input::from_syn(input, &mut errors);
+
+    let table = match &model.options.table {
+        Some((name, span)) => {
+            valid::table_name(name, *span, &mut errors);
+            name.clone()
+        }
+        None => {
+            let name = case::lower_camel(&model.ident.to_string());
+            valid::table_name(&name, model.ident.span(), &mut errors);
+            name
+        }
+    };
+    let keys = model
+        .options
+        .keys
+        .as_ref()
+        .map(|(specs, span)| valid::keys(specs, *span, &mut errors));
+
+    let key_enum = keys
+        .as_ref()
+        .map(|keys| key_enum(&model, &table, keys))
+        .unwrap_or_default();
+    let schema = if model.is_table {
+        schema_impl(&model, &table, keys.is_some())
+    } else {
+        TokenStream::new()
+    };
+    let errors = match errors.finish() {
+        Ok(()) => TokenStream::new(),
+        Err(e) => e.write_errors(),
+    };
+    quote! {
+        #key_enum
+        #schema
+        #errors
+    }
+}
+
+fn key_enum_ident(model: &Input<'_>) -> syn::Ident {
+    format_ident!("{}Key", model.ident)
+}
+
+fn key_enum(model: &Input<'_>, table: &str, keys: &[valid::Key]) -> TokenStream {
+    let vis = model.vis;
+    let ident = key_enum_ident(model);
+    let doc = format!("The keys of table `{table}` ([`{}`]).", model.ident);
+    let variants = keys.iter().map(|k| {
+        let v = &k.variant;
+        let doc = format!("Key `{}`.", k.text);
+        quote!(#[doc = #doc] #v)
+    });
+    let arms = keys.iter().map(|k| {
+        let v = &k.variant;
+        let text = &k.text;
+        quote!(Self::#v => #text)
+    });
+    let parse_arms = keys.iter().map(|k| {
+        let v = &k.variant;
+        let text = &k.text;
+        quote!(#text => ::core::result::Result::Ok(Self::#v))
+    });
+    let all = keys.iter().map(|k| {
+        let v = &k.variant;
+        quote!(Self::#v)
+    });
+    let texts = keys.iter().map(|k| &k.text);
+    quote! {
+        #[doc = #doc]
+        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug,
+                 ::core::cmp::PartialEq, ::core::cmp::Eq, ::core::hash::Hash)]
+        #vis enum #ident {
+            #(#variants,)*
+        }
+
+        impl #ident {
+            /// Every key, in declaration order.
+            pub const ALL: &'static [Self] = &[#(#all),*];
+            /// Every key's text, in declaration order.
+            pub const ALL_STR: &'static [&'static str] = &[#(#texts),*];
+
+            /// The exact key text, as stored.
+            pub const fn as_str(&self) -> &'static str {
+                match self { #(#arms,)* }
+            }
+        }
+
+        impl ::kv_runtime::KvKey for #ident {
+            fn as_str(&self) -> &str {
+                #ident::as_str(self)
+            }
+            fn parse_key(table: &'static str, text: &str) -> ::kv_runtime::Result<Self> {
+                match text {
+                    #(#parse_arms,)*
+                    _ => ::core::result::Result::Err(
+                        ::kv_runtime::__private::unknown_key(table, text, Self::ALL_STR)),
+                }
+            }
+            fn check(&self, _table: &'static str) -> ::kv_runtime::Result<()> {
+                ::core::result::Result::Ok(())
+            }
+        }
+
+        impl ::core::fmt::Display for #ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::core::str::FromStr for #ident {
+            type Err = ::kv_runtime::Error;
+            fn from_str(text: &str) -> ::kv_runtime::Result<Self> {
+                <Self as ::kv_runtime::KvKey>::parse_key(#table, text)
+            }
+        }
+
+        impl ::core::cmp::PartialOrd for #ident {
+            fn partial_cmp(&self, other: &Self) -> ::core::option::Option<::core::cmp::Ordering> {
+                ::core::option::Option::Some(::core::cmp::Ord::cmp(self, other))
+            }
+        }
+
+        /// Keys order by their text, as rows are listed.
+        impl ::core::cmp::Ord for #ident {
+            fn cmp(&self, other: &Self) -> ::core::cmp::Ordering {
+                ::core::cmp::Ord::cmp(self.as_str(), other.as_str())
+            }
+        }
+
+        impl ::kv_runtime::__private::serde::Serialize for #ident {
+            fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+            where
+                S: ::kv_runtime::__private::serde::Serializer,
+            {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::kv_runtime::__private::serde::Deserialize<'de> for #ident {
+            fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
+            where
+                D: ::kv_runtime::__private::serde::Deserializer<'de>,
+            {
+                ::kv_runtime::__private::deserialize_key(deserializer, #table)
+            }
+        }
+    }
+}
+
+fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
+    let ident = model.ident;
+    let vis = model.vis;
+    let key_ty = if has_keys {
+        let k = key_enum_ident(model);
+        quote!(#k)
+    } else {
+        quote!(::std::string::String)
+    };
+    let soft_delete = model.options.soft_delete;
+    let write_role = match &model.options.write_role {
+        WriteRoleOpt::Internal => quote!(::kv_runtime::WriteRole::Internal),
+        WriteRoleOpt::Public => quote!(::kv_runtime::WriteRole::Public),
+        WriteRoleOpt::Role(r) => quote!(::kv_runtime::WriteRole::Role(#r)),
+        WriteRoleOpt::Predicate(p) => {
+            let text = quote!(#p).to_string().replace(' ', "");
+            quote!(::kv_runtime::WriteRole::Predicate(#text))
+        }
+    };
+    let predicate = match &model.options.write_role {
+        WriteRoleOpt::Predicate(p) => {
+            let span = syn::spanned::Spanned::span(p);
+            let call = quote_spanned!(span=> ::kv_runtime::__private::resolve_predicate(#p(ctx)));
+            quote! {
+                fn write_predicate(ctx: &::kv_runtime::Ctx) -> ::kv_runtime::BoxFuture<'_, bool> {
+                    ::std::boxed::Box::pin(async move { #call.await })
+                }
+            }
+        }
+        _ => TokenStream::new(),
+    };
+    let max_bytes = model
+        .options
+        .max_value_bytes
+        .map(|n| quote!(const MAX_VALUE_BYTES: usize = #n;));
+    let validate = model.has_garde.then(|| {
+        quote! {
+            fn validate_value(&self) -> ::core::result::Result<(), ::std::vec::Vec<::kv_runtime::FieldError>> {
+                ::garde::Validate::validate(self).map_err(|report| {
+                    report
+                        .iter()
+                        .map(|(path, error)| ::kv_runtime::__private::field_error(path, error.message()))
+                        .collect()
+                })
+            }
+        }
+    });
+    let soft = soft_delete.then(|| quote!(impl ::kv_runtime::SoftDelete for #ident {}));
+    let row_alias = format_ident!("{}Row", ident);
+    let row_doc = format!("A stored row of table `{table}`.");
+    quote! {
+        impl ::kv_runtime::KvSchema for #ident {
+            type Key = #key_ty;
+            const TABLE: &'static str = #table;
+            const SOFT_DELETE: bool = #soft_delete;
+            const WRITE_ROLE: ::kv_runtime::WriteRole = #write_role;
+            #max_bytes
+            #predicate
+            #validate
+        }
+        #soft
+        #[doc = #row_doc]
+        #vis type #row_alias = ::kv_runtime::Row<#ident>;
+    }
+}

@@ -1,0 +1,23 @@
+//! The `#[derive(Kv)]` macro. Use it through `kv-runtime`, which re-exports
+//! it and documents every option.
+//!
+//! The derive is staged like thiserror's: [`ast`] reads the struct, [`attr`]
+//! parses `#[kv(...)]`, [`valid`] checks what spans several options,
+//! [`expand`] emits code. Every mistake is collected and reported together;
+//! alongside errors the derive still emits the items other code refers to,
+//! so one mistake gives one error.
+
+mod ast;
+mod attr;
+mod case;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns a struct into a kv table. See the `kv-runtime` crate documentation.
+#[proc_macro_derive(Kv, attributes(kv))]
+pub fn derive_kv(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::derive(&input).into()
+}

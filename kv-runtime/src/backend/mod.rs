@@ -1,0 +1,236 @@
+//! The storage backend trait, and the backends that ship with `kv`.
+//!
+//! A backend stores untyped rows (key text, JSON value, bookkeeping times)
+//! per table; [`Table`](crate::Table) does everything typed on top: access
+//! checks, validation, (de)serialization. To add a backend, implement
+//! [`Backend`] and run the conformance suite (`kv_runtime::conformance_suite!`,
+//! feature `testing`) against it unchanged.
+//!
+//! # What every backend must guarantee
+//!
+//! - Keys are unique per table; tables are independent.
+//! - Key order is the byte order of the UTF-8 key text.
+//! - [`Backend::put`], [`Backend::remove`] and [`Backend::restore`] are each
+//!   one atomic step: the conflict check, the `updated_at` bump and the write
+//!   happen together, with no other write to the same row in between.
+//! - `updated_at` of a mutated row becomes `max(now, previous + 1)`, so it
+//!   strictly increases per row even within one millisecond or when the
+//!   clock steps back.
+//! - Once a write has returned `Ok`, it is never lost (for persistent
+//!   backends: it survives a crash of the process).
+//! - Failures are [`Error::Backend`](crate::Error::Backend), never panics.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+pub mod memory;
+
+/// A stored value: its JSON text, plus a cache of the decoded typed value so
+/// that repeated reads of an unchanged row (memory backend, replicas) decode
+/// once. Cheap to clone.
+#[derive(Clone)]
+pub struct Payload(Arc<PayloadInner>);
+
+struct PayloadInner {
+    json: Box<str>,
+    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Payload {
+    /// Wraps JSON text. The text must be valid JSON produced by serializing a
+    /// table's value (backends return what they were given).
+    pub fn from_json(json: impl Into<Box<str>>) -> Self {
+        Payload(Arc::new(PayloadInner {
+            json: json.into(),
+            decoded: OnceLock::new(),
+        }))
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        &self.0.json
+    }
+
+    /// The decoded value of type `T`, decoding (and caching) it on first use.
+    pub(crate) fn decode<T>(&self) -> serde_json::Result<Arc<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(cached) = self.0.decoded.get() {
+            if let Ok(typed) = Arc::clone(cached).downcast::<T>() {
+                return Ok(typed);
+            }
+            // Cached as another type (two schemas over one table): decode afresh.
+            return serde_json::from_str::<T>(&self.0.json).map(Arc::new);
+        }
+        let typed = Arc::new(serde_json::from_str::<T>(&self.0.json)?);
+        let _ = self
+            .0
+            .decoded
+            .set(Arc::clone(&typed) as Arc<dyn Any + Send + Sync>);
+        Ok(typed)
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Payload").field(&self.json()).finish()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+/// An untyped stored row, as backends keep it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawRow {
+    /// Key text.
+    pub key: String,
+    /// The value.
+    pub value: Payload,
+    /// First insert, ms since the epoch.
+    pub created_at: i64,
+    /// Last mutation, ms since the epoch; the row's version.
+    pub updated_at: i64,
+    /// Set while soft-deleted.
+    pub deleted_at: Option<i64>,
+    /// Who wrote last.
+    pub updated_by: Option<String>,
+}
+
+impl RawRow {
+    /// Whether the row is live (not soft-deleted).
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none()
+    }
+}
+
+/// The `updated_at` a mutation gives a row: `now`, but strictly greater than
+/// the previous version.
+pub fn next_version(previous: Option<i64>, now: i64) -> i64 {
+    match previous {
+        Some(prev) => now.max(prev.saturating_add(1)),
+        None => now,
+    }
+}
+
+/// An upsert, as handed to [`Backend::put`].
+#[derive(Clone, Debug)]
+pub struct Put<'a> {
+    /// Key text (already validated).
+    pub key: &'a str,
+    /// The value (already validated and size-checked).
+    pub value: Payload,
+    /// When set, write only if a live row exists with exactly this
+    /// `updated_at`; otherwise report [`PutOutcome::Conflict`].
+    pub expected_updated_at: Option<i64>,
+    /// The caller, for `updated_by`.
+    pub updated_by: Option<&'a str>,
+    /// The current time from the store's clock.
+    pub now: i64,
+}
+
+/// What [`Backend::put`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PutOutcome {
+    /// The row as now stored (live, `deleted_at` cleared).
+    Written(RawRow),
+    /// The expectation failed; nothing was written.
+    Conflict {
+        /// The live row's `updated_at`, or `None` when there is no live row.
+        current_updated_at: Option<i64>,
+    },
+}
+
+/// A delete, as handed to [`Backend::remove`].
+#[derive(Clone, Debug)]
+pub struct Remove<'a> {
+    /// Key text.
+    pub key: &'a str,
+    /// Mark deleted (`deleted_at = now`, bump `updated_at`) instead of removing.
+    pub soft: bool,
+    /// The caller, for `updated_by` of a soft-deleted row.
+    pub updated_by: Option<&'a str>,
+    /// The current time from the store's clock.
+    pub now: i64,
+}
+
+/// What [`Backend::restore`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RestoreOutcome {
+    /// The row was soft-deleted and is live again, with `updated_at` bumped.
+    Restored(RawRow),
+    /// The row was already live; it is returned unchanged.
+    AlreadyLive(RawRow),
+    /// No row with that key exists, deleted or not.
+    NotFound,
+}
+
+/// A storage backend: untyped rows in named tables.
+///
+/// See the [module documentation](self) for the guarantees every
+/// implementation must give. Table names and keys arrive already validated;
+/// implementations must still treat them as data (parameterised queries).
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for messages (`"memory"`, `"sqlite"`, `"postgres"`).
+    fn name(&self) -> &'static str;
+
+    /// The row with `key`, live or soft-deleted.
+    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>>;
+
+    /// Up to `limit` live rows with keys greater than `after` (all keys when
+    /// `None`), in key order. Soft-deleted rows are skipped before counting.
+    async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>>;
+
+    /// Upserts a row atomically, with the conflict check of
+    /// [`Put::expected_updated_at`]. Creating a row sets `created_at = now`;
+    /// writing a soft-deleted row revives it (`deleted_at` cleared).
+    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome>;
+
+    /// Deletes a live row (soft or hard). Returns the row as it was before,
+    /// or `None` when there was no live row (nothing is changed then).
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>>;
+
+    /// Brings back a soft-deleted row.
+    async fn restore(
+        &self,
+        table: &str,
+        key: &str,
+        updated_by: Option<&str>,
+        now: i64,
+    ) -> Result<RestoreOutcome>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_version_strictly_increases() {
+        assert_eq!(next_version(None, 10), 10);
+        assert_eq!(next_version(Some(5), 10), 10);
+        assert_eq!(next_version(Some(10), 10), 11);
+        assert_eq!(next_version(Some(20), 10), 21);
+        assert_eq!(next_version(Some(i64::MAX), 10), i64::MAX);
+    }
+
+    #[test]
+    fn payload_caches_decoded_value() {
+        let p = Payload::from_json("[1,2,3]");
+        let a = p.decode::<Vec<u32>>().unwrap();
+        let b = p.decode::<Vec<u32>>().unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = p.decode::<Vec<u64>>().unwrap();
+        assert_eq!(*other, vec![1u64, 2, 3]);
+        assert!(p.decode::<String>().is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! The one error type of `kv`, with stable codes.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Result alias used throughout `kv`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A stable, machine-readable error code.
+///
+/// Codes never change meaning between releases; match on them (or on
+/// [`ErrorCode::as_str`]) rather than on messages. Each maps to exactly one
+/// HTTP status ([`ErrorCode::http_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The key is not one of the table's keys, or is not an acceptable key text.
+    InvalidKey,
+    /// The value broke a field constraint or the table's size limit.
+    ValidationFailed,
+    /// The caller may not perform this operation.
+    Forbidden,
+    /// The stored row's `updated_at` differs from the one the caller expected.
+    Conflict,
+    /// The row does not exist (only `restore` reports this).
+    NotFound,
+    /// A pagination cursor that is malformed or belongs to another table.
+    InvalidCursor,
+    /// Too many writes by this caller in the table's window.
+    RateLimited,
+    /// A store could not be opened from its URL or options.
+    Config,
+    /// The storage backend is unavailable or failed; the call may be retried.
+    Backend,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire, e.g. `"INVALID_KEY"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidKey => "INVALID_KEY",
+            ErrorCode::ValidationFailed => "VALIDATION_FAILED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::InvalidCursor => "INVALID_CURSOR",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Config => "CONFIG",
+            ErrorCode::Backend => "BACKEND",
+        }
+    }
+
+    /// The HTTP status the web layer answers with for this code.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidKey | ErrorCode::InvalidCursor => 400,
+            ErrorCode::ValidationFailed => 422,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::Conflict => 409,
+            ErrorCode::NotFound => 404,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Config => 500,
+            ErrorCode::Backend => 503,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One broken constraint of a value, named by its field path (`"message"`,
+/// `"items[2].name"`; empty for the value as a whole).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    /// Path of the field within the value.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error for `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a call failed. Every variant has a stable [`ErrorCode`] (see
+/// [`Error::code`]); a failed write never changes stored state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`ErrorCode::InvalidKey`].
+    #[error("invalid key {key:?} for table `{table}`: {reason}")]
+    InvalidKey {
+        /// The table the key was meant for.
+        table: &'static str,
+        /// The offending key text (shortened when long).
+        key: String,
+        /// What is wrong and what to use instead.
+        reason: String,
+    },
+    /// See [`ErrorCode::ValidationFailed`].
+    #[error("value for table `{table}` is invalid: {}", summarize(fields))]
+    ValidationFailed {
+        /// The table written to.
+        table: &'static str,
+        /// Every broken constraint, by field.
+        fields: Vec<FieldError>,
+    },
+    /// See [`ErrorCode::Forbidden`].
+    #[error("{op} on table `{table}` is not allowed for this caller: {required}")]
+    Forbidden {
+        /// The table.
+        table: &'static str,
+        /// The refused operation (`"set"`, `"rm"`, `"restore"`, `"list"`).
+        op: &'static str,
+        /// Who may perform it, e.g. "requires role `admin`".
+        required: String,
+    },
+    /// See [`ErrorCode::Conflict`].
+    #[error("{}", conflict_message(table, key, *current_updated_at))]
+    Conflict {
+        /// The table.
+        table: &'static str,
+        /// The key written.
+        key: String,
+        /// The stored row's `updated_at`, or `None` when no live row exists.
+        current_updated_at: Option<i64>,
+    },
+    /// See [`ErrorCode::NotFound`].
+    #[error("no row with key {key:?} in table `{table}`")]
+    NotFound {
+        /// The table.
+        table: &'static str,
+        /// The missing key.
+        key: String,
+    },
+    /// See [`ErrorCode::InvalidCursor`].
+    #[error("invalid cursor for table `{table}`: {reason}; start again without a cursor")]
+    InvalidCursor {
+        /// The table listed.
+        table: &'static str,
+        /// What is wrong with the cursor.
+        reason: String,
+    },
+    /// See [`ErrorCode::RateLimited`].
+    #[error("too many writes to table `{table}`; retry in {} ms", retry_after.as_millis())]
+    RateLimited {
+        /// The table.
+        table: &'static str,
+        /// How long until the next write will be admitted.
+        retry_after: Duration,
+    },
+    /// See [`ErrorCode::Config`].
+    #[error("cannot open store: {0}")]
+    Config(String),
+    /// See [`ErrorCode::Backend`].
+    #[error("storage backend failed: {message}; the call can be retried")]
+    Backend {
+        /// What failed.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+fn summarize(fields: &[FieldError]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if f.path.is_empty() {
+                f.message.clone()
+            } else {
+                format!("{}: {}", f.path, f.message)
+            }
+        })
+        .collect();
+    parts.join("; ")
+}
+
+fn conflict_message(table: &str, key: &str, current: Option<i64>) -> String {
+    match current {
+        Some(at) => format!(
+            "row {key:?} in table `{table}` was changed by someone else (now at updated_at {at}); \
+             read it again and retry with that updated_at"
+        ),
+        None => format!(
+            "row {key:?} in table `{table}` does not exist (or is deleted), so no expected \
+             updated_at can match; write without an expected updated_at to create it"
+        ),
+    }
+}
+
+impl Error {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidKey { .. } => ErrorCode::InvalidKey,
+            Error::ValidationFailed { .. } => ErrorCode::ValidationFailed,
+            Error::Forbidden { .. } => ErrorCode::Forbidden,
+            Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::InvalidCursor { .. } => ErrorCode::InvalidCursor,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::Config(_) => ErrorCode::Config,
+            Error::Backend { .. } => ErrorCode::Backend,
+        }
+    }
+
+    /// Whether retrying the same call later may succeed without changing it
+    /// (backend failures and rate limits).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.code(), ErrorCode::Backend | ErrorCode::RateLimited)
+    }
+
+    /// A backend error with a message and an underlying cause.
+    pub fn backend(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Backend {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A backend error with only a message.
+    pub fn backend_msg(message: impl Into<String>) -> Self {
+        Error::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::InvalidKey`]; the key text is shortened for the message.
+    pub fn invalid_key(table: &'static str, key: &str, reason: impl Into<String>) -> Self {
+        Error::InvalidKey {
+            table,
+            key: shorten(key),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Shortens user-supplied text for error messages, on a char boundary.
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses_are_stable() {
+        let table = [
+            (ErrorCode::InvalidKey, "INVALID_KEY", 400),
+            (ErrorCode::ValidationFailed, "VALIDATION_FAILED", 422),
+            (ErrorCode::Forbidden, "FORBIDDEN", 403),
+            (ErrorCode::Conflict, "CONFLICT", 409),
+            (ErrorCode::NotFound, "NOT_FOUND", 404),
+            (ErrorCode::InvalidCursor, "INVALID_CURSOR", 400),
+            (ErrorCode::RateLimited, "RATE_LIMITED", 429),
+            (ErrorCode::Config, "CONFIG", 500),
+            (ErrorCode::Backend, "BACKEND", 503),
+        ];
+        for (code, text, status) in table {
+            assert_eq!(code.as_str(), text);
+            assert_eq!(code.http_status(), status);
+        }
+    }
+
+    #[test]
+    fn shorten_respects_char_boundaries() {
+        let long = "é".repeat(100);
+        let s = shorten(&long);
+        assert!(s.ends_with("..."));
+        assert!(s.len() <= 83);
+        assert_eq!(shorten("abc"), "abc");
+    }
+}

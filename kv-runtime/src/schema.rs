@@ -1,0 +1,191 @@
+//! The traits `#[derive(Kv)]` implements: what a table is.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::error::{Error, FieldError, Result};
+
+/// A boxed future, as returned by write-role predicates and backends.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The longest key text accepted, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// The default limit on a value's serialized (JSON) size: 1 MiB.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// A table's key type: the generated key enum, or `String` for tables
+/// declared without `keys = [...]`.
+pub trait KvKey:
+    Clone + fmt::Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The exact key text, as stored.
+    fn as_str(&self) -> &str;
+
+    /// Parses key text as it arrives from outside (a URL, a cursor), giving
+    /// [`Error::InvalidKey`] for anything that is not a key of `table`.
+    fn parse_key(table: &'static str, text: &str) -> Result<Self>;
+
+    /// Checks a key value before it is used (free string keys may be
+    /// anything a program built; enum keys are always valid).
+    fn check(&self, table: &'static str) -> Result<()>;
+}
+
+/// Checks free key text: non-empty, at most [`MAX_KEY_BYTES`] bytes, no
+/// control characters.
+pub fn check_key_text(table: &'static str, text: &str) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::invalid_key(table, text, "a key must not be empty"));
+    }
+    if text.len() > MAX_KEY_BYTES {
+        return Err(Error::invalid_key(
+            table,
+            text,
+            format!(
+                "a key is at most {MAX_KEY_BYTES} bytes of UTF-8, this one is {}",
+                text.len()
+            ),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::invalid_key(
+            table,
+            text,
+            "a key must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+impl KvKey for String {
+    fn as_str(&self) -> &str {
+        self
+    }
+
+    fn parse_key(table: &'static str, text: &str) -> Result<Self> {
+        check_key_text(table, text)?;
+        Ok(text.to_owned())
+    }
+
+    fn check(&self, table: &'static str) -> Result<()> {
+        check_key_text(table, self)
+    }
+}
+
+/// Who may call `set`, `rm`, `restore` and `list` on a table
+/// (`#[kv(write_role = ...)]`). Internal callers always may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteRole {
+    /// `write_role` omitted: internal callers only.
+    Internal,
+    /// `write_role = public`: any caller.
+    Public,
+    /// `write_role = admin`: callers holding the named role.
+    Role(&'static str),
+    /// `write_role = path::to::predicate`: callers for whom the function
+    /// returns true ([`KvSchema::write_predicate`]).
+    Predicate(&'static str),
+}
+
+impl WriteRole {
+    /// A sentence saying who may write, for error messages.
+    pub fn describe(self) -> String {
+        match self {
+            WriteRole::Internal => "only internal (server) callers may".into(),
+            WriteRole::Public => "any caller may".into(),
+            WriteRole::Role(r) => format!("requires role `{r}`"),
+            WriteRole::Predicate(p) => format!("requires the predicate `{p}` to allow the caller"),
+        }
+    }
+}
+
+/// A table: implemented by `#[derive(Kv)]` on a struct whose fields are the
+/// stored value. Do not implement it by hand unless you know you need to;
+/// every behaviour lives in [`Table`](crate::Table), generic over this trait.
+pub trait KvSchema: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The key type: the generated `<Struct>Key` enum, or `String`.
+    type Key: KvKey;
+
+    /// Storage name of the table (`#[kv(table = "...")]`, default the struct
+    /// name in lowerCamelCase).
+    const TABLE: &'static str;
+
+    /// Whether `rm` marks rows deleted instead of removing them.
+    const SOFT_DELETE: bool;
+
+    /// Who may write and list.
+    const WRITE_ROLE: WriteRole;
+
+    /// Largest accepted serialized value, in bytes (`#[kv(max_value_bytes = N)]`).
+    const MAX_VALUE_BYTES: usize = DEFAULT_MAX_VALUE_BYTES;
+
+    /// Runs the predicate of `write_role = path` for a non-internal caller.
+    /// Only consulted when [`KvSchema::WRITE_ROLE`] is `Predicate`.
+    fn write_predicate(ctx: &Ctx) -> BoxFuture<'_, bool> {
+        let _ = ctx;
+        Box::pin(async { false })
+    }
+
+    /// Checks the value's field constraints (from `#[garde(...)]`
+    /// attributes), returning every violation.
+    fn validate_value(&self) -> std::result::Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+}
+
+/// Marker for tables declared with `soft_delete`; only they have `restore`.
+#[diagnostic::on_unimplemented(
+    message = "table `{Self}` does not keep deleted rows, so it has no `restore`",
+    label = "`{Self}` is not declared with `soft_delete`",
+    note = "add `soft_delete` to the `#[kv(...)]` attribute of `{Self}` to make `rm` reversible"
+)]
+pub trait SoftDelete: KvSchema {}
+
+/// Decides whether `ctx` may write to table `S`.
+pub async fn may_write<S: KvSchema>(ctx: &Ctx) -> bool {
+    if ctx.is_internal() {
+        return true;
+    }
+    match S::WRITE_ROLE {
+        WriteRole::Internal => false,
+        WriteRole::Public => true,
+        WriteRole::Role(role) => ctx.has_role(role),
+        WriteRole::Predicate(_) => S::write_predicate(ctx).await,
+    }
+}
+
+/// What a write-role predicate may return: `bool`, or a future of `bool`
+/// (so both `fn(&Ctx) -> bool` and `async fn(&Ctx) -> bool` work). The
+/// marker parameter keeps the two implementations apart.
+pub trait PredicateOutput<Marker>: Send {
+    /// Resolves the predicate's answer.
+    fn resolve(self) -> impl Future<Output = bool> + Send;
+}
+
+/// Marker for predicates returning `bool` directly.
+#[doc(hidden)]
+pub enum SyncPredicate {}
+/// Marker for predicates returning a future.
+#[doc(hidden)]
+pub enum AsyncPredicate {}
+
+impl PredicateOutput<SyncPredicate> for bool {
+    fn resolve(self) -> impl Future<Output = bool> + Send {
+        std::future::ready(self)
+    }
+}
+
+impl<F> PredicateOutput<AsyncPredicate> for F
+where
+    F: Future<Output = bool> + Send,
+{
+    fn resolve(self) -> impl Future<Output = bool> + Send {
+        self
+    }
+}

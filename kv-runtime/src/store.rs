@@ -1,0 +1,103 @@
+//! The store: a backend, a clock, and typed tables over them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::backend::memory::MemoryBackend;
+use crate::backend::Backend;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::schema::KvSchema;
+use crate::table::Table;
+
+/// A handle to one storage backend holding any number of tables. Cheap to
+/// clone; clones share the backend.
+///
+/// ```
+/// # async fn demo() -> kv_runtime::Result<()> {
+/// let store = kv_runtime::Store::open("memory:").await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    /// A store in process memory (nothing persists).
+    pub fn memory() -> Self {
+        Store::with_backend(MemoryBackend::new())
+    }
+
+    /// A store over any backend, e.g. one of your own.
+    pub fn with_backend(backend: impl Backend) -> Self {
+        Store::from_arc(Arc::new(backend))
+    }
+
+    /// A store over a shared backend.
+    pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
+        Store {
+            backend,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Opens a store from a URL:
+    ///
+    /// - `memory:`: in process memory.
+    ///
+    /// An unknown scheme is [`Error::Config`].
+    pub async fn open(url: &str) -> Result<Self> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        match scheme {
+            "memory" => {
+                let rest = &url["memory:".len()..];
+                if !rest.is_empty() && rest != "//" {
+                    return Err(Error::Config(format!(
+                        "`{url}`: a memory store takes no path; use `memory:`"
+                    )));
+                }
+                Ok(Store::memory())
+            }
+            "" => Err(Error::Config(format!(
+                "`{url}` is not a store URL; use `memory:`"
+            ))),
+            other => Err(Error::Config(format!(
+                "unknown store scheme `{other}` in `{url}`; use `memory:`"
+            ))),
+        }
+    }
+
+    /// The same backend read through another clock (tests use
+    /// [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(&self, clock: impl Clock) -> Self {
+        Store {
+            backend: Arc::clone(&self.backend),
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// The typed table `S` of this store.
+    pub fn table<S: KvSchema>(&self) -> Table<S> {
+        Table::new(self.clone())
+    }
+
+    /// The backend, for untyped access and diagnostics.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend.name())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}

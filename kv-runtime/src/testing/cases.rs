@@ -1,0 +1,924 @@
+//! The conformance cases, one public async function each. Each takes a store
+//! over a backend holding none of the suite's tables and panics on failure.
+
+use std::collections::BTreeSet;
+
+use super::schemas::*;
+use crate::{Ctx, ErrorCode, ManualClock, PageRequest, Store};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn admin() -> Ctx {
+    Ctx::user("ada").with_role("admin")
+}
+
+fn editor() -> Ctx {
+    Ctx::user("ed").with_role("editor")
+}
+
+fn clocked(store: &Store) -> (Store, ManualClock) {
+    let clock = ManualClock::new(T0);
+    (store.with_clock(clock.clone()), clock)
+}
+
+fn note(text: &str) -> Note {
+    Note {
+        body: serde_json::json!({ "text": text }),
+    }
+}
+
+/// `get` of a key never written is `None`.
+pub async fn get_missing_is_none(store: Store) {
+    let t = store.table::<Banner>();
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+    assert_eq!(
+        store
+            .table::<Note>()
+            .get("nothing".to_owned())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// `set` returns the stored row and `get` (with no context) reads it back.
+pub async fn set_then_get_round_trips(store: Store) {
+    let (store, _clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("hello"))
+        .await
+        .unwrap();
+    assert_eq!(row.key, BannerKey::Banner);
+    assert_eq!(row.value, Banner::new("hello"));
+    assert_eq!(row.created_at, T0);
+    assert_eq!(row.updated_at, T0);
+    assert_eq!(row.deleted_at, None);
+    let got = t.get(BannerKey::Banner).await.unwrap().expect("row exists");
+    assert_eq!(got, row);
+    let by_text = t.get_str("banner").await.unwrap().expect("row exists");
+    assert_eq!(by_text, row);
+}
+
+/// Overwriting keeps `created_at` and moves `updated_at` forward.
+pub async fn overwrite_keeps_created_at_and_bumps_updated_at(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    t.set(&admin(), BannerKey::Banner, Banner::new("one"))
+        .await
+        .unwrap();
+    clock.set(T0 + 500);
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("two"))
+        .await
+        .unwrap();
+    assert_eq!(row.created_at, T0);
+    assert_eq!(row.updated_at, T0 + 500);
+    assert_eq!(
+        t.get(BannerKey::Banner)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .message,
+        "two"
+    );
+}
+
+/// Every mutation in the same millisecond still gives a strictly greater
+/// `updated_at`: set, set, soft rm, restore, set.
+pub async fn updated_at_strictly_increases_within_one_millisecond(store: Store) {
+    let (store, _clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let k = BannerKey::Banner;
+    let mut seen = vec![
+        t.set(&admin(), k, Banner::new("a"))
+            .await
+            .unwrap()
+            .updated_at,
+    ];
+    seen.push(
+        t.set(&admin(), k, Banner::new("b"))
+            .await
+            .unwrap()
+            .updated_at,
+    );
+    assert!(t.rm(&admin(), k).await.unwrap());
+    let restored = t.restore(&admin(), k).await.unwrap();
+    assert!(
+        restored.updated_at > seen[1] + 1,
+        "rm and restore each bump updated_at"
+    );
+    seen.push(restored.updated_at);
+    seen.push(
+        t.set(&admin(), k, Banner::new("c"))
+            .await
+            .unwrap()
+            .updated_at,
+    );
+    for pair in seen.windows(2) {
+        assert!(
+            pair[1] > pair[0],
+            "updated_at must strictly increase: {seen:?}"
+        );
+    }
+    // The version read back is the one a conflict check accepts.
+    let current = t.get(k).await.unwrap().unwrap().updated_at;
+    assert_eq!(current, *seen.last().unwrap());
+    t.set_expecting(&admin(), k, Banner::new("d"), current)
+        .await
+        .unwrap();
+    let stale = t
+        .set_expecting(&admin(), k, Banner::new("e"), current)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stale.code(),
+        ErrorCode::Conflict,
+        "two writes in one ms must not share a version"
+    );
+}
+
+/// A clock that steps back does not make `updated_at` go back.
+pub async fn updated_at_increases_when_the_clock_steps_back(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let first = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    clock.set(T0 - 60_000);
+    let second = t
+        .set(&admin(), BannerKey::Banner, Banner::new("b"))
+        .await
+        .unwrap();
+    assert!(second.updated_at > first.updated_at);
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    assert!(restored.updated_at > second.updated_at + 1);
+}
+
+/// A conflict-checked set with the current version writes.
+pub async fn conflict_checked_set_with_current_version_succeeds(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    clock.advance(std::time::Duration::from_millis(3));
+    let next = t
+        .set_expecting(
+            &admin(),
+            BannerKey::Banner,
+            Banner::new("b"),
+            row.updated_at,
+        )
+        .await
+        .unwrap();
+    assert!(next.updated_at > row.updated_at);
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), next);
+}
+
+/// A stale version is CONFLICT carrying the current version; nothing changes.
+pub async fn conflict_checked_set_with_stale_version_fails_and_changes_nothing(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let first = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    clock.advance(std::time::Duration::from_millis(1));
+    let second = t
+        .set(&admin(), BannerKey::Banner, Banner::new("b"))
+        .await
+        .unwrap();
+    let err = t
+        .set_expecting(
+            &admin(),
+            BannerKey::Banner,
+            Banner::new("c"),
+            first.updated_at,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict);
+    match err {
+        crate::Error::Conflict {
+            current_updated_at, ..
+        } => {
+            assert_eq!(current_updated_at, Some(second.updated_at))
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), second);
+}
+
+/// Expecting a row that does not exist is CONFLICT, and creates nothing.
+pub async fn conflict_checked_set_of_missing_row_is_conflict(store: Store) {
+    let t = store.table::<Banner>();
+    let err = t
+        .set_expecting(&admin(), BannerKey::Banner, Banner::new("a"), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict);
+    assert!(matches!(
+        err,
+        crate::Error::Conflict {
+            current_updated_at: None,
+            ..
+        }
+    ));
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+}
+
+/// A soft-deleted row reads as missing, so expecting its old version is CONFLICT.
+pub async fn conflict_checked_set_of_soft_deleted_row_is_conflict(store: Store) {
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    let err = t
+        .set_expecting(
+            &admin(),
+            BannerKey::Banner,
+            Banner::new("b"),
+            row.updated_at,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        crate::Error::Conflict {
+            current_updated_at: None,
+            ..
+        }
+    ));
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+}
+
+/// Many writers expecting the same version: exactly one wins.
+pub async fn concurrent_conflict_checked_sets_admit_exactly_one(store: Store) {
+    let (store, _clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("start"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let t = t.clone();
+        let expected = row.updated_at;
+        tasks.push(tokio::spawn(async move {
+            t.set_expecting(
+                &admin(),
+                BannerKey::Banner,
+                Banner::new(&format!("w{i}")),
+                expected,
+            )
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.expect("task does not panic") {
+            Ok(_) => wins += 1,
+            Err(e) => assert_eq!(e.code(), ErrorCode::Conflict),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one conflict-checked write may win");
+}
+
+/// Hard rm removes; a second rm and an rm of a missing key report false.
+pub async fn hard_rm_removes_and_reports(store: Store) {
+    let t = store.table::<Note>();
+    let k = "n1".to_owned();
+    t.set(&editor(), &k, note("x")).await.unwrap();
+    assert!(t.rm(&editor(), &k).await.unwrap());
+    assert_eq!(t.get(&k).await.unwrap(), None);
+    assert!(!t.rm(&editor(), &k).await.unwrap());
+    assert!(!t.rm(&editor(), "never".to_owned()).await.unwrap());
+    let page = t.list(&editor(), PageRequest::first(10)).await.unwrap();
+    assert!(page.page.is_empty() && page.is_done);
+}
+
+/// Soft rm hides the row from get and list; restore brings it back intact.
+pub async fn soft_rm_hides_row_and_restore_brings_it_back(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("keep me"))
+        .await
+        .unwrap();
+    clock.advance(std::time::Duration::from_millis(10));
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+    assert!(
+        !t.rm(&admin(), BannerKey::Banner).await.unwrap(),
+        "already deleted reports false"
+    );
+    let page = t.list(&admin(), PageRequest::first(10)).await.unwrap();
+    assert!(page.page.is_empty());
+    clock.advance(std::time::Duration::from_millis(10));
+    let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    assert_eq!(restored.value, row.value);
+    assert_eq!(restored.created_at, row.created_at);
+    assert_eq!(restored.deleted_at, None);
+    assert!(restored.updated_at > row.updated_at);
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), restored);
+}
+
+/// Restore of a live row returns it unchanged.
+pub async fn restore_of_live_row_returns_it_unchanged(store: Store) {
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("live"))
+        .await
+        .unwrap();
+    let again = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    assert_eq!(again, row);
+}
+
+/// Restore of a key that never existed is NOT_FOUND; nothing is created.
+pub async fn restore_of_unknown_key_is_not_found(store: Store) {
+    let t = store.table::<Banner>();
+    let err = t
+        .restore(&admin(), BannerKey::Maintenance)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    assert_eq!(t.get(BannerKey::Maintenance).await.unwrap(), None);
+}
+
+/// A set on a soft-deleted key revives it, and the returned row (and the
+/// stored one) has no `deleted_at`.
+pub async fn set_revives_soft_deleted_row_without_deleted_at(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let first = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    clock.advance(std::time::Duration::from_millis(5));
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    let revived = t
+        .set(&admin(), BannerKey::Banner, Banner::new("b"))
+        .await
+        .unwrap();
+    assert_eq!(revived.deleted_at, None);
+    assert_eq!(revived.created_at, first.created_at);
+    let stored = t
+        .get(BannerKey::Banner)
+        .await
+        .unwrap()
+        .expect("revived row is live");
+    assert_eq!(stored, revived);
+    let page = t.list(&admin(), PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.page, vec![revived]);
+}
+
+/// Soft-deleted rows are skipped before paging: every page but the last is
+/// full, and the pages together hold each live row once, in key order.
+pub async fn list_pages_are_full_despite_soft_deleted_rows(store: Store) {
+    let t = store.table::<Banner>();
+    for (i, k) in BannerKey::ALL.iter().enumerate() {
+        t.set(&admin(), k, Banner::new(&format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let mut live: Vec<&str> = Vec::new();
+    for (i, k) in BannerKey::ALL.iter().enumerate() {
+        if i % 3 != 0 {
+            assert!(t.rm(&admin(), k).await.unwrap());
+        } else {
+            live.push(k.as_str());
+        }
+    }
+    live.sort_unstable();
+    for size in 1..=5 {
+        let mut request = PageRequest::first(size);
+        let mut got: Vec<String> = Vec::new();
+        loop {
+            let page = t.list(&admin(), request.clone()).await.unwrap();
+            if !page.is_done {
+                assert_eq!(
+                    page.page.len(),
+                    size,
+                    "a page that is not the last must be full"
+                );
+            }
+            got.extend(page.page.iter().map(|r| r.key.as_str().to_owned()));
+            match page.continue_cursor {
+                Some(c) => request = PageRequest::after(c, size),
+                None => {
+                    assert!(page.is_done);
+                    break;
+                }
+            }
+        }
+        assert_eq!(got, live, "page size {size}");
+    }
+}
+
+/// A cursor keeps working while rows before and after it come and go.
+pub async fn list_cursor_survives_inserts_and_deletes(store: Store) {
+    let t = store.table::<Note>();
+    for k in ["b", "d", "f", "h"] {
+        t.set(&editor(), k.to_owned(), note(k)).await.unwrap();
+    }
+    let first = t.list(&editor(), PageRequest::first(2)).await.unwrap();
+    let keys: Vec<_> = first.page.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(keys, ["b", "d"]);
+    let cursor = first.continue_cursor.expect("more rows follow");
+    // Delete the row the cursor points at, and rows around it; add new ones.
+    assert!(t.rm(&editor(), "d".to_owned()).await.unwrap());
+    assert!(t.rm(&editor(), "f".to_owned()).await.unwrap());
+    t.set(&editor(), "a".to_owned(), note("a")).await.unwrap();
+    t.set(&editor(), "e".to_owned(), note("e")).await.unwrap();
+    let next = t
+        .list(&editor(), PageRequest::after(cursor, 2))
+        .await
+        .unwrap();
+    let keys: Vec<_> = next.page.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(keys, ["e", "h"]);
+    assert!(next.is_done);
+}
+
+/// Malformed cursors, and cursors of another table, are INVALID_CURSOR.
+pub async fn list_rejects_malformed_and_foreign_cursors(store: Store) {
+    let notes = store.table::<Note>();
+    for k in ["a", "b", "c"] {
+        notes.set(&editor(), k.to_owned(), note(k)).await.unwrap();
+    }
+    let foreign = notes
+        .list(&editor(), PageRequest::first(1))
+        .await
+        .unwrap()
+        .continue_cursor
+        .expect("more notes follow");
+    let banners = store.table::<Banner>();
+    banners
+        .set(&admin(), BannerKey::Banner, Banner::new("x"))
+        .await
+        .unwrap();
+    let bad = [
+        foreign.as_str(),
+        "",
+        "not a cursor",
+        "v1.zz.zz",
+        "v9.00.00",
+        "v1..",
+        "v1.636f6e666f726d616e636542616e6e6572.zz",
+        "\u{0}\u{1}",
+        "🦀🦀🦀",
+    ];
+    for c in bad {
+        let err = banners
+            .list(&admin(), PageRequest::after(c, 10))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidCursor, "cursor {c:?}");
+    }
+    let long = "v1.".to_owned() + &"a".repeat(100_000);
+    let err = banners
+        .list(&admin(), PageRequest::after(long, 10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidCursor);
+}
+
+/// Page sizes above the maximum are refused; 0 means the default.
+pub async fn list_page_size_is_bounded(store: Store) {
+    let t = store.table::<Banner>();
+    t.set(&admin(), BannerKey::Banner, Banner::new("x"))
+        .await
+        .unwrap();
+    let err = t
+        .list(&admin(), PageRequest::first(PageRequest::MAX_ITEMS + 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ValidationFailed);
+    let page = t.list(&admin(), PageRequest::first(0)).await.unwrap();
+    assert_eq!(page.page.len(), 1);
+}
+
+/// Each `write_role` form admits exactly the callers it names; internal
+/// callers always pass; `list` needs the write role too.
+pub async fn write_roles_are_enforced(store: Store) {
+    let anon = Ctx::anonymous();
+    let user = Ctx::user("u1");
+    let wrong_role = Ctx::user("u2").with_role("editor");
+    let internal = Ctx::internal();
+
+    let banners = store.table::<Banner>();
+    for ctx in [&anon, &user, &wrong_role] {
+        let err = banners
+            .set(ctx, BannerKey::Banner, Banner::new("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden, "{ctx:?}");
+        let err = banners.list(ctx, PageRequest::first(1)).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden, "{ctx:?}");
+        let err = banners.rm(ctx, BannerKey::Banner).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden, "{ctx:?}");
+        let err = banners.restore(ctx, BannerKey::Banner).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden, "{ctx:?}");
+    }
+    banners
+        .set(&admin(), BannerKey::Banner, Banner::new("x"))
+        .await
+        .unwrap();
+    banners
+        .set(&internal, BannerKey::Banner, Banner::new("y"))
+        .await
+        .unwrap();
+    banners.list(&admin(), PageRequest::first(1)).await.unwrap();
+
+    let health = store.table::<Health>();
+    for ctx in [&anon, &user, &admin()] {
+        let err = health
+            .set(ctx, HealthKey::Db, Health { ok: true })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            ErrorCode::Forbidden,
+            "internal-only table, {ctx:?}"
+        );
+    }
+    health
+        .set(&internal, HealthKey::Db, Health { ok: true })
+        .await
+        .unwrap();
+    // Reads are public.
+    assert!(health.get(HealthKey::Db).await.unwrap().unwrap().value.ok);
+
+    let guestbook = store.table::<Guestbook>();
+    let row = guestbook
+        .set(&anon, "hello".to_owned(), Guestbook { text: "hi".into() })
+        .await
+        .unwrap();
+    assert_eq!(row.updated_by, None);
+    assert!(guestbook.rm(&anon, "hello".to_owned()).await.unwrap());
+}
+
+/// A refused write leaves the stored row exactly as it was.
+pub async fn forbidden_writes_change_nothing(store: Store) {
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("orig"))
+        .await
+        .unwrap();
+    let anon = Ctx::anonymous();
+    assert!(t
+        .set(&anon, BannerKey::Banner, Banner::new("evil"))
+        .await
+        .is_err());
+    assert!(t
+        .set_expecting(
+            &anon,
+            BannerKey::Banner,
+            Banner::new("evil"),
+            row.updated_at
+        )
+        .await
+        .is_err());
+    assert!(t.rm(&anon, BannerKey::Banner).await.is_err());
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), row);
+}
+
+/// Sync and async predicates, reading application data and the user id.
+pub async fn predicates_sync_and_async_decide(store: Store) {
+    let flags = store.table::<Flag>();
+    let allowed = Ctx::user("u").with_data(Permissions {
+        can_edit_flags: true,
+    });
+    let denied = Ctx::user("u").with_data(Permissions {
+        can_edit_flags: false,
+    });
+    flags
+        .set(&allowed, "beta".to_owned(), Flag { on: true })
+        .await
+        .unwrap();
+    let err = flags
+        .set(&denied, "beta".to_owned(), Flag { on: false })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    let err = flags
+        .set(
+            &Ctx::user("u").with_role("admin"),
+            "beta".to_owned(),
+            Flag { on: false },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::Forbidden,
+        "roles do not matter to a predicate"
+    );
+    assert!(
+        flags
+            .get("beta".to_owned())
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .on
+    );
+    flags
+        .set(&Ctx::internal(), "beta".to_owned(), Flag { on: false })
+        .await
+        .unwrap();
+
+    let secrets = store.table::<Secret>();
+    let owner = Ctx::user("owner");
+    secrets
+        .set(&owner, "s".to_owned(), Secret { text: "x".into() })
+        .await
+        .unwrap();
+    assert!(secrets.rm(&owner, "s".to_owned()).await.unwrap());
+    let err = secrets
+        .restore(&Ctx::user("other"), "s".to_owned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    secrets.restore(&owner, "s".to_owned()).await.unwrap();
+}
+
+/// A value breaking a field constraint is VALIDATION_FAILED naming the
+/// field; the stored row is unchanged.
+pub async fn validation_failure_names_fields_and_changes_nothing(store: Store) {
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("fine"))
+        .await
+        .unwrap();
+    for bad in [String::new(), "x".repeat(201)] {
+        let err = t
+            .set(
+                &admin(),
+                BannerKey::Banner,
+                Banner {
+                    active: true,
+                    message: bad,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationFailed);
+        match &err {
+            crate::Error::ValidationFailed { fields, .. } => {
+                assert!(fields.iter().any(|f| f.path == "message"), "{fields:?}")
+            }
+            other => panic!("expected ValidationFailed, got {other:?}"),
+        }
+    }
+    let err = t
+        .set(
+            &admin(),
+            BannerKey::Maintenance,
+            Banner {
+                active: true,
+                message: String::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ValidationFailed);
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), row);
+    assert_eq!(t.get(BannerKey::Maintenance).await.unwrap(), None);
+}
+
+/// A value over the table's size limit is refused.
+pub async fn oversize_values_are_refused(store: Store) {
+    let t = store.table::<Note>();
+    let big = note(&"x".repeat(70_000));
+    let err = t.set(&editor(), "big".to_owned(), big).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ValidationFailed);
+    assert_eq!(t.get("big".to_owned()).await.unwrap(), None);
+    t.set(&editor(), "ok".to_owned(), note(&"x".repeat(60_000)))
+        .await
+        .unwrap();
+}
+
+/// A value that could not be read back (nesting too deep for the decoder)
+/// is refused at write time rather than stored unreadable.
+pub async fn unreadable_values_are_refused_at_write(store: Store) {
+    let t = store.table::<Note>();
+    let mut deep = serde_json::Value::Null;
+    for _ in 0..1000 {
+        deep = serde_json::Value::Array(vec![deep]);
+    }
+    let err = t
+        .set(&editor(), "deep".to_owned(), Note { body: deep })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ValidationFailed);
+    assert_eq!(t.get("deep".to_owned()).await.unwrap(), None);
+    let mut ok = serde_json::Value::Null;
+    for _ in 0..100 {
+        ok = serde_json::Value::Array(vec![ok]);
+    }
+    let row = t
+        .set(&editor(), "ok".to_owned(), Note { body: ok.clone() })
+        .await
+        .unwrap();
+    assert_eq!(t.get("ok".to_owned()).await.unwrap().unwrap(), row);
+    assert_eq!(row.value.body, ok);
+}
+
+/// Free string keys: empty, over 256 bytes, or with control characters are
+/// INVALID_KEY everywhere; 256 bytes is accepted.
+pub async fn free_string_keys_are_checked(store: Store) {
+    let t = store.table::<Note>();
+    let bad = [
+        String::new(),
+        "x".repeat(257),
+        "a\nb".into(),
+        "nul\u{0}".into(),
+        "\u{7f}".into(),
+    ];
+    for k in bad {
+        let err = t.set(&editor(), &k, note("x")).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidKey, "{k:?}");
+        assert_eq!(t.get(&k).await.unwrap_err().code(), ErrorCode::InvalidKey);
+        assert_eq!(
+            t.get_str(&k).await.unwrap_err().code(),
+            ErrorCode::InvalidKey
+        );
+        assert_eq!(
+            t.rm(&editor(), &k).await.unwrap_err().code(),
+            ErrorCode::InvalidKey
+        );
+    }
+    let max = "é".repeat(128);
+    assert_eq!(max.len(), 256);
+    t.set(&editor(), &max, note("x")).await.unwrap();
+    assert!(t.get(&max).await.unwrap().is_some());
+    let page = t.list(&editor(), PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.page.len(), 1);
+}
+
+/// Key text that is not a declared key is INVALID_KEY, naming the keys.
+pub async fn unknown_enum_key_text_is_invalid_key(store: Store) {
+    let t = store.table::<Banner>();
+    for text in ["baner", "Banner", "", "banner ", "site_banner"] {
+        let err = t.get_str(text).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidKey, "{text:?}");
+        let parsed: Result<BannerKey, _> = text.parse();
+        assert_eq!(parsed.unwrap_err().code(), ErrorCode::InvalidKey);
+    }
+    let err = t.get_str("baner").await.unwrap_err();
+    assert!(
+        err.to_string().contains("banner"),
+        "the message lists the keys: {err}"
+    );
+    assert_eq!(
+        "site-banner".parse::<BannerKey>().unwrap(),
+        BannerKey::SiteBanner
+    );
+}
+
+/// The same key text in two tables names two rows.
+pub async fn tables_are_independent(store: Store) {
+    let notes = store.table::<Note>();
+    let guestbook = store.table::<Guestbook>();
+    notes
+        .set(&editor(), "same".to_owned(), note("n"))
+        .await
+        .unwrap();
+    guestbook
+        .set(
+            &Ctx::anonymous(),
+            "same".to_owned(),
+            Guestbook { text: "g".into() },
+        )
+        .await
+        .unwrap();
+    assert!(notes.rm(&editor(), "same".to_owned()).await.unwrap());
+    assert_eq!(notes.get("same".to_owned()).await.unwrap(), None);
+    assert_eq!(
+        guestbook
+            .get("same".to_owned())
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .text,
+        "g"
+    );
+}
+
+/// Keys with quotes, wildcards, backslashes, emoji and maximal length are
+/// stored and read back exactly, and listed in byte order.
+pub async fn hostile_keys_round_trip_in_byte_order(store: Store) {
+    let t = store.table::<Note>();
+    let keys = [
+        "'; DROP TABLE kv; --",
+        "\"quoted\"",
+        "100%",
+        "under_score",
+        "_",
+        "%",
+        "back\\slash",
+        "🦀 crab",
+        "Ünïcödé",
+        "a",
+        "A",
+        "a b",
+        "x".repeat(256).leak(),
+    ];
+    for k in keys {
+        t.set(&editor(), k.to_owned(), note(k)).await.unwrap();
+    }
+    for k in keys {
+        let row = t
+            .get(k.to_owned())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{k:?} missing"));
+        assert_eq!(row.key, k);
+        assert_eq!(row.value, note(k));
+    }
+    let page = t.list(&editor(), PageRequest::first(100)).await.unwrap();
+    let listed: Vec<&str> = page.page.iter().map(|r| r.key.as_str()).collect();
+    let expected: Vec<&str> = keys
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(listed, expected, "keys list in byte order");
+    // Wildcards match themselves only.
+    assert!(t.rm(&editor(), "%".to_owned()).await.unwrap());
+    assert!(t.get("100%".to_owned()).await.unwrap().is_some());
+    assert!(t.get("%".to_owned()).await.unwrap().is_none());
+    assert!(t.get("_".to_owned()).await.unwrap().is_some());
+    assert!(t.get("under_score".to_owned()).await.unwrap().is_some());
+}
+
+/// Values with quotes, NUL, emoji and 10 KB strings come back exactly, or
+/// are refused with VALIDATION_FAILED (a backend that cannot store NUL in
+/// JSON text); never stored altered.
+pub async fn hostile_values_round_trip_or_are_refused(store: Store) {
+    let t = store.table::<Note>();
+    let values = [
+        serde_json::json!({ "s": "it's \"quoted\" \\ back" }),
+        serde_json::json!({ "s": "🦀 ünïcode ☃ \u{202e}rtl" }),
+        serde_json::json!({ "s": "x".repeat(10_000) }),
+        serde_json::json!({ "n": 1.5e300, "i": -9007199254740993i64, "u": u64::MAX }),
+        serde_json::json!({ "nul": "a\u{0}b" }),
+        serde_json::json!(["%", "_", "\\", "'"]),
+    ];
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("v{i}");
+        match t.set(&editor(), &key, Note { body: v.clone() }).await {
+            Ok(row) => {
+                assert_eq!(&row.value.body, v);
+                let got = t.get(&key).await.unwrap().expect("stored value reads back");
+                assert_eq!(&got.value.body, v, "value {i} must read back exactly");
+            }
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::ValidationFailed, "value {i}: {e}");
+                assert!(
+                    v.to_string().contains("\\u0000"),
+                    "only NUL may be refused, not {v}"
+                );
+                assert_eq!(t.get(&key).await.unwrap(), None);
+            }
+        }
+    }
+}
+
+/// `updated_by` is the user id, `"internal"` for server calls, none for
+/// anonymous callers; soft rm and restore record their caller too.
+pub async fn updated_by_records_the_caller(store: Store) {
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    assert_eq!(row.updated_by.as_deref(), Some("ada"));
+    let row = t
+        .set(&Ctx::internal(), BannerKey::Banner, Banner::new("b"))
+        .await
+        .unwrap();
+    assert_eq!(row.updated_by.as_deref(), Some("internal"));
+    assert_eq!(
+        t.get(BannerKey::Banner)
+            .await
+            .unwrap()
+            .unwrap()
+            .updated_by
+            .as_deref(),
+        Some("internal")
+    );
+    let other_admin = Ctx::user("grace").with_role("admin");
+    assert!(t.rm(&other_admin, BannerKey::Banner).await.unwrap());
+    let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    assert_eq!(restored.updated_by.as_deref(), Some("ada"));
+}
