@@ -45,12 +45,39 @@ impl Store {
 
     /// Opens a store from a URL:
     ///
-    /// - `memory:`: in process memory.
+    /// - `memory:`: in process memory;
+    /// - `sqlite://path/to/file.db` (feature `sqlite`, on by default): an
+    ///   embedded SQLite file, created when missing;
+    /// - `postgres://user@host:port/db` or `postgresql://...` (feature
+    ///   `postgres`): a PostgreSQL server shared by several app servers.
     ///
-    /// An unknown scheme is [`Error::Config`].
+    /// An unknown scheme, a malformed URL, or a scheme whose feature is not
+    /// compiled in is [`Error::Config`].
     pub async fn open(url: &str) -> Result<Self> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
         match scheme {
+            "sqlite" => {
+                #[cfg(feature = "sqlite")]
+                {
+                    let backend = crate::backend::sqlite::SqliteBackend::open_url(url).await?;
+                    Ok(Store::with_backend(backend))
+                }
+                #[cfg(not(feature = "sqlite"))]
+                Err(Error::Config(format!(
+                    "`{url}` needs the `sqlite` feature of kv-runtime"
+                )))
+            }
+            "postgres" | "postgresql" => {
+                #[cfg(feature = "postgres")]
+                {
+                    let backend = crate::backend::postgres::PostgresBackend::open_url(url).await?;
+                    Ok(Store::with_backend(backend))
+                }
+                #[cfg(not(feature = "postgres"))]
+                Err(Error::Config(format!(
+                    "`{url}` needs the `postgres` feature of kv-runtime"
+                )))
+            }
             "memory" => {
                 let rest = &url["memory:".len()..];
                 if !rest.is_empty() && rest != "//" {
@@ -61,10 +88,11 @@ impl Store {
                 Ok(Store::memory())
             }
             "" => Err(Error::Config(format!(
-                "`{url}` is not a store URL; use `memory:`"
+                "`{url}` is not a store URL; use `memory:`, `sqlite://path` or `postgres://...`"
             ))),
             other => Err(Error::Config(format!(
-                "unknown store scheme `{other}` in `{url}`; use `memory:`"
+                "unknown store scheme `{other}` in `{url}`; use `memory:`, `sqlite://path` or \
+                 `postgres://...`"
             ))),
         }
     }

@@ -172,7 +172,7 @@ impl<S: KvSchema> Table<S> {
             )
             .await?;
         match outcome {
-            PutOutcome::Written(raw) => Ok(Row {
+            PutOutcome::Written { row: raw, .. } => Ok(Row {
                 key: key.clone(),
                 value,
                 created_at: raw.created_at,

@@ -3,28 +3,56 @@
 //! Rows live in one ordered map per table behind a read-write lock. Nothing
 //! survives the process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
-use super::{next_version, Backend, Put, PutOutcome, RawRow, Remove, RestoreOutcome};
+use super::{
+    next_version, Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove,
+    RestoreOutcome, FEED_CAPACITY,
+};
 use crate::error::Result;
 
 type Tables = HashMap<String, BTreeMap<String, RawRow>>;
 
 /// Rows in process memory. Create one with [`MemoryBackend::new`] or
 /// [`Store::memory`](crate::Store::memory).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryBackend {
     tables: RwLock<Tables>,
+    /// Admitted write times per (scope, bucket), oldest first.
+    rate: Mutex<HashMap<(String, String), VecDeque<i64>>>,
+    feed: broadcast::Sender<FeedEvent>,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend {
+            tables: RwLock::default(),
+            rate: Mutex::default(),
+            feed: broadcast::channel(FEED_CAPACITY).0,
+        }
+    }
 }
 
 impl MemoryBackend {
     /// An empty backend.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Publishes a change; called with the table lock held so that changes
+    /// arrive in commit order.
+    fn publish(&self, table: &str, key: &str, row: Option<&RawRow>) {
+        // No receivers is not an error: nobody is watching.
+        let _ = self.feed.send(FeedEvent::Change(Change {
+            table: table.to_owned(),
+            key: key.to_owned(),
+            row: row.filter(|r| r.is_live()).cloned(),
+        }));
     }
 
     fn read<T>(&self, f: impl FnOnce(&Tables) -> T) -> T {
@@ -35,13 +63,16 @@ impl MemoryBackend {
         f(&guard)
     }
 
-    fn write<T>(&self, table: &str, f: impl FnOnce(&mut BTreeMap<String, RawRow>) -> T) -> T {
+    /// Runs `f` on the rows of `table` under the write lock, handing it a
+    /// function that publishes a change while the lock is still held.
+    fn write<T>(
+        &self,
+        table: &str,
+        f: impl FnOnce(&mut BTreeMap<String, RawRow>, &dyn Fn(&str, Option<&RawRow>)) -> T,
+    ) -> T {
         let mut guard = self.tables.write().unwrap_or_else(PoisonError::into_inner);
-        if !guard.contains_key(table) {
-            guard.insert(table.to_owned(), BTreeMap::new());
-        }
-        let rows = guard.get_mut(table).expect("table was inserted just above");
-        f(rows)
+        let rows = guard.entry(table.to_owned()).or_default();
+        f(rows, &|key, row| self.publish(table, key, row))
     }
 }
 
@@ -74,7 +105,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
-        Ok(self.write(table, |rows| {
+        Ok(self.write(table, |rows, publish| {
             let existing = rows.get(put.key);
             if let Some(expected) = put.expected_updated_at {
                 let current = existing.filter(|r| r.is_live()).map(|r| r.updated_at);
@@ -92,13 +123,14 @@ impl Backend for MemoryBackend {
                 deleted_at: None,
                 updated_by: put.updated_by.map(str::to_owned),
             };
-            rows.insert(row.key.clone(), row.clone());
-            PutOutcome::Written(row)
+            let previous = rows.insert(row.key.clone(), row.clone());
+            publish(&row.key, Some(&row));
+            PutOutcome::Written { row, previous }
         }))
     }
 
     async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
-        Ok(self.write(table, |rows| {
+        Ok(self.write(table, |rows, publish| {
             let row = rows.get_mut(remove.key).filter(|r| r.is_live())?;
             let before = row.clone();
             if remove.soft {
@@ -108,6 +140,7 @@ impl Backend for MemoryBackend {
             } else {
                 rows.remove(remove.key);
             }
+            publish(remove.key, None);
             Some(before)
         }))
     }
@@ -119,15 +152,58 @@ impl Backend for MemoryBackend {
         updated_by: Option<&str>,
         now: i64,
     ) -> Result<RestoreOutcome> {
-        Ok(self.write(table, |rows| match rows.get_mut(key) {
+        Ok(self.write(table, |rows, publish| match rows.get_mut(key) {
             None => RestoreOutcome::NotFound,
             Some(row) if row.is_live() => RestoreOutcome::AlreadyLive(row.clone()),
             Some(row) => {
                 row.deleted_at = None;
                 row.updated_at = next_version(Some(row.updated_at), now);
                 row.updated_by = updated_by.map(str::to_owned);
+                publish(key, Some(row));
                 RestoreOutcome::Restored(row.clone())
             }
         }))
+    }
+
+    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+        Ok(self.write(table, |rows, _| {
+            let doomed: Vec<String> = rows
+                .values()
+                .filter(|r| r.deleted_at.is_some_and(|at| at < deleted_before))
+                .map(|r| r.key.clone())
+                .collect();
+            // Purged rows were already invisible: no change to publish.
+            doomed.iter().filter_map(|k| rows.remove(k)).collect()
+        }))
+    }
+
+    async fn rate_limit_hit(
+        &self,
+        scope: &str,
+        bucket: &str,
+        max: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<RateDecision> {
+        let mut rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
+        let hits = rate
+            .entry((scope.to_owned(), bucket.to_owned()))
+            .or_default();
+        let start = now.saturating_sub(window_ms);
+        while hits.front().is_some_and(|&at| at <= start) {
+            hits.pop_front();
+        }
+        if hits.len() >= max as usize {
+            let oldest = hits.front().copied().unwrap_or(now);
+            return Ok(RateDecision::Limited {
+                retry_after_ms: (oldest + window_ms - now).max(1),
+            });
+        }
+        hits.push_back(now);
+        Ok(RateDecision::Admitted)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
+        self.feed.subscribe()
     }
 }

@@ -29,6 +29,10 @@ use async_trait::async_trait;
 use crate::error::Result;
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 /// A stored value: its JSON text, plus a cache of the decoded typed value so
 /// that repeated reads of an unchanged row (memory backend, replicas) decode
@@ -141,8 +145,13 @@ pub struct Put<'a> {
 /// What [`Backend::put`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PutOutcome {
-    /// The row as now stored (live, `deleted_at` cleared).
-    Written(RawRow),
+    /// The row was written.
+    Written {
+        /// The row as now stored (live, `deleted_at` cleared).
+        row: RawRow,
+        /// The row it replaced, live or soft-deleted, if there was one.
+        previous: Option<RawRow>,
+    },
     /// The expectation failed; nothing was written.
     Conflict {
         /// The live row's `updated_at`, or `None` when there is no live row.
@@ -172,6 +181,40 @@ pub enum RestoreOutcome {
     AlreadyLive(RawRow),
     /// No row with that key exists, deleted or not.
     NotFound,
+}
+
+/// What [`Backend::rate_limit_hit`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateDecision {
+    /// The write is admitted and was counted.
+    Admitted,
+    /// The bucket is full; nothing was counted.
+    Limited {
+        /// Milliseconds until the oldest counted write leaves the window.
+        retry_after_ms: i64,
+    },
+}
+
+/// One committed change, as the change feed delivers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The table.
+    pub table: String,
+    /// The key text.
+    pub key: String,
+    /// The row's state after the change: `None` when no live row remains
+    /// (hard or soft delete, purge).
+    pub row: Option<RawRow>,
+}
+
+/// An event of the change feed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeedEvent {
+    /// A committed change. Per key, changes arrive in commit order.
+    Change(Change),
+    /// The feed may have missed changes (a lost connection, a slow
+    /// receiver): re-read whatever you hold.
+    Resync,
 }
 
 /// A storage backend: untyped rows in named tables.
@@ -208,7 +251,35 @@ pub trait Backend: Send + Sync + 'static {
         updated_by: Option<&str>,
         now: i64,
     ) -> Result<RestoreOutcome>;
+
+    /// Permanently removes the rows of `table` soft-deleted before
+    /// `deleted_before` (ms), returning them. Live rows and rows deleted
+    /// later are untouched.
+    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>>;
+
+    /// Counts one write of `bucket` (a caller) against `scope` (a table) in
+    /// a sliding window: admitted when fewer than `max` writes were counted
+    /// in `(now - window_ms, now]`, and then counted; refused otherwise,
+    /// counting nothing. Atomic, and shared by every process using the same
+    /// storage.
+    async fn rate_limit_hit(
+        &self,
+        scope: &str,
+        bucket: &str,
+        max: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<RateDecision>;
+
+    /// Subscribes to the change feed: every committed change from now on.
+    /// In-process backends see their own writes; shared backends (PostgreSQL)
+    /// also see other processes' writes. A receiver that falls behind gets
+    /// `Lagged` from the channel, which means the same as [`FeedEvent::Resync`].
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FeedEvent>;
 }
+
+/// The capacity of a backend's change-feed channel.
+pub const FEED_CAPACITY: usize = 4096;
 
 #[cfg(test)]
 mod tests {

@@ -922,3 +922,146 @@ pub async fn updated_by_records_the_caller(store: Store) {
     let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
     assert_eq!(restored.updated_by.as_deref(), Some("ada"));
 }
+
+/// `purge` removes exactly the rows soft-deleted before the cut-off.
+pub async fn purge_removes_only_old_soft_deleted_rows(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    for k in [BannerKey::Alpha, BannerKey::Beta, BannerKey::Gamma] {
+        t.set(&admin(), k, Banner::new(k.as_str())).await.unwrap();
+    }
+    assert!(t.rm(&admin(), BannerKey::Alpha).await.unwrap()); // deleted at T0
+    clock.set(T0 + 10_000);
+    assert!(t.rm(&admin(), BannerKey::Beta).await.unwrap()); // deleted at T0 + 10s
+    let purged = store
+        .backend()
+        .purge("conformanceBanner", T0 + 5_000)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = purged.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["alpha"]);
+    let err = t.restore(&admin(), BannerKey::Alpha).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::NotFound,
+        "a purged row is gone for good"
+    );
+    t.restore(&admin(), BannerKey::Beta).await.unwrap();
+    assert!(t.get(BannerKey::Gamma).await.unwrap().is_some());
+    assert!(store
+        .backend()
+        .purge("conformanceBanner", T0 + 60_000)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The backend's rate-limit counter is a true sliding window per bucket.
+pub async fn rate_limit_window_slides_per_bucket(store: Store) {
+    use crate::backend::RateDecision::{Admitted, Limited};
+    let b = store.backend();
+    let hit = |bucket: &'static str, now: i64| async move {
+        b.rate_limit_hit("conformanceBanner", bucket, 3, 1_000, now)
+            .await
+            .unwrap()
+    };
+    assert_eq!(hit("u1", 0).await, Admitted);
+    assert_eq!(hit("u1", 100).await, Admitted);
+    assert_eq!(hit("u1", 200).await, Admitted);
+    assert_eq!(
+        hit("u1", 300).await,
+        Limited {
+            retry_after_ms: 700
+        }
+    );
+    assert_eq!(hit("u1", 999).await, Limited { retry_after_ms: 1 });
+    // Another bucket, and another scope, have their own budgets.
+    assert_eq!(hit("u2", 300).await, Admitted);
+    assert_eq!(
+        b.rate_limit_hit("conformanceNote", "u1", 3, 1_000, 300)
+            .await
+            .unwrap(),
+        Admitted
+    );
+    // At t=1000 the write at t=0 has left the window: one slot opens, not three
+    // (a fixed window would reset them all).
+    assert_eq!(hit("u1", 1_000).await, Admitted);
+    assert_eq!(hit("u1", 1_050).await, Limited { retry_after_ms: 50 });
+    assert_eq!(hit("u1", 1_100).await, Admitted);
+    assert_eq!(hit("u1", 1_200).await, Admitted);
+    assert_eq!(
+        hit("u1", 1_200).await,
+        Limited {
+            retry_after_ms: 800
+        }
+    );
+}
+
+/// The change feed reports every committed change, in commit order, with
+/// the row's state after it (none once no live row remains).
+pub async fn change_feed_reports_commits_in_order(store: Store) {
+    use crate::backend::FeedEvent;
+    let mut feed = store.backend().subscribe();
+    let t = store.table::<Banner>();
+    let notes = store.table::<Note>();
+    let set = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    notes
+        .set(&editor(), "n".to_owned(), note("n"))
+        .await
+        .unwrap();
+    assert!(notes.rm(&editor(), "n".to_owned()).await.unwrap());
+    // Refused and no-op writes publish nothing.
+    assert!(t
+        .set(&Ctx::anonymous(), BannerKey::Banner, Banner::new("x"))
+        .await
+        .is_err());
+    assert!(!notes.rm(&editor(), "n".to_owned()).await.unwrap());
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv())
+            .await
+            .expect("the change arrives within 10 s")
+            .expect("the feed stays open");
+        match event {
+            FeedEvent::Change(c) if c.table.starts_with("conformance") => seen.push(c),
+            FeedEvent::Change(_) => {}
+            FeedEvent::Resync => panic!("no resync expected on a healthy backend"),
+        }
+    }
+    let summary: Vec<(&str, &str, Option<i64>)> = seen
+        .iter()
+        .map(|c| {
+            (
+                c.table.as_str(),
+                c.key.as_str(),
+                c.row.as_ref().map(|r| r.updated_at),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("conformanceBanner", "banner", Some(set.updated_at)),
+            ("conformanceBanner", "banner", None),
+            ("conformanceBanner", "banner", Some(restored.updated_at)),
+            (
+                "conformanceNote",
+                "n",
+                seen[3].row.as_ref().map(|r| r.updated_at)
+            ),
+            ("conformanceNote", "n", None),
+        ]
+    );
+    assert!(seen[3].row.is_some());
+    assert_eq!(
+        seen[2].row.as_ref().unwrap().value.json(),
+        seen[0].row.as_ref().unwrap().value.json()
+    );
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(200), feed.recv()).await;
+    assert!(extra.is_err(), "nothing else was committed: {extra:?}");
+}

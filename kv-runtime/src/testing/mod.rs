@@ -63,7 +63,10 @@ macro_rules! conformance_suite {
             tables_are_independent,
             hostile_keys_round_trip_in_byte_order,
             hostile_values_round_trip_or_are_refused,
-            updated_by_records_the_caller
+            updated_by_records_the_caller,
+            purge_removes_only_old_soft_deleted_rows,
+            rate_limit_window_slides_per_bucket,
+            change_feed_reports_commits_in_order
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
