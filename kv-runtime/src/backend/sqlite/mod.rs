@@ -1,0 +1,401 @@
+//! The SQLite backend (feature `sqlite`, on by default): the embedded
+//! default for a single server. Open it with
+//! [`Store::open("sqlite://path/to/kv.db")`](crate::Store::open),
+//! [`SqliteBackend::open`] or [`SqliteBackend::open_with`].
+//!
+//! # Storage
+//!
+//! One database file (created when missing; its directory must exist) in
+//! write-ahead-log (WAL) mode, beside which SQLite keeps `-wal` and `-shm`
+//! files while it is open. Rows of every table live in one table
+//! `kv_rows (tbl, key, value, created_at, updated_at, deleted_at,
+//! updated_by)` keyed by `(tbl, key)`, values as JSON text; keys compare
+//! with SQLite's BINARY collation, which is the byte order of their UTF-8
+//! text. The rate limiter keeps a log of admitted writes per
+//! `(scope, bucket)` in `kv_rate`. `kv_meta` holds the schema version: the
+//! schema is created and migrated on open, in one transaction, and a file
+//! whose version is newer than this library knows is refused with
+//! [`Error::Config`], as are a file that is not a SQLite database, a corrupt
+//! one, a read-only one and a path that cannot be created; such files are
+//! not written to. Every statement is parameterised and prepared once per
+//! connection (`prepare_cached`).
+//!
+//! # Durability
+//!
+//! Each mutation (`put`, `remove`, `restore`, `purge`, `rate_limit_hit`) is
+//! one `BEGIN IMMEDIATE` transaction doing the conflict check, the version
+//! bump and the write; it is acknowledged only after `COMMIT` returned. By
+//! default ([`Durability::PowerLoss`]) the connection runs with
+//! `synchronous = FULL`: the commit is flushed to the disk before it is
+//! acknowledged, so acknowledged writes survive `kill -9` of the process and
+//! also an operating-system crash or a power loss. kv's state is written
+//! rarely (by admins, by cron jobs) and is visible to every user when wrong,
+//! so the cost of one flush per write is the right default.
+//! [`Durability::ProcessCrash`] (`synchronous = NORMAL`) is the cheaper
+//! choice where losing the last writes on a power loss is acceptable: in WAL
+//! mode a committed transaction is already in the log file (in the operating
+//! system's cache) when it is acknowledged, so it still survives a crash of
+//! the process, which cannot take the kernel's cache with it.
+//!
+//! # Threads and processes
+//!
+//! SQLite calls block, so none runs on the async runtime's threads: each
+//! runs on [`tokio::task::spawn_blocking`]. Writes go through one writer
+//! connection behind an async mutex (waiting writers do not hold a thread);
+//! reads use a small pool of reader connections (4 by default), which in
+//! WAL mode run concurrently with each other and with the writer. Several
+//! processes may share the file: `BEGIN IMMEDIATE` takes the database's
+//! write lock before the row is read, so a conflict-checked write is atomic
+//! across processes too. A call that finds the lock held by another
+//! process retries with short random pauses for up to the busy timeout (5 s
+//! by default), then fails with [`Error::Backend`], as does any other
+//! SQLite failure; nothing here panics on a storage error.
+//!
+//! # Change feed
+//!
+//! [`Backend::subscribe`] reports the writes made through this
+//! `SqliteBackend` (every store sharing it), each published after its
+//! commit while the writer lock is still held, so per key the changes arrive
+//! in commit order. Writes made by other processes sharing the file are not
+//! reported: use the PostgreSQL backend when several servers must see each
+//! other's changes.
+
+mod open;
+mod ops;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use tokio::sync::{broadcast, Semaphore};
+
+pub use open::{Durability, SqliteOptions, SCHEMA_VERSION};
+
+use super::{
+    Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+    FEED_CAPACITY,
+};
+use crate::error::{Error, Result};
+
+/// How many admitted rate-limit hits between sweeps of a whole scope's
+/// expired entries (each hit already drops its own bucket's).
+const RATE_SWEEP_EVERY: u64 = 1024;
+
+/// A kv store in one SQLite file. See the [module documentation](self).
+///
+/// Cheap to share behind an `Arc` (as [`Store`](crate::Store) does); the
+/// connections close when the last handle is dropped.
+pub struct SqliteBackend {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    options: SqliteOptions,
+    /// The one connection that writes.
+    writer: Arc<tokio::sync::Mutex<Connection>>,
+    /// Idle reader connections; `reader_slots` has one permit per reader.
+    readers: Mutex<Vec<Connection>>,
+    reader_slots: Arc<Semaphore>,
+    feed: broadcast::Sender<FeedEvent>,
+    rate_hits: AtomicU64,
+}
+
+impl fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.shared.path)
+            .field("options", &self.shared.options)
+            .finish()
+    }
+}
+
+/// Runs blocking work off the async runtime's threads (inline when called
+/// outside a Tokio runtime, where there is no such thread to protect).
+async fn run_blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| Error::backend("the SQLite worker task failed", e))?,
+        Err(_) => f(),
+    }
+}
+
+impl SqliteBackend {
+    /// Opens the database named by a URL: `sqlite://relative/path.db`,
+    /// `sqlite:///absolute/path.db` or `sqlite:path.db`, with default
+    /// [`SqliteOptions`]. The file is created when missing; its directory
+    /// must exist. Anything wrong with the URL or the file is
+    /// [`Error::Config`].
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let path = open::path_from_url(url)?;
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens (creating when missing) the database file at `path` with
+    /// default [`SqliteOptions`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens (creating when missing) the database file at `path`.
+    ///
+    /// Fails with [`Error::Config`], leaving the file untouched, when the
+    /// directory is missing, the path is a directory or not writable, the
+    /// file is not a SQLite database or is corrupt, or its schema is newer
+    /// than this library knows.
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        run_blocking(move || Self::open_blocking(path, options)).await
+    }
+
+    fn open_blocking(path: PathBuf, options: SqliteOptions) -> Result<Self> {
+        let writer = open::open_writer(&path, &options)?;
+        let readers = (0..options.readers)
+            .map(|_| open::open_reader(&path))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteBackend {
+            shared: Arc::new(Shared {
+                reader_slots: Arc::new(Semaphore::new(readers.len())),
+                readers: Mutex::new(readers),
+                writer: Arc::new(tokio::sync::Mutex::new(writer)),
+                feed: broadcast::channel(FEED_CAPACITY).0,
+                rate_hits: AtomicU64::new(0),
+                path,
+                options,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Runs a read on a pooled reader connection, off the runtime's threads.
+    async fn read<T, F>(&self, op: &'static str, mut f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.shared.reader_slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::backend("the SQLite reader pool is closed", e))?;
+        let shared = Arc::clone(&self.shared);
+        run_blocking(move || {
+            let _permit = permit;
+            let conn = shared.take_reader()?;
+            let out = ops::retry_busy(shared.options.busy_timeout, || f(&conn));
+            shared.give_back_reader(conn);
+            out.map_err(|e| shared.error(op, e))
+        })
+        .await
+    }
+
+    /// Runs a mutation on the writer connection, off the runtime's threads,
+    /// and publishes the change it made after the commit, with the writer
+    /// lock still held.
+    async fn write<T, F, C>(&self, op: &'static str, mut f: F, change: C) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        C: FnOnce(&T) -> Option<Change> + Send + 'static,
+    {
+        let mut writer = Arc::clone(&self.shared.writer).lock_owned().await;
+        let shared = Arc::clone(&self.shared);
+        // The closure owns the lock: if the caller stops waiting, the write
+        // still completes and is published before the lock is released.
+        run_blocking(move || {
+            let out = ops::retry_busy(shared.options.busy_timeout, || f(&mut writer))
+                .map_err(|e| shared.error(op, e))?;
+            if let Some(change) = change(&out) {
+                // No receivers is not an error: nobody is watching.
+                let _ = shared.feed.send(FeedEvent::Change(change));
+            }
+            drop(writer);
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl Shared {
+    fn take_reader(&self) -> Result<Connection> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            // A reader was lost (its task panicked): open a replacement.
+            None => open::open_reader(&self.path)
+                .map_err(|e| Error::backend("cannot open a SQLite read connection", e)),
+        }
+    }
+
+    fn give_back_reader(&self, conn: Connection) {
+        self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+    }
+
+    fn error(&self, op: &str, e: rusqlite::Error) -> Error {
+        let path = self.path.display();
+        if ops::sqlite_code(&e) == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            Error::backend(
+                format!(
+                    "SQLite {op} on `{path}` gave up: another connection held the database \
+                     lock for more than {:?}",
+                    self.options.busy_timeout
+                ),
+                e,
+            )
+        } else {
+            Error::backend(format!("SQLite {op} on `{path}` failed"), e)
+        }
+    }
+}
+
+fn change(table: &str, key: &str, row: Option<&RawRow>) -> Option<Change> {
+    Some(Change {
+        table: table.to_owned(),
+        key: key.to_owned(),
+        row: row.filter(|r| r.is_live()).cloned(),
+    })
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
+        let (table, key) = (table.to_owned(), key.to_owned());
+        self.read("get", move |conn| ops::get(conn, &table, &key))
+            .await
+    }
+
+    async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        let (table, after) = (table.to_owned(), after.map(str::to_owned));
+        self.read("list", move |conn| {
+            ops::list(conn, &table, after.as_deref(), limit)
+        })
+        .await
+    }
+
+    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
+        let (tbl, key) = (table.to_owned(), put.key.to_owned());
+        let updated_by = put.updated_by.map(str::to_owned);
+        let (value, expected_updated_at, now) = (put.value, put.expected_updated_at, put.now);
+        let feed_table = tbl.clone();
+        self.write(
+            "put",
+            move |conn| {
+                let put = Put {
+                    key: &key,
+                    value: value.clone(),
+                    expected_updated_at,
+                    updated_by: updated_by.as_deref(),
+                    now,
+                };
+                ops::put(conn, &tbl, &put)
+            },
+            move |out| match out {
+                PutOutcome::Written { row, .. } => change(&feed_table, &row.key, Some(row)),
+                PutOutcome::Conflict { .. } => None,
+            },
+        )
+        .await
+    }
+
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+        let (tbl, key) = (table.to_owned(), remove.key.to_owned());
+        let updated_by = remove.updated_by.map(str::to_owned);
+        let (soft, now) = (remove.soft, remove.now);
+        let feed_table = tbl.clone();
+        self.write(
+            "remove",
+            move |conn| {
+                let remove = Remove {
+                    key: &key,
+                    soft,
+                    updated_by: updated_by.as_deref(),
+                    now,
+                };
+                ops::remove(conn, &tbl, &remove)
+            },
+            move |out| {
+                out.as_ref()
+                    .and_then(|before| change(&feed_table, &before.key, None))
+            },
+        )
+        .await
+    }
+
+    async fn restore(
+        &self,
+        table: &str,
+        key: &str,
+        updated_by: Option<&str>,
+        now: i64,
+    ) -> Result<RestoreOutcome> {
+        let (tbl, key) = (table.to_owned(), key.to_owned());
+        let updated_by = updated_by.map(str::to_owned);
+        let feed_table = tbl.clone();
+        self.write(
+            "restore",
+            move |conn| ops::restore(conn, &tbl, &key, updated_by.as_deref(), now),
+            move |out| match out {
+                RestoreOutcome::Restored(row) => change(&feed_table, &row.key, Some(row)),
+                RestoreOutcome::AlreadyLive(_) | RestoreOutcome::NotFound => None,
+            },
+        )
+        .await
+    }
+
+    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+        let tbl = table.to_owned();
+        // Purged rows were already invisible: no change to publish.
+        self.write(
+            "purge",
+            move |conn| ops::purge(conn, &tbl, deleted_before),
+            |_| None,
+        )
+        .await
+    }
+
+    async fn rate_limit_hit(
+        &self,
+        scope: &str,
+        bucket: &str,
+        max: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<RateDecision> {
+        let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
+        let sweep = self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % RATE_SWEEP_EVERY
+            == RATE_SWEEP_EVERY - 1;
+        self.write(
+            "rate_limit_hit",
+            move |conn| ops::rate_limit_hit(conn, &scope, &bucket, max, window_ms, now, sweep),
+            |_| None,
+        )
+        .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
+        self.shared.feed.subscribe()
+    }
+}

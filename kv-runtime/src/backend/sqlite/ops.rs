@@ -1,0 +1,298 @@
+//! The SQL of each backend operation, run synchronously on one connection.
+//!
+//! Every mutation is one `BEGIN IMMEDIATE` transaction: the write lock is
+//! taken before the row is read, so the conflict check, the version bump and
+//! the write see no other writer in between, in this process or another.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::backend::{
+    next_version, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+};
+
+const GET: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND key = ?2";
+const LIST_FIRST: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NULL ORDER BY key LIMIT ?2";
+const LIST_AFTER: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND key > ?2 AND deleted_at IS NULL ORDER BY key LIMIT ?3";
+const UPSERT: &str =
+    "INSERT INTO kv_rows (tbl, key, value, created_at, updated_at, deleted_at, updated_by)
+     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)
+     ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value,
+         updated_at = excluded.updated_at, deleted_at = NULL, updated_by = excluded.updated_by";
+const SOFT_DELETE: &str = "UPDATE kv_rows SET deleted_at = ?3, updated_at = ?4, updated_by = ?5
+     WHERE tbl = ?1 AND key = ?2";
+const HARD_DELETE: &str = "DELETE FROM kv_rows WHERE tbl = ?1 AND key = ?2";
+const RESTORE: &str = "UPDATE kv_rows SET deleted_at = NULL, updated_at = ?3, updated_by = ?4
+     WHERE tbl = ?1 AND key = ?2";
+const PURGEABLE: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NOT NULL AND deleted_at < ?2 ORDER BY key";
+const PURGE: &str =
+    "DELETE FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NOT NULL AND deleted_at < ?2";
+const RATE_COUNT: &str = "SELECT count(*), min(at) FROM kv_rate
+     WHERE scope = ?1 AND bucket = ?2 AND at > ?3";
+const RATE_EXPIRE_BUCKET: &str =
+    "DELETE FROM kv_rate WHERE scope = ?1 AND bucket = ?2 AND at <= ?3";
+const RATE_EXPIRE_SCOPE: &str = "DELETE FROM kv_rate WHERE scope = ?1 AND at <= ?2";
+const RATE_INSERT: &str = "INSERT INTO kv_rate (scope, bucket, at) VALUES (?1, ?2, ?3)";
+
+/// The SQLite error code of `e`, if it came from SQLite.
+pub(super) fn sqlite_code(e: &rusqlite::Error) -> Option<rusqlite::ErrorCode> {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => Some(err.code),
+        _ => None,
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    sqlite_code(e) == Some(rusqlite::ErrorCode::DatabaseBusy)
+}
+
+/// Runs `f` again while another connection holds the lock it needs, for up
+/// to `timeout`, sleeping a short random time between tries (so that
+/// processes polling for the lock do not fall into step).
+pub(super) fn retry_busy<T>(
+    timeout: Duration,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200 + jitter() % 1_800));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A cheap per-thread pseudo-random number (xorshift), seeded from the clock.
+fn jitter() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
+                | 1,
+        );
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        key: r.get(0)?,
+        value: Payload::from_json(r.get::<_, String>(1)?),
+        created_at: r.get(2)?,
+        updated_at: r.get(3)?,
+        deleted_at: r.get(4)?,
+        // `Into`: whatever owned text type `RawRow` uses.
+        updated_by: r.get::<_, Option<String>>(5)?.map(Into::into),
+    })
+}
+
+fn get_in(conn: &Connection, table: &str, key: &str) -> rusqlite::Result<Option<RawRow>> {
+    conn.prepare_cached(GET)?
+        .query_row(params![table, key], read_row)
+        .optional()
+}
+
+/// Starts a write transaction, taking the database's write lock now.
+fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    if !conn.is_autocommit() {
+        // A transaction left open by an earlier failure (its rollback
+        // failed too): end it, so that this connection stays usable.
+        conn.execute_batch("ROLLBACK")?;
+    }
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// The row with `key`, live or soft-deleted.
+pub(super) fn get(conn: &Connection, table: &str, key: &str) -> rusqlite::Result<Option<RawRow>> {
+    get_in(conn, table, key)
+}
+
+/// Up to `limit` live rows after `after`, in key order (SQLite's BINARY
+/// collation compares UTF-8 bytes).
+pub(super) fn list(
+    conn: &Connection,
+    table: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<RawRow>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    match after {
+        None => conn
+            .prepare_cached(LIST_FIRST)?
+            .query_map(params![table, limit], read_row)?
+            .collect(),
+        Some(after) => conn
+            .prepare_cached(LIST_AFTER)?
+            .query_map(params![table, after, limit], read_row)?
+            .collect(),
+    }
+}
+
+/// The upsert of [`Backend::put`](crate::backend::Backend::put).
+pub(super) fn put(
+    conn: &mut Connection,
+    table: &str,
+    put: &Put<'_>,
+) -> rusqlite::Result<PutOutcome> {
+    let tx = begin(conn)?;
+    let existing = get_in(&tx, table, put.key)?;
+    if let Some(expected) = put.expected_updated_at {
+        let current = existing
+            .as_ref()
+            .filter(|r| r.is_live())
+            .map(|r| r.updated_at);
+        if current != Some(expected) {
+            // Dropping `tx` rolls back: nothing was written.
+            return Ok(PutOutcome::Conflict {
+                current_updated_at: current,
+            });
+        }
+    }
+    let row = RawRow {
+        key: put.key.to_owned(),
+        value: put.value.clone(),
+        created_at: existing.as_ref().map_or(put.now, |r| r.created_at),
+        updated_at: next_version(existing.as_ref().map(|r| r.updated_at), put.now),
+        deleted_at: None,
+        updated_by: put.updated_by.map(Into::into),
+    };
+    tx.prepare_cached(UPSERT)?.execute(params![
+        table,
+        row.key,
+        row.value.json(),
+        row.created_at,
+        row.updated_at,
+        put.updated_by
+    ])?;
+    tx.commit()?;
+    Ok(PutOutcome::Written {
+        row,
+        previous: existing,
+    })
+}
+
+/// The delete of [`Backend::remove`](crate::backend::Backend::remove).
+pub(super) fn remove(
+    conn: &mut Connection,
+    table: &str,
+    remove: &Remove<'_>,
+) -> rusqlite::Result<Option<RawRow>> {
+    let tx = begin(conn)?;
+    let Some(before) = get_in(&tx, table, remove.key)?.filter(|r| r.is_live()) else {
+        return Ok(None);
+    };
+    if remove.soft {
+        tx.prepare_cached(SOFT_DELETE)?.execute(params![
+            table,
+            remove.key,
+            remove.now,
+            next_version(Some(before.updated_at), remove.now),
+            remove.updated_by
+        ])?;
+    } else {
+        tx.prepare_cached(HARD_DELETE)?
+            .execute(params![table, remove.key])?;
+    }
+    tx.commit()?;
+    Ok(Some(before))
+}
+
+/// The revival of [`Backend::restore`](crate::backend::Backend::restore).
+pub(super) fn restore(
+    conn: &mut Connection,
+    table: &str,
+    key: &str,
+    updated_by: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<RestoreOutcome> {
+    let tx = begin(conn)?;
+    let Some(mut row) = get_in(&tx, table, key)? else {
+        return Ok(RestoreOutcome::NotFound);
+    };
+    if row.is_live() {
+        return Ok(RestoreOutcome::AlreadyLive(row));
+    }
+    row.deleted_at = None;
+    row.updated_at = next_version(Some(row.updated_at), now);
+    row.updated_by = updated_by.map(Into::into);
+    tx.prepare_cached(RESTORE)?
+        .execute(params![table, key, row.updated_at, updated_by])?;
+    tx.commit()?;
+    Ok(RestoreOutcome::Restored(row))
+}
+
+/// The clean-up of [`Backend::purge`](crate::backend::Backend::purge).
+pub(super) fn purge(
+    conn: &mut Connection,
+    table: &str,
+    deleted_before: i64,
+) -> rusqlite::Result<Vec<RawRow>> {
+    let tx = begin(conn)?;
+    let doomed: Vec<RawRow> = tx
+        .prepare_cached(PURGEABLE)?
+        .query_map(params![table, deleted_before], read_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    if doomed.is_empty() {
+        return Ok(doomed);
+    }
+    tx.prepare_cached(PURGE)?
+        .execute(params![table, deleted_before])?;
+    tx.commit()?;
+    Ok(doomed)
+}
+
+/// The sliding-window count of
+/// [`Backend::rate_limit_hit`](crate::backend::Backend::rate_limit_hit).
+/// With `expire_scope`, also drops every expired entry of the scope (other
+/// callers' old entries), which keeps the log from growing.
+pub(super) fn rate_limit_hit(
+    conn: &mut Connection,
+    scope: &str,
+    bucket: &str,
+    max: u32,
+    window_ms: i64,
+    now: i64,
+    expire_scope: bool,
+) -> rusqlite::Result<RateDecision> {
+    let start = now.saturating_sub(window_ms);
+    let tx = begin(conn)?;
+    let (count, oldest): (i64, Option<i64>) = tx
+        .prepare_cached(RATE_COUNT)?
+        .query_row(params![scope, bucket, start], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    if count >= i64::from(max) {
+        // Nothing is counted: dropping `tx` rolls back.
+        let oldest = oldest.unwrap_or(now);
+        return Ok(RateDecision::Limited {
+            retry_after_ms: oldest.saturating_add(window_ms).saturating_sub(now).max(1),
+        });
+    }
+    if expire_scope {
+        tx.prepare_cached(RATE_EXPIRE_SCOPE)?
+            .execute(params![scope, start])?;
+    } else {
+        tx.prepare_cached(RATE_EXPIRE_BUCKET)?
+            .execute(params![scope, bucket, start])?;
+    }
+    tx.prepare_cached(RATE_INSERT)?
+        .execute(params![scope, bucket, now])?;
+    tx.commit()?;
+    Ok(RateDecision::Admitted)
+}
