@@ -1,0 +1,407 @@
+//! The PostgreSQL backend (feature `postgres`): for several app servers
+//! sharing one database.
+//!
+//! Open it with [`Store::open`](crate::Store::open) and a
+//! `postgres://user:password@host:port/database` URL, or with
+//! [`PostgresBackend::connect`] and [`PostgresOptions`]. The URL may carry
+//! `?pool_size=N` (connections in the pool, default 10) besides the
+//! parameters PostgreSQL itself knows (`connect_timeout`,
+//! `application_name`, ...). TLS is not supported: connect over a trusted
+//! network or a local socket tunnel.
+//!
+//! # Storage
+//!
+//! On open, the backend creates or migrates its tables (`kv_meta` with the
+//! schema version, `kv_rows`, `kv_rate`) in the first schema of the
+//! connection's `search_path`, under a transaction-scoped advisory lock so
+//! that processes opening the database at once do it one at a time. A
+//! database migrated by a newer release of `kv` is refused with
+//! [`Error::Config`].
+//!
+//! Rows live in `kv_rows(tbl, key COLLATE "C", value JSONB, created_at,
+//! updated_at, deleted_at, updated_by)`, keyed by `(tbl, key)`; `COLLATE
+//! "C"` makes key order the byte order of UTF-8. Values are JSONB, so a
+//! value reads back as equal JSON, though not as identical text (key order
+//! and spacing are PostgreSQL's). JSONB cannot hold the NUL character
+//! (`\u0000`) in strings: such a value is refused with
+//! [`Error::ValidationFailed`].
+//!
+//! Every operation is one prepared statement (two round trips never hold a
+//! lock between them); see the statements in the source for how each one
+//! locks the row it checks.
+//!
+//! # Change feed
+//!
+//! Every mutation notifies the channel `kv_changes` in its own statement, so
+//! the notification is delivered on commit, in commit order, to every
+//! process listening on the database. Each backend keeps one dedicated
+//! listening connection; when it is lost the feed sends
+//! [`FeedEvent::Resync`], reconnects with backoff, and sends `Resync` again
+//! once it listens again.
+//!
+//! # Failures
+//!
+//! A server that is down or goes away makes calls fail with
+//! [`Error::Backend`] after at most the configured timeouts, never a hang or
+//! a panic; broken connections are replaced, so the store works again once
+//! the server is back.
+
+mod errors;
+mod feed;
+mod open;
+mod sql;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use tokio::sync::broadcast;
+
+use self::errors::{pg_error, pool_error, write_error};
+use super::{
+    Backend, FeedEvent, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+};
+use crate::error::{Error, Result};
+
+pub use self::open::{PostgresOptions, MAX_POOL_SIZE};
+
+/// How many times a `put` that raced with a concurrent insert of the same
+/// key is run again (each run takes a fresh snapshot, so one retry normally
+/// suffices).
+const PUT_ATTEMPTS: usize = 8;
+
+/// Rows in a PostgreSQL database, shared by every process that opens it.
+/// See the [module documentation](self).
+pub struct PostgresBackend {
+    pool: Pool,
+    feed: broadcast::Sender<FeedEvent>,
+    op_timeout: Duration,
+    target: String,
+    /// The listener task; aborted when the backend is dropped.
+    _listener: feed::AbortOnDrop,
+}
+
+impl fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresBackend")
+            .field("target", &self.target)
+            .field("pool_size", &status.max_size)
+            .field("connections", &status.size)
+            .field("op_timeout", &self.op_timeout)
+            .finish()
+    }
+}
+
+impl PostgresBackend {
+    /// The schema version this release creates and understands.
+    pub const SCHEMA_VERSION: i64 = sql::SCHEMA_VERSION;
+
+    /// Runs one operation under the call timeout.
+    async fn run<T>(&self, op: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.op_timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::backend_msg(format!(
+                "PostgreSQL ({}): {op} did not finish within {:?}; the server may be \
+                 unreachable or overloaded (a write may or may not have been applied)",
+                self.target, self.op_timeout
+            ))),
+        }
+    }
+
+    async fn client(&self, op: &str) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(&self.target, op, e))
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
+        self.run("get", async {
+            let client = self.client("get").await?;
+            fetch(&client, &self.target, table, key).await
+        })
+        .await
+    }
+
+    async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        self.run("list", async {
+            let client = self.client("list").await?;
+            let fail = |e| pg_error(&self.target, "list", e);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = match after {
+                None => {
+                    let stmt = client.prepare_cached(sql::LIST_FIRST).await.map_err(fail)?;
+                    client.query(&stmt, &[&table, &limit]).await
+                }
+                Some(after) => {
+                    let stmt = client.prepare_cached(sql::LIST_AFTER).await.map_err(fail)?;
+                    client.query(&stmt, &[&table, &after, &limit]).await
+                }
+            }
+            .map_err(fail)?;
+            rows.iter()
+                .map(|row| {
+                    let key: String = column(row, 0, &self.target)?;
+                    read_row(row, 1, key, &self.target)?
+                        .ok_or_else(|| corrupt(&self.target, "list returned a row without a value"))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
+        self.run("set", async {
+            let client = self.client("set").await?;
+            let stmt = client
+                .prepare_cached(sql::PUT)
+                .await
+                .map_err(|e| pg_error(&self.target, "set", e))?;
+            for _ in 0..PUT_ATTEMPTS {
+                let row = client
+                    .query_one(
+                        &stmt,
+                        &[
+                            &table,
+                            &put.key,
+                            &put.value.json(),
+                            &put.updated_by,
+                            &put.now,
+                            &put.expected_updated_at,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| write_error(&self.target, "set", e))?;
+                let previous = read_row(&row, 0, put.key.to_owned(), &self.target)?;
+                let created_at: Option<i64> = column(&row, 5, &self.target)?;
+                let updated_at: Option<i64> = column(&row, 6, &self.target)?;
+                if let (Some(created_at), Some(updated_at)) = (created_at, updated_at) {
+                    let row = RawRow {
+                        key: put.key.to_owned(),
+                        value: put.value.clone(),
+                        created_at,
+                        updated_at,
+                        deleted_at: None,
+                        updated_by: put.updated_by.map(Arc::from),
+                    };
+                    return Ok(PutOutcome::Written { row, previous });
+                }
+                if put.expected_updated_at.is_some() {
+                    // The row `old` locked is the latest: its version is current.
+                    return Ok(PutOutcome::Conflict {
+                        current_updated_at: previous.filter(RawRow::is_live).map(|r| r.updated_at),
+                    });
+                }
+                // Another session inserted the key after this statement's
+                // snapshot was taken: run again with a fresh snapshot.
+            }
+            Err(Error::backend_msg(format!(
+                "PostgreSQL ({}): set of key {:?} in table `{table}` kept racing with \
+                 concurrent inserts of the same key",
+                self.target,
+                crate::error::shorten(put.key)
+            )))
+        })
+        .await
+    }
+
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+        self.run("rm", async {
+            let client = self.client("rm").await?;
+            let fail = |e| write_error(&self.target, "rm", e);
+            let row = if remove.soft {
+                let stmt = client
+                    .prepare_cached(sql::REMOVE_SOFT)
+                    .await
+                    .map_err(fail)?;
+                client
+                    .query_opt(
+                        &stmt,
+                        &[&table, &remove.key, &remove.now, &remove.updated_by],
+                    )
+                    .await
+            } else {
+                let stmt = client
+                    .prepare_cached(sql::REMOVE_HARD)
+                    .await
+                    .map_err(fail)?;
+                client.query_opt(&stmt, &[&table, &remove.key]).await
+            }
+            .map_err(fail)?;
+            match row {
+                Some(row) => read_row(&row, 0, remove.key.to_owned(), &self.target),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn restore(
+        &self,
+        table: &str,
+        key: &str,
+        updated_by: Option<&str>,
+        now: i64,
+    ) -> Result<RestoreOutcome> {
+        self.run("restore", async {
+            let client = self.client("restore").await?;
+            let fail = |e| write_error(&self.target, "restore", e);
+            let stmt = client.prepare_cached(sql::RESTORE).await.map_err(fail)?;
+            let Some(row) = client
+                .query_opt(&stmt, &[&table, &key, &now, &updated_by])
+                .await
+                .map_err(fail)?
+            else {
+                return Ok(RestoreOutcome::NotFound);
+            };
+            let Some(before) = read_row(&row, 0, key.to_owned(), &self.target)? else {
+                return Err(corrupt(
+                    &self.target,
+                    "restore returned a row without a value",
+                ));
+            };
+            if before.is_live() {
+                return Ok(RestoreOutcome::AlreadyLive(before));
+            }
+            let updated_at: Option<i64> = column(&row, 5, &self.target)?;
+            let updated_at = updated_at.ok_or_else(|| {
+                corrupt(
+                    &self.target,
+                    "restore locked a deleted row but did not update it",
+                )
+            })?;
+            Ok(RestoreOutcome::Restored(RawRow {
+                deleted_at: None,
+                updated_at,
+                updated_by: updated_by.map(Arc::from),
+                ..before
+            }))
+        })
+        .await
+    }
+
+    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+        self.run("purge", async {
+            let client = self.client("purge").await?;
+            let fail = |e| pg_error(&self.target, "purge", e);
+            let stmt = client.prepare_cached(sql::PURGE).await.map_err(fail)?;
+            let rows = client
+                .query(&stmt, &[&table, &deleted_before])
+                .await
+                .map_err(fail)?;
+            rows.iter()
+                .map(|row| {
+                    let key: String = column(row, 0, &self.target)?;
+                    read_row(row, 1, key, &self.target)?.ok_or_else(|| {
+                        corrupt(&self.target, "purge returned a row without a value")
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn rate_limit_hit(
+        &self,
+        scope: &str,
+        bucket: &str,
+        max: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<RateDecision> {
+        self.run("rate limit", async {
+            let client = self.client("rate limit").await?;
+            let fail = |e| pg_error(&self.target, "rate limit", e);
+            let stmt = client.prepare_cached(sql::RATE_HIT).await.map_err(fail)?;
+            let start = now.saturating_sub(window_ms);
+            let row = client
+                .query_one(&stmt, &[&scope, &bucket, &now, &i64::from(max), &start])
+                .await
+                .map_err(|e| write_error(&self.target, "rate limit", e))?;
+            let admitted: bool = column(&row, 0, &self.target)?;
+            if admitted {
+                return Ok(RateDecision::Admitted);
+            }
+            let oldest: Option<i64> = column(&row, 1, &self.target)?;
+            let oldest = oldest.unwrap_or(now);
+            Ok(RateDecision::Limited {
+                retry_after_ms: oldest.saturating_add(window_ms).saturating_sub(now).max(1),
+            })
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
+        self.feed.subscribe()
+    }
+}
+
+/// Reads one row by key (used by `get` and by the feed's re-reads).
+async fn fetch(
+    client: &deadpool_postgres::Object,
+    target: &str,
+    table: &str,
+    key: &str,
+) -> Result<Option<RawRow>> {
+    let fail = |e| pg_error(target, "get", e);
+    let stmt = client.prepare_cached(sql::GET).await.map_err(fail)?;
+    match client
+        .query_opt(&stmt, &[&table, &key])
+        .await
+        .map_err(fail)?
+    {
+        Some(row) => read_row(&row, 0, key.to_owned(), target),
+        None => Ok(None),
+    }
+}
+
+/// Reads the columns value, created_at, updated_at, deleted_at, updated_by
+/// starting at `first`; `None` when the value is NULL (an outer join found
+/// no row).
+fn read_row(
+    row: &tokio_postgres::Row,
+    first: usize,
+    key: String,
+    target: &str,
+) -> Result<Option<RawRow>> {
+    let value: Option<String> = column(row, first, target)?;
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    Ok(Some(RawRow {
+        key,
+        value: Payload::from_json(value),
+        created_at: column(row, first + 1, target)?,
+        updated_at: column(row, first + 2, target)?,
+        deleted_at: column(row, first + 3, target)?,
+        updated_by: column::<Option<&str>>(row, first + 4, target)?.map(Arc::from),
+    }))
+}
+
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+    target: &str,
+) -> Result<T> {
+    row.try_get(index).map_err(|e| {
+        Error::backend(
+            format!("PostgreSQL ({target}): column {index} of a result is not as expected"),
+            e,
+        )
+    })
+}
+
+fn corrupt(target: &str, what: &str) -> Error {
+    Error::backend_msg(format!("PostgreSQL ({target}): {what}"))
+}
