@@ -91,7 +91,7 @@ pub fn parse_container(
                 "table" => {
                     String::from_meta(&meta).map(|t| options.table = Some((t, value_span(&meta))))
                 }
-                "keys" => parse_keys(&meta).map(|k| options.keys = Some(k)),
+                "keys" => parse_keys(&meta, errors).map(|k| options.keys = Some(k)),
                 "write_role" => parse_write_role(&meta).map(|w| options.write_role = w),
                 "soft_delete" => {
                     darling::util::Flag::from_meta(&meta).map(|_| options.soft_delete = true)
@@ -138,17 +138,21 @@ fn value_span(meta: &Meta) -> Span {
     }
 }
 
-fn parse_keys(meta: &Meta) -> darling::Result<(Vec<KeySpec>, Span)> {
+/// Parses `keys = [...]`. Malformed elements are reported and skipped, so
+/// the well-formed keys still produce the key enum.
+fn parse_keys(
+    meta: &Meta,
+    errors: &mut darling::error::Accumulator,
+) -> darling::Result<(Vec<KeySpec>, Span)> {
     let Meta::NameValue(nv) = meta else {
         return Err(Error::custom("expected `keys = [key, \"other-key\", ...]`").with_span(meta));
     };
     let Expr::Array(array) = &nv.value else {
-        return Err(Error::custom(
-            "expected a list of keys in brackets: `keys = [banner, maintenance]`",
-        )
-        .with_span(&nv.value));
+        return Err(
+            Error::custom("expected a list of keys in brackets: `keys = [banner, maintenance]`")
+                .with_span(&nv.value),
+        );
     };
-    let mut errors = Error::accumulator();
     let mut keys = Vec::new();
     for elem in &array.elems {
         match elem {
@@ -173,7 +177,6 @@ fn parse_keys(meta: &Meta) -> darling::Result<(Vec<KeySpec>, Span)> {
             ),
         }
     }
-    errors.finish()?;
     Ok((keys, array.span()))
 }
 

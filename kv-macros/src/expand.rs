@@ -96,7 +96,7 @@ fn key_enum(model: &Input<'_>, table: &str, keys: &[valid::Key]) -> TokenStream 
 
             /// The exact key text, as stored.
             pub const fn as_str(&self) -> &'static str {
-                match self { #(#arms,)* }
+                match *self { #(#arms,)* }
             }
         }
 

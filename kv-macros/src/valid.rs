@@ -48,10 +48,17 @@ pub fn keys(
         let variant = match syn::parse_str::<syn::Ident>(&name) {
             Ok(_) if name != "Self" => syn::Ident::new(&name, spec.span),
             _ => {
+                let fix = if name.starts_with(|c: char| c.is_alphabetic()) {
+                    "it is a Rust keyword; rename the key"
+                } else if name.is_empty() {
+                    "the key has no letters or digits; add some"
+                } else {
+                    "start the key with a letter"
+                };
                 errors.push(
                     Error::custom(format!(
                         "key `{}` gives the variant name `{name}`, which is not a valid Rust \
-                         identifier; start the key with a letter",
+                         identifier: {fix}",
                         spec.text
                     ))
                     .with_span(&spec.span),

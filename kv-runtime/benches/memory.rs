@@ -1,1 +1,95 @@
-fn main() {}
+//! Typed `get` and `set` on the memory backend, beside a raw
+//! `RwLock<HashMap<String, T>>` doing the same work, in the same run.
+//!
+//! `cargo bench -p kv-runtime --bench memory`
+//!
+//! The memory backend never waits, so each future is polled once with a
+//! no-op waker: the figures are the cost of the operation, not of an executor.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::RwLock;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kv_runtime::{Ctx, Kv, Store};
+use serde::{Deserialize, Serialize};
+
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(keys = [banner, maintenance, motd, footer], write_role = admin, soft_delete)]
+struct SiteConfig {
+    active: bool,
+    message: String,
+}
+
+fn value(i: u64) -> SiteConfig {
+    SiteConfig {
+        active: i % 2 == 0,
+        message: format!("Scheduled maintenance tonight at 22:00 UTC ({i})"),
+    }
+}
+
+/// Completes a future that never waits.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the memory backend never waits"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let store = Store::memory();
+    let table = store.table::<SiteConfig>();
+    let admin = Ctx::user("ada").with_role("admin");
+    let raw: RwLock<HashMap<String, SiteConfig>> = RwLock::new(HashMap::new());
+    for (i, k) in SiteConfigKey::ALL.iter().enumerate() {
+        ready(table.set(&admin, k, value(i as u64))).unwrap();
+        raw.write().unwrap().insert(k.as_str().to_owned(), value(i as u64));
+    }
+
+    let mut g = c.benchmark_group("memory/get");
+    g.bench_function("kv typed get", |b| {
+        b.iter(|| {
+            let row = ready(table.get(black_box(SiteConfigKey::Motd))).unwrap();
+            black_box(row)
+        })
+    });
+    g.bench_function("raw RwLock<HashMap> get+clone", |b| {
+        b.iter(|| {
+            let v = raw.read().unwrap().get(black_box("motd")).cloned();
+            black_box(v)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("memory/set");
+    let mut i = 0u64;
+    g.bench_function("kv typed set", |b| {
+        b.iter(|| {
+            i += 1;
+            let row = ready(table.set(&admin, SiteConfigKey::Motd, value(i))).unwrap();
+            black_box(row)
+        })
+    });
+    let mut i = 0u64;
+    g.bench_function("raw RwLock<HashMap> insert", |b| {
+        b.iter(|| {
+            i += 1;
+            let old = raw.write().unwrap().insert("motd".to_owned(), value(i));
+            black_box(old)
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

@@ -240,6 +240,17 @@ impl Error {
         }
     }
 
+    /// Names `table` in an error a backend raised without knowing the typed
+    /// table (backends see table names as plain text).
+    pub(crate) fn in_table(self, table: &'static str) -> Self {
+        match self {
+            Error::ValidationFailed { table: "", fields } => {
+                Error::ValidationFailed { table, fields }
+            }
+            other => other,
+        }
+    }
+
     /// An [`Error::InvalidKey`]; the key text is shortened for the message.
     pub fn invalid_key(table: &'static str, key: &str, reason: impl Into<String>) -> Self {
         Error::InvalidKey {

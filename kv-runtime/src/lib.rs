@@ -50,6 +50,11 @@ mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
 pub use error::{Error, ErrorCode, FieldError, Result};

@@ -1,5 +1,7 @@
 //! Stored rows and list pages.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::schema::KvSchema;
@@ -31,7 +33,7 @@ pub struct Row<S: KvSchema> {
     /// Who made the last write: the user id, `"internal"` for server calls,
     /// or `None` for anonymous callers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_by: Option<String>,
+    pub updated_by: Option<Arc<str>>,
 }
 
 /// What page of a table to read with [`Table::list`](crate::Table::list).

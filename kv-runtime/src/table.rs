@@ -1,6 +1,9 @@
 //! Typed operations on one table.
 
 use std::borrow::Borrow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use crate::context::Ctx;
 use crate::cursor;
 use crate::error::{Error, FieldError, Result};
 use crate::row::{Page, PageRequest, Row};
-use crate::schema::{may_write, KvKey, KvSchema, SoftDelete};
+use crate::schema::{may_write, BoxFuture, KvKey, KvSchema, SoftDelete};
 use crate::store::Store;
 
 /// The typed operations of table `S` in a [`Store`]. Get one with
@@ -54,20 +57,50 @@ impl<S: KvSchema> Table<S> {
 
     /// The live row with `key`, or `None` (also for soft-deleted rows).
     /// Public: needs no context.
-    pub async fn get(&self, key: impl Borrow<S::Key>) -> Result<Option<Row<S>>> {
+    ///
+    /// On a backend that holds rows in memory the answer is ready at once:
+    /// the returned future completes on its first poll.
+    pub fn get(
+        &self,
+        key: impl Borrow<S::Key>,
+    ) -> impl Future<Output = Result<Option<Row<S>>>> + Send + '_ {
         let key = key.borrow();
-        key.check(S::TABLE)?;
-        self.get_text(key.as_str()).await
+        if let Err(e) = key.check(S::TABLE) {
+            return ReadFuture::Ready(Some(Err(e)));
+        }
+        match self.read_now(key) {
+            Some(answer) => ReadFuture::Ready(Some(answer)),
+            None => {
+                let key = key.clone();
+                ReadFuture::Waiting(Box::pin(async move { self.read_io(key.as_str()).await }))
+            }
+        }
     }
 
     /// Like [`Table::get`], with the key as text (as it arrives from a URL);
     /// an unknown key is [`Error::InvalidKey`].
     pub async fn get_str(&self, key: &str) -> Result<Option<Row<S>>> {
         let key = S::Key::parse_key(S::TABLE, key)?;
-        self.get_text(key.as_str()).await
+        self.get(key).await
     }
 
-    async fn get_text(&self, key: &str) -> Result<Option<Row<S>>> {
+    /// Answers from a backend that can read without waiting.
+    fn read_now(&self, key: &S::Key) -> Option<Result<Option<Row<S>>>> {
+        let mut answer = None;
+        let answered = self.store.backend.get_now(S::TABLE, key.as_str(), &mut |raw| {
+            answer = Some(match raw {
+                Some(raw) if raw.is_live() => decode_row_ref::<S>(raw, key.clone()).map(Some),
+                _ => Ok(None),
+            });
+        });
+        if answered {
+            Some(answer.unwrap_or(Ok(None)))
+        } else {
+            None
+        }
+    }
+
+    async fn read_io(&self, key: &str) -> Result<Option<Row<S>>> {
         match self.store.backend.get(S::TABLE, key).await? {
             Some(raw) if raw.is_live() => decode_row::<S>(raw).map(Some),
             _ => Ok(None),
@@ -170,7 +203,8 @@ impl<S: KvSchema> Table<S> {
                     now: self.store.now(),
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| e.in_table(S::TABLE))?;
         match outcome {
             PutOutcome::Written { row: raw, .. } => Ok(Row {
                 key: key.clone(),
@@ -293,27 +327,74 @@ pub(crate) fn encode_value<S: KvSchema>(value: &S) -> Result<Payload> {
     Ok(Payload::from_json(json))
 }
 
+/// A read that is either answered already or waits on the backend.
+enum ReadFuture<'a, T> {
+    Ready(Option<T>),
+    Waiting(BoxFuture<'a, T>),
+}
+
+// Never pin-projects to `T` (the ready value is moved out by value), so the
+// future may move freely whatever `T` is.
+impl<T> Unpin for ReadFuture<'_, T> {}
+
+impl<T> Future for ReadFuture<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            ReadFuture::Ready(value) => match value.take() {
+                Some(v) => Poll::Ready(v),
+                None => panic!("a kv read future was polled after it completed"),
+            },
+            ReadFuture::Waiting(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Turns a borrowed stored row (whose key is `key`) into a typed one.
+pub(crate) fn decode_row_ref<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
+    let value = match raw.value.decoded_ref::<S>() {
+        Some(cached) => cached.clone(),
+        None => {
+            let decoded: Arc<S> = raw
+                .value
+                .decode::<S>()
+                .map_err(|e| unreadable::<S>(&raw.key, e))?;
+            S::clone(&decoded)
+        }
+    };
+    Ok(Row {
+        key,
+        value,
+        created_at: raw.created_at,
+        updated_at: raw.updated_at,
+        deleted_at: raw.deleted_at,
+        updated_by: raw.updated_by.clone(),
+    })
+}
+
+fn undeclared_key<S: KvSchema>(e: Error) -> Error {
+    Error::backend(
+        format!("table `{}` holds a key this schema does not declare", S::TABLE),
+        e,
+    )
+}
+
+fn unreadable<S: KvSchema>(key: &str, e: serde_json::Error) -> Error {
+    Error::backend(
+        format!(
+            "the stored value of key {:?} in table `{}` does not match the schema",
+            crate::error::shorten(key),
+            S::TABLE
+        ),
+        e,
+    )
+}
+
 /// Turns a stored row into a typed one.
 pub(crate) fn decode_row<S: KvSchema>(raw: RawRow) -> Result<Row<S>> {
-    let key = S::Key::parse_key(S::TABLE, &raw.key).map_err(|e| {
-        Error::backend(
-            format!(
-                "table `{}` holds a key this schema does not declare",
-                S::TABLE
-            ),
-            e,
-        )
-    })?;
-    let value: Arc<S> = raw.value.decode::<S>().map_err(|e| {
-        Error::backend(
-            format!(
-                "the stored value of key {:?} in table `{}` does not match the schema",
-                crate::error::shorten(&raw.key),
-                S::TABLE
-            ),
-            e,
-        )
-    })?;
+    let key = S::Key::parse_key(S::TABLE, &raw.key).map_err(|e| undeclared_key::<S>(e))?;
+    let value: Arc<S> = raw.value.decode::<S>().map_err(|e| unreadable::<S>(&raw.key, e))?;
     Ok(Row {
         key,
         value: Arc::unwrap_or_clone(value),

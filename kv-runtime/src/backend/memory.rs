@@ -4,8 +4,9 @@
 //! survives the process.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Bound;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -16,7 +17,27 @@ use super::{
 };
 use crate::error::Result;
 
-type Tables = HashMap<String, BTreeMap<String, RawRow>>;
+type Tables = HashMap<String, BTreeMap<String, RawRow>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a: table names are few, short and chosen by the program, so a
+/// simple fast hash beats SipHash's flooding resistance here.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
 
 /// Rows in process memory. Create one with [`MemoryBackend::new`] or
 /// [`Store::memory`](crate::Store::memory).
@@ -86,6 +107,11 @@ impl Backend for MemoryBackend {
         Ok(self.read(|t| t.get(table).and_then(|rows| rows.get(key)).cloned()))
     }
 
+    fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> bool {
+        self.read(|t| read(t.get(table).and_then(|rows| rows.get(key))));
+        true
+    }
+
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
         Ok(self.read(|t| {
             let Some(rows) = t.get(table) else {
@@ -121,7 +147,7 @@ impl Backend for MemoryBackend {
                 created_at: existing.map_or(put.now, |r| r.created_at),
                 updated_at: next_version(existing.map(|r| r.updated_at), put.now),
                 deleted_at: None,
-                updated_by: put.updated_by.map(str::to_owned),
+                updated_by: put.updated_by.map(Arc::from),
             };
             let previous = rows.insert(row.key.clone(), row.clone());
             publish(&row.key, Some(&row));
@@ -136,7 +162,7 @@ impl Backend for MemoryBackend {
             if remove.soft {
                 row.deleted_at = Some(remove.now);
                 row.updated_at = next_version(Some(row.updated_at), remove.now);
-                row.updated_by = remove.updated_by.map(str::to_owned);
+                row.updated_by = remove.updated_by.map(Arc::from);
             } else {
                 rows.remove(remove.key);
             }
@@ -158,7 +184,7 @@ impl Backend for MemoryBackend {
             Some(row) => {
                 row.deleted_at = None;
                 row.updated_at = next_version(Some(row.updated_at), now);
-                row.updated_by = updated_by.map(str::to_owned);
+                row.updated_by = updated_by.map(Arc::from);
                 publish(key, Some(row));
                 RestoreOutcome::Restored(row.clone())
             }

@@ -60,6 +60,11 @@ impl Payload {
         &self.0.json
     }
 
+    /// The cached decoded value, when it is of type `T`.
+    pub(crate) fn decoded_ref<T: 'static>(&self) -> Option<&T> {
+        self.0.decoded.get().and_then(|d| d.downcast_ref::<T>())
+    }
+
     /// The decoded value of type `T`, decoding (and caching) it on first use.
     pub(crate) fn decode<T>(&self) -> serde_json::Result<Arc<T>>
     where
@@ -106,8 +111,8 @@ pub struct RawRow {
     pub updated_at: i64,
     /// Set while soft-deleted.
     pub deleted_at: Option<i64>,
-    /// Who wrote last.
-    pub updated_by: Option<String>,
+    /// Who wrote last (shared text: cheap to copy into every read).
+    pub updated_by: Option<Arc<str>>,
 }
 
 impl RawRow {
@@ -229,6 +234,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The row with `key`, live or soft-deleted.
     async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>>;
+
+    /// Reads the row with `key` without waiting, when the backend can (it
+    /// holds rows in memory): calls `read` with the row (live or
+    /// soft-deleted) or `None`, and returns `true`. Backends that need I/O
+    /// keep the default, which returns `false` without calling `read`; the
+    /// store then uses [`Backend::get`]. Lets in-memory reads skip an
+    /// allocation and a copy of the row.
+    fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> bool {
+        let _ = (table, key, read);
+        false
+    }
 
     /// Up to `limit` live rows with keys greater than `after` (all keys when
     /// `None`), in key order. Soft-deleted rows are skipped before counting.

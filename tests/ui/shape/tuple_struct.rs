@@ -1,0 +1,7 @@
+use kv_runtime::Kv;
+use serde::{Deserialize, Serialize};
+
+#[derive(Kv, Serialize, Deserialize, Clone)]
+pub struct SiteConfig(String);
+
+fn main() {}
