@@ -43,10 +43,14 @@ mod clock;
 mod context;
 mod cursor;
 mod error;
+pub mod replica;
 mod row;
 mod schema;
 mod store;
 mod table;
+pub mod watch;
+#[cfg(feature = "web")]
+pub mod web;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,0 +1,1 @@
+//! In-process replicas (placeholder until the live-reads issue lands).

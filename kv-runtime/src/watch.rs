@@ -1,0 +1,1 @@
+//! Live reads: watch streams (placeholder until the live-reads issue lands).

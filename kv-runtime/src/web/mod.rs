@@ -1,0 +1,1 @@
+//! The axum web layer (placeholder until the web issue lands).
