@@ -240,6 +240,18 @@ fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
     Ok(version.unwrap_or(0))
 }
 
+/// A table of a database without a kv schema version whose name kv's
+/// schema would take.
+fn foreign_table(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT name FROM sqlite_master WHERE name IN ('kv_rows', 'kv_rate', 'kv_rows_deleted', \
+         'kv_rate_bucket') ORDER BY name LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 fn too_new(path: &Path, version: i64) -> Error {
     Error::Config(format!(
         "the SQLite database `{}` has kv schema version {version}, newer than this version of \
@@ -267,6 +279,17 @@ pub(super) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     if version > SCHEMA_VERSION {
         refuse_quietly(&conn);
         return Err(too_new(path, version));
+    }
+    if version == 0 {
+        let clash = retry_busy(options.busy_timeout, || foreign_table(&conn))
+            .map_err(|e| open_error(path, e))?;
+        if let Some(name) = clash {
+            return Err(Error::Config(format!(
+                "the SQLite database `{}` already has a table `{name}` that kv did not create \
+                 (no kv schema version is recorded); kv leaves it untouched: use another file",
+                path.display()
+            )));
+        }
     }
 
     // From here on the file is ours to write.
