@@ -16,6 +16,8 @@ pub struct Input<'a> {
     pub is_table: bool,
     /// Whether any field or the struct itself carries `#[garde(...)]`.
     pub has_garde: bool,
+    /// Fields marked `#[kv(file)]`.
+    pub file_fields: Vec<&'a syn::Field>,
 }
 
 impl<'a> Input<'a> {
@@ -23,11 +25,14 @@ impl<'a> Input<'a> {
         let options = attr::parse_container(&input.attrs, errors);
         let mut is_table = true;
         let mut has_garde = input.attrs.iter().any(|a| a.path().is_ident("garde"));
+        let mut file_fields = Vec::new();
         match &input.data {
             Data::Struct(s) => match &s.fields {
                 Fields::Named(named) => {
                     for field in &named.named {
-                        attr::reject_field_attrs(field, errors);
+                        if attr::parse_field(field, errors) {
+                            file_fields.push(field);
+                        }
                         has_garde |= field.attrs.iter().any(|a| a.path().is_ident("garde"));
                     }
                 }
@@ -86,6 +91,7 @@ impl<'a> Input<'a> {
             options,
             is_table,
             has_garde,
+            file_fields,
         }
     }
 }

@@ -17,7 +17,12 @@ const OPTIONS: &[&str] = &[
     "write_role",
     "soft_delete",
     "max_value_bytes",
+    "rate_limit",
+    "clean_files",
 ];
+
+/// The longest rate-limit window accepted: one day.
+const MAX_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// The parsed `#[kv(...)]` options.
 #[derive(Default)]
@@ -32,6 +37,16 @@ pub struct Options {
     pub soft_delete: bool,
     /// `max_value_bytes = N`.
     pub max_value_bytes: Option<usize>,
+    /// `rate_limit = N` or `rate_limit(max = N, window = "30s")`.
+    pub rate_limit: Option<RateLimitOpt>,
+    /// `clean_files`, with the span of the word for errors.
+    pub clean_files: Option<Span>,
+}
+
+/// A parsed rate limit: `max` writes per `window_ms`.
+pub struct RateLimitOpt {
+    pub max: u32,
+    pub window_ms: u64,
 }
 
 /// One key of `keys = [...]`: its text and where it was written.
@@ -105,6 +120,9 @@ pub fn parse_container(
                         Ok(())
                     }
                 }),
+                "rate_limit" => parse_rate_limit(&meta).map(|r| options.rate_limit = Some(r)),
+                "clean_files" => darling::util::Flag::from_meta(&meta)
+                    .map(|_| options.clean_files = Some(meta.path().span())),
                 _ => Err(Error::unknown_field_with_alts(
                     &meta.path().to_token_stream_string(),
                     OPTIONS,
@@ -119,16 +137,29 @@ pub fn parse_container(
     options
 }
 
-/// Rejects `#[kv(...)]` on fields: no field options exist yet.
-pub fn reject_field_attrs(field: &syn::Field, errors: &mut darling::error::Accumulator) {
+/// Parses `#[kv(...)]` on a field: only `file` exists. Returns whether the
+/// field is marked `file`.
+pub fn parse_field(field: &syn::Field, errors: &mut darling::error::Accumulator) -> bool {
+    let mut is_file = false;
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("kv")) {
-        errors.push(
-            Error::custom(
-                "`#[kv(...)]` takes no options on a field; put table options on the struct",
-            )
-            .with_span(attr),
-        );
+        let metas = match attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
+            Ok(metas) => metas,
+            Err(e) => {
+                errors.push(Error::from(e));
+                continue;
+            }
+        };
+        for meta in metas {
+            match &meta {
+                Meta::Path(p) if p.is_ident("file") => is_file = true,
+                _ => errors.push(
+                    Error::unknown_field_with_alts(&meta.path().to_token_stream_string(), &["file"])
+                        .with_span(&meta),
+                ),
+            }
+        }
     }
+    is_file
 }
 
 fn value_span(meta: &Meta) -> Span {
@@ -178,6 +209,73 @@ fn parse_keys(
         }
     }
     Ok((keys, array.span()))
+}
+
+/// Parses `rate_limit = N` (per minute) or `rate_limit(max = N, window = "30s")`.
+fn parse_rate_limit(meta: &Meta) -> darling::Result<RateLimitOpt> {
+    let (max, window_ms) = match meta {
+        Meta::NameValue(nv) => {
+            let max = u32::from_expr(&nv.value).map_err(|e| e.with_span(&nv.value))?;
+            (max, 60_000)
+        }
+        Meta::List(list) => {
+            #[derive(FromMeta)]
+            struct Args {
+                max: syn::LitInt,
+                window: syn::LitStr,
+            }
+            let nested = darling::ast::NestedMeta::parse_meta_list(list.tokens.clone())?;
+            let args = Args::from_list(&nested)?;
+            let max = args.max.base10_parse::<u32>().map_err(|_| {
+                Error::custom("`max` is a number of writes, 1 to 4294967295").with_span(&args.max)
+            })?;
+            let window = parse_duration(&args.window.value()).map_err(|msg| {
+                Error::custom(msg).with_span(&args.window)
+            })?;
+            (max, window)
+        }
+        Meta::Path(_) => {
+            return Err(Error::custom(
+                "expected `rate_limit = N` (writes per minute) or \
+                 `rate_limit(max = N, window = \"30s\")`",
+            )
+            .with_span(meta))
+        }
+    };
+    if max == 0 {
+        return Err(Error::custom(
+            "a rate limit of 0 would refuse every write; allow at least 1, or remove `rate_limit`",
+        )
+        .with_span(meta));
+    }
+    Ok(RateLimitOpt { max, window_ms })
+}
+
+/// Parses `"500ms"`, `"30s"`, `"1m"`, `"2h"`, `"1d"` into milliseconds,
+/// between 1 ms and one day.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let help = "a window is a whole number and a unit, such as \"500ms\", \"30s\", \"1m\", \"2h\" or \"1d\"";
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number.parse().map_err(|_| help.to_owned())?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(help.to_owned()),
+    };
+    let ms = number.checked_mul(scale).unwrap_or(u64::MAX);
+    if ms == 0 {
+        return Err("a window of zero length admits nothing; use at least \"1ms\"".into());
+    }
+    if ms > MAX_WINDOW_MS {
+        return Err(format!(
+            "a window longer than one day is not supported (got {text}); use \"1d\" or less"
+        ));
+    }
+    Ok(ms)
 }
 
 fn parse_write_role(meta: &Meta) -> darling::Result<WriteRoleOpt> {

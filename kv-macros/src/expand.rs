@@ -26,6 +26,15 @@ pub fn derive(input: &syn::DeriveInput) -> TokenStream {
             name
         }
     };
+    if let (Some(span), true) = (model.options.clean_files, model.file_fields.is_empty()) {
+        errors.push(
+            darling::Error::custom(
+                "`clean_files` deletes stored files no longer referenced, but no field is marked \
+                 `#[kv(file)]`; mark the fields holding file ids, or remove `clean_files`",
+            )
+            .with_span(&span),
+        );
+    }
     let keys = model
         .options
         .keys
@@ -209,6 +218,27 @@ fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
             }
         }
     });
+    let rate_limit = model.options.rate_limit.as_ref().map(|r| {
+        let (max, window_ms) = (r.max, r.window_ms);
+        quote! {
+            const RATE_LIMIT: ::core::option::Option<::kv_runtime::RateLimit> =
+                ::core::option::Option::Some(::kv_runtime::RateLimit { max: #max, window_ms: #window_ms });
+        }
+    });
+    let clean_files = model.options.clean_files.is_some() && !model.file_fields.is_empty();
+    let file_ids = (!model.file_fields.is_empty()).then(|| {
+        let collect = model.file_fields.iter().map(|f| {
+            let name = f.ident.as_ref().expect("named fields have names");
+            let span = syn::spanned::Spanned::span(&f.ty);
+            quote_spanned!(span=> ::kv_runtime::files::FileField::collect_file_ids(&self.#name, out);)
+        });
+        quote! {
+            const CLEAN_FILES: bool = #clean_files;
+            fn file_ids<'a>(&'a self, out: &mut ::std::vec::Vec<&'a str>) {
+                #(#collect)*
+            }
+        }
+    });
     let soft = soft_delete.then(|| quote!(impl ::kv_runtime::SoftDelete for #ident {}));
     let row_alias = format_ident!("{}Row", ident);
     let row_doc = format!("A stored row of table `{table}`.");
@@ -219,6 +249,8 @@ fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
             const SOFT_DELETE: bool = #soft_delete;
             const WRITE_ROLE: ::kv_runtime::WriteRole = #write_role;
             #max_bytes
+            #rate_limit
+            #file_ids
             #predicate
             #validate
         }

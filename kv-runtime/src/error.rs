@@ -28,8 +28,12 @@ pub enum ErrorCode {
     InvalidCursor,
     /// Too many writes by this caller in the table's window.
     RateLimited,
+    /// A hook registered on the table refused the write.
+    Rejected,
     /// A store could not be opened from its URL or options.
     Config,
+    /// A bug in the application's code (a hook panicked); not retryable.
+    Internal,
     /// The storage backend is unavailable or failed; the call may be retried.
     Backend,
 }
@@ -45,7 +49,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::InvalidCursor => "INVALID_CURSOR",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Rejected => "REJECTED",
             ErrorCode::Config => "CONFIG",
+            ErrorCode::Internal => "INTERNAL",
             ErrorCode::Backend => "BACKEND",
         }
     }
@@ -54,12 +60,12 @@ impl ErrorCode {
     pub const fn http_status(self) -> u16 {
         match self {
             ErrorCode::InvalidKey | ErrorCode::InvalidCursor => 400,
-            ErrorCode::ValidationFailed => 422,
+            ErrorCode::ValidationFailed | ErrorCode::Rejected => 422,
             ErrorCode::Forbidden => 403,
             ErrorCode::Conflict => 409,
             ErrorCode::NotFound => 404,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Config => 500,
+            ErrorCode::Config | ErrorCode::Internal => 500,
             ErrorCode::Backend => 503,
         }
     }
@@ -158,6 +164,29 @@ pub enum Error {
         /// How long until the next write will be admitted.
         retry_after: Duration,
     },
+    /// See [`ErrorCode::Rejected`].
+    #[error("hook `{hook}` on table `{table}` refused the {op}: {message}")]
+    Rejected {
+        /// The table.
+        table: &'static str,
+        /// The refused operation (`"set"` or `"rm"`).
+        op: &'static str,
+        /// The name the hook was registered under.
+        hook: String,
+        /// The hook's reason.
+        message: String,
+    },
+    /// See [`ErrorCode::Internal`].
+    #[error("hook `{hook}` on table `{table}` panicked ({message}); nothing was written. \
+             This is a bug in the hook")]
+    HookPanicked {
+        /// The table.
+        table: &'static str,
+        /// The name the hook was registered under.
+        hook: String,
+        /// The panic message.
+        message: String,
+    },
     /// See [`ErrorCode::Config`].
     #[error("cannot open store: {0}")]
     Config(String),
@@ -210,6 +239,8 @@ impl Error {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::InvalidCursor { .. } => ErrorCode::InvalidCursor,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::Rejected { .. } => ErrorCode::Rejected,
+            Error::HookPanicked { .. } => ErrorCode::Internal,
             Error::Config(_) => ErrorCode::Config,
             Error::Backend { .. } => ErrorCode::Backend,
         }
@@ -288,7 +319,9 @@ mod tests {
             (ErrorCode::NotFound, "NOT_FOUND", 404),
             (ErrorCode::InvalidCursor, "INVALID_CURSOR", 400),
             (ErrorCode::RateLimited, "RATE_LIMITED", 429),
+            (ErrorCode::Rejected, "REJECTED", 422),
             (ErrorCode::Config, "CONFIG", 500),
+            (ErrorCode::Internal, "INTERNAL", 500),
             (ErrorCode::Backend, "BACKEND", 503),
         ];
         for (code, text, status) in table {

@@ -43,6 +43,8 @@ mod clock;
 mod context;
 mod cursor;
 mod error;
+pub mod files;
+pub mod hooks;
 pub mod replica;
 mod row;
 mod schema;
@@ -65,11 +67,11 @@ pub use error::{Error, ErrorCode, FieldError, Result};
 pub use kv_macros::Kv;
 pub use row::{Page, PageRequest, Row};
 pub use schema::{
-    check_key_text, BoxFuture, KvKey, KvSchema, PredicateOutput, SoftDelete, WriteRole,
+    check_key_text, BoxFuture, KvKey, KvSchema, PredicateOutput, RateLimit, SoftDelete, WriteRole,
     DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES,
 };
 pub use store::Store;
-pub use table::Table;
+pub use table::{PurgeTask, Table};
 
 /// Items the derive's generated code refers to. Not part of the public API.
 #[doc(hidden)]

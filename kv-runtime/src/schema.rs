@@ -125,6 +125,18 @@ pub trait KvSchema: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
     /// Largest accepted serialized value, in bytes (`#[kv(max_value_bytes = N)]`).
     const MAX_VALUE_BYTES: usize = DEFAULT_MAX_VALUE_BYTES;
 
+    /// `#[kv(rate_limit = ...)]`: writes per caller per window.
+    const RATE_LIMIT: Option<RateLimit> = None;
+
+    /// `#[kv(clean_files)]`: delete files the row stops referencing.
+    const CLEAN_FILES: bool = false;
+
+    /// Appends the ids of stored files the value references (its
+    /// `#[kv(file)]` fields).
+    fn file_ids<'a>(&'a self, out: &mut Vec<&'a str>) {
+        let _ = out;
+    }
+
     /// Runs the predicate of `write_role = path` for a non-internal caller.
     /// Only consulted when [`KvSchema::WRITE_ROLE`] is `Predicate`.
     fn write_predicate(ctx: &Ctx) -> BoxFuture<'_, bool> {
@@ -137,6 +149,16 @@ pub trait KvSchema: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
     fn validate_value(&self) -> std::result::Result<(), Vec<FieldError>> {
         Ok(())
     }
+}
+
+/// A sliding-window rate limit: at most `max` writes (`set` and `rm`) per
+/// caller in any `window_ms` milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Writes admitted per window.
+    pub max: u32,
+    /// The window, in milliseconds.
+    pub window_ms: u64,
 }
 
 /// Marker for tables declared with `soft_delete`; only they have `restore`.

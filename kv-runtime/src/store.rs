@@ -1,12 +1,14 @@
 //! The store: a backend, a clock, and typed tables over them.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::files::{FileCleanupFailure, FileStore};
+use crate::hooks::HookRegistry;
 use crate::schema::KvSchema;
 use crate::table::Table;
 
@@ -22,6 +24,15 @@ use crate::table::Table;
 pub struct Store {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) hooks: Arc<HookRegistry>,
+    pub(crate) files: Arc<FileState>,
+}
+
+/// The file store of a store, and the files it failed to delete.
+#[derive(Debug, Default)]
+pub(crate) struct FileState {
+    pub(crate) store: RwLock<Option<Arc<dyn FileStore>>>,
+    pub(crate) failures: Mutex<Vec<FileCleanupFailure>>,
 }
 
 impl Store {
@@ -40,6 +51,8 @@ impl Store {
         Store {
             backend,
             clock: Arc::new(SystemClock),
+            hooks: Arc::default(),
+            files: Arc::default(),
         }
     }
 
@@ -103,7 +116,21 @@ impl Store {
         Store {
             backend: Arc::clone(&self.backend),
             clock: Arc::new(clock),
+            hooks: Arc::clone(&self.hooks),
+            files: Arc::clone(&self.files),
         }
+    }
+
+    /// Sets the file store that `clean_files` tables delete unreferenced
+    /// files from. Shared by every clone of this store.
+    pub fn set_file_store(&self, files: impl FileStore) {
+        *self.files.store.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(files));
+    }
+
+    /// Takes the list of files that could not be deleted since the last
+    /// call (each was also logged).
+    pub fn file_cleanup_failures(&self) -> Vec<FileCleanupFailure> {
+        std::mem::take(&mut *self.files.failures.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The typed table `S` of this store.

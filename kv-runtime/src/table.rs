@@ -8,7 +8,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::backend::{Payload, Put, PutOutcome, RawRow, Remove, RestoreOutcome};
+use std::time::Duration;
+
+use crate::backend::{Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome};
+use crate::files::FileCleanupFailure;
+use crate::hooks::{call_guarded, AfterUpdate, BeforeUpdate, BeforeUpdateFn, HookOutcome, Removal};
 use crate::context::Ctx;
 use crate::cursor;
 use crate::error::{Error, FieldError, Result};
@@ -190,6 +194,104 @@ impl<S: KvSchema> Table<S> {
         self.authorize(ctx, "set").await?;
         key.check(S::TABLE)?;
         let payload = encode_value(&value)?;
+        self.check_rate(ctx).await?;
+        let hooks = self.store.hooks.get::<S>();
+        let before = hooks.as_deref().map_or(&[][..], |h| &h.before_update[..]);
+        let (row, previous) = if before.is_empty() {
+            self.put(ctx, key, value, payload, expected_updated_at)
+                .await?
+        } else {
+            self.write_with_hooks(ctx, key, value, expected_updated_at, before)
+                .await?
+        };
+        if S::CLEAN_FILES {
+            if let Some(previous) = previous {
+                let mut new_ids = Vec::new();
+                row.value.file_ids(&mut new_ids);
+                self.clean_files(&previous, &new_ids).await;
+            }
+        }
+        if let Some(hooks) = &hooks {
+            for (name, hook) in &hooks.after_update {
+                let change = AfterUpdate {
+                    ctx: ctx.clone(),
+                    row: row.clone(),
+                };
+                log_after_hook(name, "after_update", call_guarded(&**hook, change).await);
+            }
+        }
+        Ok(row)
+    }
+
+    /// Runs the before-update hooks on the live row as read just before the
+    /// write, then writes expecting that row's version, so the hooks saw
+    /// what the write replaces; retried when another writer got in between
+    /// (unless the caller gave its own expectation).
+    async fn write_with_hooks(
+        &self,
+        ctx: &Ctx,
+        key: &S::Key,
+        value: S,
+        expected_updated_at: Option<i64>,
+        before: &[(Arc<str>, BeforeUpdateFn<S>)],
+    ) -> Result<(Row<S>, Option<RawRow>)> {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let previous = match self.store.backend.get(S::TABLE, key.as_str()).await? {
+                Some(raw) if raw.is_live() => Some(decode_row::<S>(raw)?),
+                _ => None,
+            };
+            let mut candidate = value.clone();
+            for (name, hook) in before {
+                let change = BeforeUpdate {
+                    ctx: ctx.clone(),
+                    key: key.clone(),
+                    value: candidate,
+                    previous: previous.clone(),
+                };
+                candidate = match call_guarded(&**hook, change).await {
+                    HookOutcome::Done(Ok(v)) => v,
+                    HookOutcome::Done(Err(e)) => {
+                        return Err(Error::Rejected {
+                            table: S::TABLE,
+                            op: "set",
+                            hook: name.to_string(),
+                            message: e.0,
+                        })
+                    }
+                    HookOutcome::Panicked(message) => {
+                        return Err(Error::HookPanicked {
+                            table: S::TABLE,
+                            hook: name.to_string(),
+                            message,
+                        })
+                    }
+                };
+            }
+            let payload = encode_value(&candidate)?;
+            let expect = expected_updated_at.or(previous.as_ref().map(|r| r.updated_at));
+            match self.put(ctx, key, candidate, payload, expect).await {
+                Err(Error::Conflict { .. })
+                    if expected_updated_at.is_none() && attempt < ATTEMPTS =>
+                {
+                    continue
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One backend upsert; returns the typed row and the raw row replaced.
+    async fn put(
+        &self,
+        ctx: &Ctx,
+        key: &S::Key,
+        value: S,
+        payload: Payload,
+        expected_updated_at: Option<i64>,
+    ) -> Result<(Row<S>, Option<RawRow>)> {
         let outcome = self
             .store
             .backend
@@ -206,14 +308,17 @@ impl<S: KvSchema> Table<S> {
             .await
             .map_err(|e| e.in_table(S::TABLE))?;
         match outcome {
-            PutOutcome::Written { row: raw, .. } => Ok(Row {
-                key: key.clone(),
-                value,
-                created_at: raw.created_at,
-                updated_at: raw.updated_at,
-                deleted_at: None,
-                updated_by: raw.updated_by,
-            }),
+            PutOutcome::Written { row: raw, previous } => Ok((
+                Row {
+                    key: key.clone(),
+                    value,
+                    created_at: raw.created_at,
+                    updated_at: raw.updated_at,
+                    deleted_at: None,
+                    updated_by: raw.updated_by,
+                },
+                previous,
+            )),
             PutOutcome::Conflict { current_updated_at } => Err(Error::Conflict {
                 table: S::TABLE,
                 key: crate::error::shorten(key.as_str()),
@@ -225,11 +330,42 @@ impl<S: KvSchema> Table<S> {
     /// Deletes `key`: marks it deleted on `soft_delete` tables, removes it
     /// otherwise. Returns whether a live row was deleted; a missing or
     /// already deleted key is not an error and changes nothing. Requires the
-    /// write role.
+    /// write role; counts against the rate limit.
     pub async fn rm(&self, ctx: &Ctx, key: impl Borrow<S::Key>) -> Result<bool> {
         self.authorize(ctx, "rm").await?;
         let key = key.borrow();
         key.check(S::TABLE)?;
+        self.check_rate(ctx).await?;
+        let hooks = self.store.hooks.get::<S>();
+        if let Some(hooks) = hooks.as_deref().filter(|h| !h.before_rm.is_empty()) {
+            let Some(current) = self.get(key).await? else {
+                return Ok(false);
+            };
+            for (name, hook) in &hooks.before_rm {
+                let removal = Removal {
+                    ctx: ctx.clone(),
+                    row: current.clone(),
+                };
+                match call_guarded(&**hook, removal).await {
+                    HookOutcome::Done(Ok(())) => {}
+                    HookOutcome::Done(Err(e)) => {
+                        return Err(Error::Rejected {
+                            table: S::TABLE,
+                            op: "rm",
+                            hook: name.to_string(),
+                            message: e.0,
+                        })
+                    }
+                    HookOutcome::Panicked(message) => {
+                        return Err(Error::HookPanicked {
+                            table: S::TABLE,
+                            hook: name.to_string(),
+                            message,
+                        })
+                    }
+                }
+            }
+        }
         let removed = self
             .store
             .backend
@@ -243,7 +379,167 @@ impl<S: KvSchema> Table<S> {
                 },
             )
             .await?;
-        Ok(removed.is_some())
+        let Some(previous) = removed else {
+            return Ok(false);
+        };
+        if S::CLEAN_FILES && !S::SOFT_DELETE {
+            self.clean_files(&previous, &[]).await;
+        }
+        if let Some(hooks) = hooks.as_deref().filter(|h| !h.after_rm.is_empty()) {
+            match decode_row::<S>(previous) {
+                Ok(row) => {
+                    for (name, hook) in &hooks.after_rm {
+                        let removal = Removal {
+                            ctx: ctx.clone(),
+                            row: row.clone(),
+                        };
+                        log_after_hook(name, "after_rm", call_guarded(&**hook, removal).await);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    target: "kv_runtime::hooks",
+                    table = S::TABLE,
+                    "after_rm hooks skipped: the deleted row cannot be decoded: {e}"
+                ),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Permanently removes rows soft-deleted longer ago than `retention`
+    /// (and, with `clean_files`, their files). Live rows and rows deleted
+    /// more recently are untouched. Returns how many rows were purged.
+    ///
+    /// This is a server-side operation with no caller context; run it from
+    /// a job, or let [`Table::spawn_purge`] run it on an interval. A
+    /// retention under one second or over 100 years is [`Error::Config`].
+    pub async fn purge(&self, retention: Duration) -> Result<usize> {
+        check_retention(retention)?;
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.store.now().saturating_sub(retention_ms);
+        let purged = self.store.backend.purge(S::TABLE, cutoff).await?;
+        if S::CLEAN_FILES {
+            for row in &purged {
+                self.clean_files(row, &[]).await;
+            }
+        }
+        Ok(purged.len())
+    }
+
+    /// Runs [`Table::purge`] every `every` in a background task ("delayed
+    /// cleanup") until the returned handle is dropped. Failures are logged
+    /// and retried on the next tick. Needs a Tokio runtime.
+    pub fn spawn_purge(&self, retention: Duration, every: Duration) -> Result<PurgeTask> {
+        check_retention(retention)?;
+        if every.is_zero() {
+            return Err(Error::Config(
+                "a purge interval of zero would spin; use at least one millisecond".into(),
+            ));
+        }
+        let table = self.clone();
+        let handle = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match table.purge(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(
+                        target: "kv_runtime::purge",
+                        table = S::TABLE,
+                        "purged {n} soft-deleted rows"
+                    ),
+                    Err(e) => tracing::warn!(
+                        target: "kv_runtime::purge",
+                        table = S::TABLE,
+                        "purge failed, retrying next tick: {e}"
+                    ),
+                }
+            }
+        });
+        Ok(PurgeTask { handle })
+    }
+
+    /// Deletes the files `previous` referenced that `keep` does not.
+    async fn clean_files(&self, previous: &RawRow, keep: &[&str]) {
+        let old: S = match previous.value.decode::<S>() {
+            Ok(v) => S::clone(&v),
+            Err(e) => {
+                tracing::warn!(
+                    target: "kv_runtime::files",
+                    table = S::TABLE,
+                    "cannot read the replaced row's file ids: {e}"
+                );
+                return;
+            }
+        };
+        let mut old_ids = Vec::new();
+        old.file_ids(&mut old_ids);
+        let doomed = crate::files::unreferenced(&old_ids, keep);
+        if doomed.is_empty() {
+            return;
+        }
+        let files = self
+            .store
+            .files
+            .store
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for id in doomed {
+            let result = match &files {
+                Some(files) => files.delete(id).await.map_err(|e| e.to_string()),
+                None => Err("no file store is set on this store (Store::set_file_store)".into()),
+            };
+            if let Err(reason) = result {
+                tracing::warn!(
+                    target: "kv_runtime::files",
+                    table = S::TABLE,
+                    file_id = id,
+                    "could not delete an unreferenced file: {reason}"
+                );
+                self.store
+                    .files
+                    .failures
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(FileCleanupFailure {
+                        table: S::TABLE,
+                        file_id: id.to_owned(),
+                        reason,
+                    });
+            }
+        }
+    }
+
+    /// Counts a write against the table's rate limit, if it has one.
+    /// Internal callers are exempt. The bucket is the user id, else the
+    /// client address, else one shared anonymous bucket.
+    async fn check_rate(&self, ctx: &Ctx) -> Result<()> {
+        let Some(limit) = S::RATE_LIMIT else {
+            return Ok(());
+        };
+        if ctx.is_internal() {
+            return Ok(());
+        }
+        let bucket = match (ctx.user_id(), ctx.client_addr()) {
+            (Some(user), _) => format!("user:{user}"),
+            (None, Some(addr)) => format!("addr:{addr}"),
+            (None, None) => "anonymous".to_owned(),
+        };
+        let window_ms = i64::try_from(limit.window_ms).unwrap_or(i64::MAX);
+        let decision = self
+            .store
+            .backend
+            .rate_limit_hit(S::TABLE, &bucket, limit.max, window_ms, self.store.now())
+            .await?;
+        match decision {
+            RateDecision::Admitted => Ok(()),
+            RateDecision::Limited { retry_after_ms } => Err(Error::RateLimited {
+                table: S::TABLE,
+                retry_after: Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(1)),
+            }),
+        }
     }
 
     /// Brings back a soft-deleted row, bumping its `updated_at`; a live row
@@ -325,6 +621,46 @@ pub(crate) fn encode_value<S: KvSchema>(value: &S) -> Result<Payload> {
         });
     }
     Ok(Payload::from_json(json))
+}
+
+/// A background purge started by [`Table::spawn_purge`]; dropping it stops
+/// the task.
+#[derive(Debug)]
+pub struct PurgeTask {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PurgeTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+fn check_retention(retention: Duration) -> Result<()> {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    if retention < Duration::from_secs(1) || retention > CENTURY {
+        return Err(Error::Config(format!(
+            "a purge retention of {retention:?} is refused: keep deleted rows between one second \
+             and 100 years"
+        )));
+    }
+    Ok(())
+}
+
+fn log_after_hook(name: &str, kind: &str, outcome: HookOutcome<()>) {
+    match outcome {
+        HookOutcome::Done(Ok(())) => {}
+        HookOutcome::Done(Err(e)) => tracing::warn!(
+            target: "kv_runtime::hooks",
+            hook = name,
+            "{kind} hook failed after the write committed (the write stands): {e}"
+        ),
+        HookOutcome::Panicked(message) => tracing::error!(
+            target: "kv_runtime::hooks",
+            hook = name,
+            "{kind} hook panicked after the write committed (the write stands): {message}"
+        ),
+    }
 }
 
 /// A read that is either answered already or waits on the backend.

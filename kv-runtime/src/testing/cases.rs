@@ -1065,3 +1065,255 @@ pub async fn change_feed_reports_commits_in_order(store: Store) {
     let extra = tokio::time::timeout(std::time::Duration::from_millis(200), feed.recv()).await;
     assert!(extra.is_err(), "nothing else was committed: {extra:?}");
 }
+
+/// The table rate limit is a sliding window per caller, counted in the
+/// backend, on `set` and `rm`; internal callers are exempt; a refused write
+/// changes nothing and says when to retry.
+pub async fn rate_limit_is_a_sliding_window_per_caller(store: Store) {
+    use std::time::Duration;
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Limited>();
+    let alice = Ctx::user("alice");
+    for n in 0..3 {
+        t.set(&alice, "k".to_owned(), Limited { n }).await.unwrap();
+        clock.advance(Duration::from_millis(100));
+    }
+    // t = T0 + 300: writes at T0, +100, +200 fill the window.
+    let err = t.set(&alice, "k".to_owned(), Limited { n: 99 }).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    match err {
+        crate::Error::RateLimited { retry_after, .. } => {
+            assert_eq!(retry_after, Duration::from_millis(700))
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert_eq!(t.get("k".to_owned()).await.unwrap().unwrap().value.n, 2, "nothing written");
+    let err = t.rm(&alice, "k".to_owned()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited, "rm counts too");
+    assert!(t.get("k".to_owned()).await.unwrap().is_some());
+    // Other callers have their own budgets; internal callers none at all.
+    t.set(&Ctx::user("bob"), "b".to_owned(), Limited { n: 1 }).await.unwrap();
+    let from_addr = Ctx::anonymous().with_client_addr("10.0.0.1");
+    t.set(&from_addr, "a".to_owned(), Limited { n: 1 }).await.unwrap();
+    for n in 0..10 {
+        t.set(&Ctx::internal(), "i".to_owned(), Limited { n }).await.unwrap();
+    }
+    // Anonymous callers without an address share one bucket.
+    for n in 0..3 {
+        t.set(&Ctx::anonymous(), "anon".to_owned(), Limited { n }).await.unwrap();
+    }
+    let err = t.set(&Ctx::anonymous(), "anon".to_owned(), Limited { n: 9 }).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    // The window slides: at T0 + 1000 only the write at T0 has left it.
+    clock.set(T0 + 1_000);
+    t.set(&alice, "k".to_owned(), Limited { n: 3 }).await.unwrap();
+    let err = t.set(&alice, "k".to_owned(), Limited { n: 4 }).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited, "a fixed window would have reset here");
+    clock.set(T0 + 1_100);
+    t.set(&alice, "k".to_owned(), Limited { n: 5 }).await.unwrap();
+    assert_eq!(t.get("k".to_owned()).await.unwrap().unwrap().value.n, 5);
+}
+
+/// `before_update` can change the value (which is validated again) and
+/// sees the previous row; `after_update` sees the stored row.
+pub async fn before_update_hooks_change_values_and_see_previous(store: Store) {
+    use std::sync::{Arc, Mutex};
+    let t = store.table::<Banner>();
+    let seen_previous: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let stored: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let seen_previous = Arc::clone(&seen_previous);
+        t.before_update("shout", move |change| {
+            let seen_previous = Arc::clone(&seen_previous);
+            async move {
+                tokio::task::yield_now().await;
+                seen_previous
+                    .lock()
+                    .unwrap()
+                    .push(change.previous.map(|r| r.value.message));
+                let mut value = change.value;
+                value.message = value.message.to_uppercase();
+                Ok(value)
+            }
+        });
+    }
+    t.before_update("suffix", |change| async move {
+        let mut value = change.value;
+        value.message.push('!');
+        Ok(value)
+    });
+    {
+        let stored = Arc::clone(&stored);
+        t.after_update("record", move |done| {
+            let stored = Arc::clone(&stored);
+            async move {
+                stored.lock().unwrap().push(done.row.value.message);
+                Ok(())
+            }
+        });
+    }
+    let row = t.set(&admin(), BannerKey::Banner, Banner::new("hi")).await.unwrap();
+    assert_eq!(row.value.message, "HI!");
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap().value.message, "HI!");
+    t.set(&admin(), BannerKey::Banner, Banner::new("again")).await.unwrap();
+    assert_eq!(*seen_previous.lock().unwrap(), [None, Some("HI!".to_owned())]);
+    assert_eq!(*stored.lock().unwrap(), ["HI!", "AGAIN!"]);
+    // A hook output breaking the constraints is refused like any value.
+    t.before_update("blank", |change| async move {
+        let mut value = change.value;
+        value.message = "x".repeat(300);
+        Ok(value)
+    });
+    let err = t.set(&admin(), BannerKey::Banner, Banner::new("z")).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ValidationFailed);
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap().value.message, "AGAIN!");
+}
+
+/// A refusing hook fails the write with REJECTED naming it; nothing changes.
+pub async fn hooks_can_refuse_writes_and_deletes(store: Store) {
+    use crate::hooks::HookError;
+    let t = store.table::<Banner>();
+    let row = t.set(&admin(), BannerKey::Banner, Banner::new("keep")).await.unwrap();
+    t.before_update("no-swearing", |change| async move {
+        if change.value.message.contains("darn") {
+            Err(HookError::new("keep it civil"))
+        } else {
+            Ok(change.value)
+        }
+    });
+    t.before_rm("pinned", |removal| async move {
+        if removal.row.key == BannerKey::Banner {
+            Err(HookError::new("the banner is pinned"))
+        } else {
+            Ok(())
+        }
+    });
+    let err = t.set(&admin(), BannerKey::Banner, Banner::new("darn")).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Rejected);
+    let text = err.to_string();
+    assert!(text.contains("no-swearing") && text.contains("keep it civil"), "{text}");
+    let err = t.rm(&admin(), BannerKey::Banner).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Rejected);
+    assert!(err.to_string().contains("pinned"));
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), row);
+    // Other keys may still be removed; rm of a missing key calls no hook.
+    t.set(&admin(), BannerKey::Maintenance, Banner::new("m")).await.unwrap();
+    assert!(t.rm(&admin(), BannerKey::Maintenance).await.unwrap());
+    assert!(!t.rm(&admin(), BannerKey::Alpha).await.unwrap());
+}
+
+/// A panicking hook fails only its own write (INTERNAL); the store goes on;
+/// after-hooks that fail or panic leave the committed write standing.
+pub async fn panicking_hooks_do_not_poison_the_store(store: Store) {
+    use crate::hooks::HookError;
+    let t = store.table::<Banner>();
+    t.before_update("explodes-on-boom", |change| async move {
+        if change.value.message == "boom" {
+            panic!("hook exploded");
+        }
+        Ok(change.value)
+    });
+    t.after_update("always-fails", |_| async { Err(HookError::new("mail server down")) });
+    t.after_rm("always-panics", |_| async { panic!("after_rm exploded") });
+    let err = t.set(&admin(), BannerKey::Banner, Banner::new("boom")).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal);
+    assert!(err.to_string().contains("hook exploded"));
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+    let row = t.set(&admin(), BannerKey::Banner, Banner::new("fine")).await.unwrap();
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), row);
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+    t.set(&admin(), BannerKey::Maintenance, Banner::new("still works")).await.unwrap();
+}
+
+/// `purge` removes rows soft-deleted longer ago than the retention; the
+/// background task does the same on its own; bad retentions are refused.
+pub async fn purge_honours_retention_and_runs_in_background(store: Store) {
+    use std::time::Duration;
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    for k in [BannerKey::Alpha, BannerKey::Beta, BannerKey::Gamma] {
+        t.set(&admin(), k, Banner::new("x")).await.unwrap();
+    }
+    assert!(t.rm(&admin(), BannerKey::Alpha).await.unwrap());
+    clock.advance(Duration::from_secs(3_600));
+    assert!(t.rm(&admin(), BannerKey::Beta).await.unwrap());
+    clock.advance(Duration::from_secs(60));
+    // Alpha was deleted 61 minutes ago, Beta 1 minute ago.
+    assert_eq!(t.purge(Duration::from_secs(30 * 60)).await.unwrap(), 1);
+    assert_eq!(t.restore(&admin(), BannerKey::Alpha).await.unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(t.purge(Duration::from_secs(30 * 60)).await.unwrap(), 0);
+    for bad in [Duration::ZERO, Duration::from_millis(10), Duration::from_secs(200 * 365 * 86_400)] {
+        assert_eq!(t.purge(bad).await.unwrap_err().code(), ErrorCode::Config);
+        assert_eq!(
+            t.spawn_purge(bad, Duration::from_secs(1)).unwrap_err().code(),
+            ErrorCode::Config
+        );
+    }
+    // The background task purges Beta once it is old enough.
+    clock.advance(Duration::from_secs(3_600));
+    let task = t.spawn_purge(Duration::from_secs(30 * 60), Duration::from_millis(5)).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match t.restore(&admin(), BannerKey::Beta).await {
+            Err(e) if e.code() == ErrorCode::NotFound => break,
+            Err(e) => panic!("unexpected {e}"),
+            Ok(_) => {
+                // Not purged yet: put it back as it was and wait.
+                assert!(t.rm(&admin(), BannerKey::Beta).await.unwrap());
+                clock.advance(Duration::from_secs(3_600));
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the background purge never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(task);
+    assert!(t.get(BannerKey::Gamma).await.unwrap().is_some(), "live rows are untouched");
+}
+
+/// With `clean_files`: an overwrite deletes the files it drops, a soft
+/// delete keeps them (restore brings the row back intact), a purge or a
+/// hard delete deletes them; a failing file store never fails the write.
+pub async fn clean_files_deletes_unreferenced_files(store: Store) {
+    use crate::files::FileId;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let (store, clock) = clocked(&store);
+    let files = Arc::new(RecordingFiles::default());
+    store.set_file_store(Arc::clone(&files));
+    let t = store.table::<Attachment>();
+    let a = |file: &str, thumbs: &[&str]| Attachment {
+        file: file.to_owned(),
+        thumbs: thumbs.iter().map(|s| FileId((*s).to_owned())).collect(),
+        title: "t".into(),
+    };
+    t.set(&admin(), "doc".to_owned(), a("f1", &["t1", "t2"])).await.unwrap();
+    t.set(&admin(), "doc".to_owned(), a("f1", &["t2", "t3"])).await.unwrap();
+    assert_eq!(files.deleted(), ["t1"], "only the dropped thumbnail goes");
+    assert!(t.rm(&admin(), "doc".to_owned()).await.unwrap());
+    assert_eq!(files.deleted(), ["t1"], "a soft delete keeps files");
+    let back = t.restore(&admin(), "doc".to_owned()).await.unwrap();
+    assert_eq!(back.value, a("f1", &["t2", "t3"]));
+    assert!(t.rm(&admin(), "doc".to_owned()).await.unwrap());
+    clock.advance(Duration::from_secs(7_200));
+    assert_eq!(t.purge(Duration::from_secs(3_600)).await.unwrap(), 1);
+    let mut deleted = files.deleted();
+    deleted.sort();
+    assert_eq!(deleted, ["f1", "t1", "t2", "t3"]);
+
+    let uploads = store.table::<Upload>();
+    let up = |id: &str| Upload { file: Some(FileId(id.to_owned())) };
+    uploads.set(&admin(), "u".to_owned(), up("u1")).await.unwrap();
+    assert!(uploads.rm(&admin(), "u".to_owned()).await.unwrap());
+    assert!(files.deleted().contains(&"u1".to_owned()), "a hard delete deletes the file");
+    assert!(store.file_cleanup_failures().is_empty());
+    // The file store fails: the write still succeeds; the failure is reported.
+    files.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    uploads.set(&admin(), "v".to_owned(), up("v1")).await.unwrap();
+    let row = uploads.set(&admin(), "v".to_owned(), Upload { file: None }).await.unwrap();
+    assert_eq!(row.value.file, None);
+    let failures = store.file_cleanup_failures();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].file_id, "v1");
+    assert_eq!(failures[0].table, "conformanceUpload");
+}

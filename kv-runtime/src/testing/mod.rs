@@ -66,7 +66,13 @@ macro_rules! conformance_suite {
             updated_by_records_the_caller,
             purge_removes_only_old_soft_deleted_rows,
             rate_limit_window_slides_per_bucket,
-            change_feed_reports_commits_in_order
+            change_feed_reports_commits_in_order,
+            rate_limit_is_a_sliding_window_per_caller,
+            before_update_hooks_change_values_and_see_previous,
+            hooks_can_refuse_writes_and_deletes,
+            panicking_hooks_do_not_poison_the_store,
+            purge_honours_retention_and_runs_in_background,
+            clean_files_deletes_unreferenced_files
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

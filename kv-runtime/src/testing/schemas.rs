@@ -91,3 +91,64 @@ pub struct Secret {
     /// The secret.
     pub text: String,
 }
+
+/// Anyone may write, at most 3 writes per second per caller.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "conformanceLimited", write_role = public, rate_limit(max = 3, window = "1s"))]
+pub struct Limited {
+    /// A counter.
+    pub n: u32,
+}
+
+/// A soft-delete table whose rows reference stored files.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "conformanceAttachment", write_role = admin, soft_delete, clean_files)]
+pub struct Attachment {
+    /// The main file.
+    #[kv(file)]
+    pub file: String,
+    /// Thumbnails.
+    #[kv(file)]
+    pub thumbs: Vec<crate::files::FileId>,
+    /// Not a file.
+    pub title: String,
+}
+
+/// A hard-delete table whose rows may reference a stored file.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "conformanceUpload", write_role = admin, clean_files)]
+pub struct Upload {
+    /// The file, if any.
+    #[kv(file)]
+    pub file: Option<crate::files::FileId>,
+}
+
+/// A file store in memory that records deletions, and can be told to fail.
+#[derive(Debug, Default)]
+pub struct RecordingFiles {
+    /// Ids deleted so far, in order.
+    pub deleted: std::sync::Mutex<Vec<String>>,
+    /// When true, every deletion fails.
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl RecordingFiles {
+    /// The ids deleted so far.
+    pub fn deleted(&self) -> Vec<String> {
+        self.deleted.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+impl crate::files::FileStore for std::sync::Arc<RecordingFiles> {
+    fn delete<'a>(&'a self, id: &'a str) -> crate::BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::other("the file store is down"));
+            }
+            if let Ok(mut d) = self.deleted.lock() {
+                d.push(id.to_owned());
+            }
+            Ok(())
+        })
+    }
+}
