@@ -1,0 +1,376 @@
+//! Typed operations on the SQLite backend, beside raw rusqlite doing the
+//! same statements by hand on the same schema with the same pragmas, in the
+//! same run.
+//!
+//! `cargo bench -p kv-runtime --bench sqlite`
+//!
+//! The kv side goes through `Store`/`Table` (key check, validation, JSON
+//! encoding and decoding, the hop to a blocking thread), each call driven by
+//! `block_on` of a current-thread Tokio runtime. The raw side calls rusqlite
+//! directly on the bench thread with cached statements, and also encodes
+//! and decodes the JSON value, as a program doing it by hand would. Each
+//! side has its own database file of the same content, created by kv (so
+//! the schema is the same) and filled in one transaction.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kv_runtime::backend::next_version;
+use kv_runtime::backend::sqlite::SqliteBackend;
+use kv_runtime::{Ctx, Kv, PageRequest, Store};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "benchConfig", keys = [banner, maintenance, motd, footer], write_role = admin, soft_delete)]
+struct SiteConfig {
+    active: bool,
+    message: String,
+}
+
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "benchItem", write_role = admin)]
+struct Item {
+    n: u64,
+    label: String,
+}
+
+fn config(i: u64) -> SiteConfig {
+    SiteConfig {
+        active: i % 2 == 0,
+        message: format!("Scheduled maintenance tonight at 22:00 UTC ({i})"),
+    }
+}
+
+fn item_key(i: u64) -> String {
+    format!("item-{i:06}")
+}
+
+fn item(i: u64) -> Item {
+    Item {
+        n: i,
+        label: format!("feature flag number {i}"),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A directory of bench files, removed at the end.
+struct BenchDir(PathBuf);
+
+impl BenchDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("kv-bench-sqlite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("bench directory");
+        BenchDir(dir)
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates a kv database at `path` holding `items` rows of table
+/// `benchItem` (kv creates the schema; the rows go in one transaction).
+fn create(rt: &Runtime, path: &Path, items: u64) {
+    rt.block_on(async {
+        drop(
+            SqliteBackend::open(path)
+                .await
+                .expect("kv creates the file"),
+        )
+    });
+    let mut conn = Connection::open(path).expect("open");
+    let tx = conn.transaction().expect("tx");
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO kv_rows (tbl, key, value, created_at, updated_at, deleted_at, \
+                 updated_by) VALUES ('benchItem', ?1, ?2, ?3, ?3, NULL, 'ada')",
+            )
+            .expect("prepare");
+        let now = now_ms();
+        for i in 0..items {
+            let json = serde_json::to_string(&item(i)).expect("json");
+            insert
+                .execute(params![item_key(i), json, now])
+                .expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+// The statements kv runs, written out by hand for the baseline.
+const GET: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND key = ?2";
+const LIST_AFTER: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND key > ?2 AND deleted_at IS NULL ORDER BY key LIMIT ?3";
+const LIST_FIRST: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NULL ORDER BY key LIMIT ?2";
+const UPSERT: &str =
+    "INSERT INTO kv_rows (tbl, key, value, created_at, updated_at, deleted_at, updated_by)
+     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)
+     ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value,
+         updated_at = excluded.updated_at, deleted_at = NULL, updated_by = excluded.updated_by";
+
+/// A raw row, as the baseline reads it.
+type RawRow<T> = (String, T, i64, i64, Option<i64>, Option<String>);
+
+fn raw_connection(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("open");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("synchronous");
+    conn
+}
+
+fn raw_read<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow<T>> {
+    let json: String = r.get(1)?;
+    let value = serde_json::from_str(&json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok((r.get(0)?, value, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn raw_get(conn: &Connection, key: &str) -> Option<RawRow<SiteConfig>> {
+    conn.prepare_cached(GET)
+        .expect("prepare")
+        .query_row(params!["benchConfig", key], raw_read)
+        .optional()
+        .expect("get")
+}
+
+/// The raw conflict-checked upsert: `Err(current)` on a version mismatch.
+fn raw_set(
+    conn: &mut Connection,
+    key: &str,
+    value: &SiteConfig,
+    expected: Option<i64>,
+) -> Result<i64, Option<i64>> {
+    let json = serde_json::to_string(value).expect("json");
+    let now = now_ms();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .expect("begin");
+    let existing: Option<(i64, i64, Option<i64>)> = tx
+        .prepare_cached(GET)
+        .expect("prepare")
+        .query_row(params!["benchConfig", key], |r| {
+            Ok((r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()
+        .expect("read");
+    if let Some(expected) = expected {
+        let current = existing.filter(|e| e.2.is_none()).map(|e| e.1);
+        if current != Some(expected) {
+            return Err(current);
+        }
+    }
+    let created_at = existing.map_or(now, |e| e.0);
+    let updated_at = next_version(existing.map(|e| e.1), now);
+    tx.prepare_cached(UPSERT)
+        .expect("prepare")
+        .execute(params![
+            "benchConfig",
+            key,
+            json,
+            created_at,
+            updated_at,
+            "ada"
+        ])
+        .expect("upsert");
+    tx.commit().expect("commit");
+    Ok(updated_at)
+}
+
+fn raw_page(conn: &Connection, after: Option<&str>, n: usize) -> Vec<RawRow<Item>> {
+    let limit = n as i64 + 1; // one more, to know whether a next page exists
+    let mut rows: Vec<RawRow<Item>> = match after {
+        Some(after) => conn
+            .prepare_cached(LIST_AFTER)
+            .expect("prepare")
+            .query_map(params!["benchItem", after, limit], raw_read)
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows"),
+        None => conn
+            .prepare_cached(LIST_FIRST)
+            .expect("prepare")
+            .query_map(params!["benchItem", limit], raw_read)
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows"),
+    };
+    rows.truncate(n);
+    rows
+}
+
+/// The kv cursor that continues after the first `skip` rows.
+fn cursor_after(rt: &Runtime, store: &Store, skip: usize) -> String {
+    let t = store.table::<Item>();
+    let admin = Ctx::internal();
+    let mut cursor = None;
+    let mut seen = 0;
+    while seen < skip {
+        let n = (skip - seen).min(PageRequest::MAX_ITEMS);
+        let request = match cursor.take() {
+            Some(c) => PageRequest::after(c, n),
+            None => PageRequest::first(n),
+        };
+        let page = rt.block_on(t.list(&admin, request)).expect("list");
+        seen += page.page.len();
+        cursor = page.continue_cursor;
+    }
+    cursor.expect("rows follow")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = BenchDir::new();
+    let files = [
+        ("kv-1k", 1_000),
+        ("raw-1k", 1_000),
+        ("kv-100k", 100_000),
+        ("raw-100k", 100_000),
+    ];
+    for (name, items) in files {
+        create(&rt, &dir.0.join(format!("{name}.db")), items);
+    }
+    let open = |name: &str| {
+        let path = dir.0.join(format!("{name}.db"));
+        rt.block_on(async { Store::with_backend(SqliteBackend::open(path).await.expect("open")) })
+    };
+    let kv = open("kv-1k");
+    let kv_100k = open("kv-100k");
+    let mut raw = raw_connection(&dir.0.join("raw-1k.db"));
+    let raw_100k = raw_connection(&dir.0.join("raw-100k.db"));
+
+    let table = kv.table::<SiteConfig>();
+    let admin = Ctx::user("ada").with_role("admin");
+    for (i, k) in SiteConfigKey::ALL.iter().enumerate() {
+        rt.block_on(table.set(&admin, k, config(i as u64)))
+            .expect("set");
+        raw_set(&mut raw, k.as_str(), &config(i as u64), None).expect("raw set");
+    }
+
+    // The floor under every kv call: the round trip to a blocking thread
+    // and back, doing nothing there.
+    let mut g = c.benchmark_group("sqlite/hop");
+    g.bench_function("spawn_blocking no-op", |b| {
+        b.iter(|| black_box(rt.block_on(tokio::task::spawn_blocking(|| black_box(1)))))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sqlite/get");
+    g.bench_function("kv", |b| {
+        b.iter(|| black_box(rt.block_on(table.get(black_box(SiteConfigKey::Motd)))))
+    });
+    g.bench_function("raw", |b| {
+        b.iter(|| black_box(raw_get(&raw, black_box("motd"))))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sqlite/set");
+    let mut i = 0u64;
+    g.bench_function("kv", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(rt.block_on(table.set(&admin, SiteConfigKey::Motd, config(i))))
+        })
+    });
+    g.bench_function("raw", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(raw_set(&mut raw, "motd", &config(i), None))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sqlite/set_expecting");
+    let mut version = rt
+        .block_on(table.get(SiteConfigKey::Motd))
+        .expect("get")
+        .expect("row")
+        .updated_at;
+    g.bench_function("kv", |b| {
+        b.iter(|| {
+            i += 1;
+            let row = rt
+                .block_on(table.set_expecting(&admin, SiteConfigKey::Motd, config(i), version))
+                .expect("the version is current");
+            version = row.updated_at;
+        })
+    });
+    let mut version = raw_get(&raw, "motd").expect("row").3;
+    g.bench_function("raw", |b| {
+        b.iter(|| {
+            i += 1;
+            version = raw_set(&mut raw, "motd", &config(i), Some(version))
+                .expect("the version is current");
+        })
+    });
+    g.finish();
+
+    let items = kv.table::<Item>();
+    let items_100k = kv_100k.table::<Item>();
+    let mut g = c.benchmark_group("sqlite/list_first_100_of_1k");
+    g.bench_function("kv", |b| {
+        b.iter(|| black_box(rt.block_on(items.list(&admin, PageRequest::first(100)))))
+    });
+    g.bench_function("raw", |b| b.iter(|| black_box(raw_page(&raw, None, 100))));
+    g.finish();
+
+    let mut g = c.benchmark_group("sqlite/list_100_mid_1k");
+    let cursor = cursor_after(&rt, &kv, 500);
+    g.bench_function("kv", |b| {
+        b.iter(|| {
+            let request = PageRequest::after(cursor.as_str(), 100);
+            black_box(rt.block_on(items.list(&admin, request)))
+        })
+    });
+    let after = item_key(499);
+    g.bench_function("raw", |b| {
+        b.iter(|| black_box(raw_page(&raw, Some(&after), 100)))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sqlite/list_100_mid_100k");
+    let cursor = cursor_after(&rt, &kv_100k, 50_000);
+    g.bench_function("kv", |b| {
+        b.iter(|| {
+            let request = PageRequest::after(cursor.as_str(), 100);
+            black_box(rt.block_on(items_100k.list(&admin, request)))
+        })
+    });
+    let after = item_key(49_999);
+    g.bench_function("raw", |b| {
+        b.iter(|| black_box(raw_page(&raw_100k, Some(&after), 100)))
+    });
+    g.finish();
+
+    drop((kv, kv_100k, raw, raw_100k));
+    drop(dir);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
