@@ -49,7 +49,8 @@
 mod errors;
 mod feed;
 mod open;
-mod sql;
+#[doc(hidden)]
+pub mod sql;
 
 use std::fmt;
 use std::future::Future;

@@ -1,5 +1,7 @@
 //! The SQL of the PostgreSQL backend: the schema, its migrations, and one
-//! statement per operation. Every statement that carries data is
+//! statement per operation. Public (but hidden from the docs) so that
+//! benchmarks and database administrators can run exactly what the backend
+//! runs; not a stable API. Every statement that carries data is
 //! parameterised; the only text spliced into SQL is constants from this file.
 //!
 //! Mutations lock the row they change (`FOR UPDATE`, or the row lock taken
@@ -10,41 +12,40 @@
 
 /// The schema version this library writes. A database at a higher version
 /// was migrated by a newer release and is refused.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 1;
 
 /// The key of the transaction-scoped advisory lock that serialises schema
 /// creation and migration between processes opening the same database
 /// ("kv_schem" in ASCII).
-pub(super) const SCHEMA_LOCK_KEY: i64 = 0x6b76_5f73_6368_656d;
+pub const SCHEMA_LOCK_KEY: i64 = 0x6b76_5f73_6368_656d;
 
 /// The LISTEN/NOTIFY channel of the change feed.
-pub(super) const CHANNEL: &str = "kv_changes";
+pub const CHANNEL: &str = "kv_changes";
 
 /// `LISTEN` on [`CHANNEL`].
-pub(super) const LISTEN: &str = "LISTEN kv_changes";
+pub const LISTEN: &str = "LISTEN kv_changes";
 
 /// Largest notification payload sent with the row; PostgreSQL's limit is
 /// 8000 bytes. A larger change is announced by table and key only, and the
 /// listener reads the row back.
-#[cfg(test)]
-pub(super) const NOTIFY_ROW_LIMIT: usize = 7900;
+pub const NOTIFY_ROW_LIMIT: usize = 7900;
 
 /// The bookkeeping table, created before anything else (under the lock).
-pub(super) const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS kv_meta (
+pub const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS kv_meta (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
 )";
 
 /// Reads the schema version (no row: a fresh database).
-pub(super) const READ_VERSION: &str = "SELECT value FROM kv_meta WHERE name = 'schema_version'";
+pub const READ_VERSION: &str = "SELECT value FROM kv_meta WHERE name = 'schema_version'";
 
 /// Records the schema version.
-pub(super) const WRITE_VERSION: &str = "INSERT INTO kv_meta (name, value) \
+pub const WRITE_VERSION: &str = "INSERT INTO kv_meta (name, value) \
     VALUES ('schema_version', $1::bigint) \
     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[&str] = &[
     // 0 -> 1: rows (key order = byte order, hence COLLATE "C") and the
     // sliding-window rate counter (one row per bucket, its admitted hits as
     // an array, updated in one statement).
@@ -72,16 +73,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
 
 /// `$1` table, `$2` key.
 /// Columns: value, created_at, updated_at, deleted_at, updated_by.
-pub(super) const GET: &str = "SELECT value::text, created_at, updated_at, deleted_at, updated_by \
+pub const GET: &str = "SELECT value::text, created_at, updated_at, deleted_at, updated_by \
     FROM kv_rows WHERE tbl = $1::text AND key = $2::text";
 
 /// `$1` table, `$2` limit. Columns: key, then as [`GET`].
-pub(super) const LIST_FIRST: &str =
+pub const LIST_FIRST: &str =
     "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
     FROM kv_rows WHERE tbl = $1::text AND deleted_at IS NULL ORDER BY key LIMIT $2::bigint";
 
 /// `$1` table, `$2` exclusive lower key bound, `$3` limit. Columns: as [`LIST_FIRST`].
-pub(super) const LIST_AFTER: &str =
+pub const LIST_AFTER: &str =
     "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
     FROM kv_rows WHERE tbl = $1::text AND key > $2::text AND deleted_at IS NULL \
     ORDER BY key LIMIT $3::bigint";
@@ -129,7 +130,7 @@ macro_rules! notify_gone {
 ///
 /// Columns: 0-4 the previous row as [`GET`] (NULLs when none), 5 created_at
 /// and 6 updated_at of the written row (NULLs when nothing was written).
-pub(super) const PUT: &str = concat!(
+pub const PUT: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
@@ -151,7 +152,7 @@ pub(super) const PUT: &str = concat!(
 
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by. Soft-deletes a live row.
 /// Columns: the row before, as [`GET`]; no row when there was no live row.
-pub(super) const REMOVE_SOFT: &str = concat!(
+pub const REMOVE_SOFT: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text AND deleted_at IS NULL FOR UPDATE",
@@ -168,7 +169,7 @@ pub(super) const REMOVE_SOFT: &str = concat!(
 );
 
 /// `$1` table, `$2` key. Removes a live row. Columns: as [`REMOVE_SOFT`].
-pub(super) const REMOVE_HARD: &str = concat!(
+pub const REMOVE_HARD: &str = concat!(
     "WITH d AS (DELETE FROM kv_rows WHERE tbl = $1::text AND key = $2::text ",
     "AND deleted_at IS NULL RETURNING value, created_at, updated_at, deleted_at, updated_by) ",
     "SELECT d.value::text, d.created_at, d.updated_at, d.deleted_at, d.updated_by, ",
@@ -179,7 +180,7 @@ pub(super) const REMOVE_HARD: &str = concat!(
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by. Revives a soft-deleted row.
 /// Columns: 0-4 the row before, as [`GET`] (no row: not found), 5 the new
 /// updated_at (NULL when the row was live and nothing changed).
-pub(super) const RESTORE: &str = concat!(
+pub const RESTORE: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
@@ -198,7 +199,7 @@ pub(super) const RESTORE: &str = concat!(
 /// `$1` table, `$2` cut-off. Removes rows soft-deleted before the cut-off.
 /// Columns: as [`LIST_FIRST`], in key order. Purged rows were invisible
 /// already, so nothing is notified.
-pub(super) const PURGE: &str = "WITH d AS (DELETE FROM kv_rows \
+pub const PURGE: &str = "WITH d AS (DELETE FROM kv_rows \
     WHERE tbl = $1::text AND deleted_at IS NOT NULL AND deleted_at < $2::bigint \
     RETURNING key, value, created_at, updated_at, deleted_at, updated_by) \
     SELECT key, value::text, created_at, updated_at, deleted_at, updated_by FROM d ORDER BY key";
@@ -210,7 +211,7 @@ pub(super) const PURGE: &str = "WITH d AS (DELETE FROM kv_rows \
 /// lock of `ON CONFLICT DO UPDATE` makes the count and the append one atomic
 /// step for every process sharing the database.
 /// Columns: admitted, the oldest hit left in the window (NULL when none).
-pub(super) const RATE_HIT: &str = "INSERT INTO kv_rate AS r (scope, bucket, hits, admitted) \
+pub const RATE_HIT: &str = "INSERT INTO kv_rate AS r (scope, bucket, hits, admitted) \
     VALUES ($1::text, $2::text, \
     CASE WHEN $4::bigint > 0 THEN ARRAY[$3::bigint] ELSE '{}'::bigint[] END, $4::bigint > 0) \
     ON CONFLICT (scope, bucket) DO UPDATE SET (hits, admitted) = (\
