@@ -65,6 +65,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use kv_macros::Kv;
+pub use replica::{Replica, ReplicaStatus};
 pub use row::{Page, PageRequest, Row};
 pub use schema::{
     check_key_text, BoxFuture, KvKey, KvSchema, PredicateOutput, RateLimit, SoftDelete, WriteRole,
@@ -72,6 +73,7 @@ pub use schema::{
 };
 pub use store::Store;
 pub use table::{PurgeTask, Table};
+pub use watch::{TableWatch, Watch, WatchEvent};
 
 /// Items the derive's generated code refers to. Not part of the public API.
 #[doc(hidden)]

@@ -1,0 +1,573 @@
+//! Shared by the watch and replica tests: the tables, a backend wrapper that
+//! counts change-feed listeners, bounded waits, temporary directories, the
+//! re-exec trick for child processes, and scenarios that run unchanged on
+//! every backend.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use kv_runtime::backend::{
+    Backend, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+    FEED_CAPACITY,
+};
+use kv_runtime::{Ctx, Kv, Replica, Result, Store, TableWatch, Watch, WatchEvent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// A soft-delete table with declared keys.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "watchBanner", keys = [banner, motd], write_role = admin, soft_delete)]
+pub struct Banner {
+    pub text: String,
+    pub n: u64,
+}
+
+/// A hard-delete table with free keys.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "watchNote", write_role = admin)]
+pub struct Note {
+    pub text: String,
+}
+
+pub fn banner(text: &str, n: u64) -> Banner {
+    Banner {
+        text: text.to_owned(),
+        n,
+    }
+}
+
+pub fn note(text: &str) -> Note {
+    Note {
+        text: text.to_owned(),
+    }
+}
+
+pub fn admin() -> Ctx {
+    Ctx::user("ada").with_role("admin")
+}
+
+/// Hang detection only: every wait in these tests is bounded by this.
+pub const BOUND: Duration = Duration::from_secs(60);
+
+pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
+}
+
+/// The next item of a watch, which must come within [`BOUND`] and be `Ok`.
+pub async fn next_ok<S: kv_runtime::KvSchema>(watch: &mut Watch<S>) -> WatchEvent<S> {
+    bounded("the next watch item", watch.next())
+        .await
+        .expect("the watch stays open")
+        .expect("the watch item is not an error")
+}
+
+/// The next item of a table watch, which must come within [`BOUND`] and be `Ok`.
+pub async fn next_table_ok<S: kv_runtime::KvSchema>(watch: &mut TableWatch<S>) -> WatchEvent<S> {
+    bounded("the next table-watch item", watch.next())
+        .await
+        .expect("the watch stays open")
+        .expect("the watch item is not an error")
+}
+
+/// Waits (bounded) until `check` holds, polling every few milliseconds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// The live row's `updated_at` and value summary of an event, for
+/// comparing sequences.
+pub fn summary(e: &WatchEvent<Banner>) -> Option<(String, u64)> {
+    e.row.as_ref().map(|r| (r.value.text.clone(), r.value.n))
+}
+
+// --- A backend that counts feed listeners ------------------------------------
+
+/// Wraps a backend and hands out receivers of its own feed channel (fed by
+/// a forwarding task from the inner feed), so that a test can count the
+/// receivers alive: [`CountingBackend::listeners`].
+pub struct CountingBackend {
+    inner: Arc<dyn Backend>,
+    feed: broadcast::Sender<FeedEvent>,
+    _forward: tokio::task::JoinHandle<()>,
+}
+
+impl CountingBackend {
+    /// Must be called inside a Tokio runtime (it spawns the forwarder).
+    pub fn new(inner: Arc<dyn Backend>) -> Arc<CountingBackend> {
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let mut from = inner.subscribe();
+        let to = feed.clone();
+        let forward = tokio::spawn(async move {
+            loop {
+                match from.recv().await {
+                    Ok(event) => {
+                        let _ = to.send(event);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = to.send(FeedEvent::Resync);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Arc::new(CountingBackend {
+            inner,
+            feed,
+            _forward: forward,
+        })
+    }
+
+    /// Receivers of the feed alive now.
+    pub fn listeners(&self) -> usize {
+        self.feed.receiver_count()
+    }
+}
+
+impl Drop for CountingBackend {
+    fn drop(&mut self) {
+        self._forward.abort();
+    }
+}
+
+#[async_trait]
+impl Backend for CountingBackend {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
+        self.inner.get(table, key).await
+    }
+    fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> bool {
+        self.inner.get_now(table, key, read)
+    }
+    async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        self.inner.list(table, after, limit).await
+    }
+    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
+        self.inner.put(table, put).await
+    }
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+        self.inner.remove(table, remove).await
+    }
+    async fn restore(
+        &self,
+        table: &str,
+        key: &str,
+        updated_by: Option<&str>,
+        now: i64,
+    ) -> Result<RestoreOutcome> {
+        self.inner.restore(table, key, updated_by, now).await
+    }
+    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+        self.inner.purge(table, deleted_before).await
+    }
+    async fn rate_limit_hit(
+        &self,
+        scope: &str,
+        bucket: &str,
+        max: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<RateDecision> {
+        self.inner
+            .rate_limit_hit(scope, bucket, max, window_ms, now)
+            .await
+    }
+    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
+        self.feed.subscribe()
+    }
+}
+
+/// A store over `counting` (the `Arc` is shared: the test keeps one to count).
+pub fn counting_store(counting: &Arc<CountingBackend>) -> Store {
+    Store::from_arc(Arc::clone(counting) as Arc<dyn Backend>)
+}
+
+// --- Temporary directories and child processes --------------------------------
+
+/// A directory removed (with its contents) when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "kv-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("the temporary directory can be created");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A store over a fresh SQLite file in `dir`.
+pub async fn sqlite_store(dir: &TempDir) -> Store {
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    Store::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {url}: {e}"))
+}
+
+/// Protocol lines between a parent test and its child start with this
+/// (libtest prints its own lines on the same stdout).
+pub const LINE: &str = "KVW ";
+
+/// Runs this test binary again as a child running only `test` (which reads
+/// its instructions from `envs`), with stdout piped.
+pub fn spawn_child(test: &str, envs: &[(&str, &str)]) -> Child {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.spawn().expect("the child test process starts")
+}
+
+/// The child's protocol lines, as they come, on a channel (read by a thread).
+pub fn child_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix(LINE) {
+                if tx.send(rest.to_owned()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) for the child to exit, and checks that it succeeded.
+pub fn wait_child(mut child: Child) {
+    let deadline = std::time::Instant::now() + BOUND;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                assert!(status.success(), "the child test process failed: {status}");
+                return;
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                panic!("the child test process did not finish within {BOUND:?}");
+            }
+        }
+    }
+}
+
+// --- Scenarios, run on every backend -----------------------------------------
+
+/// The first item is the current state: the row, or `None`.
+pub async fn first_item_is_the_current_state(store: Store) {
+    let t = store.table::<Banner>();
+    let mut absent = bounded("watch", t.watch(BannerKey::Motd)).await.unwrap();
+    let first = next_ok(&mut absent).await;
+    assert_eq!(first.key, BannerKey::Motd);
+    assert_eq!(first.row, None);
+    assert!(!first.resynced);
+
+    let row = t
+        .set(&admin(), BannerKey::Banner, banner("hello", 1))
+        .await
+        .unwrap();
+    let mut present = bounded("watch", t.watch(BannerKey::Banner)).await.unwrap();
+    let first = next_ok(&mut present).await;
+    assert_eq!(first.row.as_ref(), Some(&row));
+    assert!(!first.resynced);
+
+    // A soft-deleted row is no row.
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    let mut deleted = bounded("watch", t.watch(BannerKey::Banner)).await.unwrap();
+    assert_eq!(next_ok(&mut deleted).await.row, None);
+}
+
+/// set / soft rm / restore, one step at a time: each state arrives, in order.
+pub async fn watch_sees_each_change_in_order(store: Store) {
+    let t = store.table::<Banner>();
+    let mut w = bounded("watch", t.watch(BannerKey::Banner)).await.unwrap();
+    assert_eq!(next_ok(&mut w).await.row, None);
+
+    let one = t
+        .set(&admin(), BannerKey::Banner, banner("one", 1))
+        .await
+        .unwrap();
+    assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&one));
+
+    let two = t
+        .set(&admin(), BannerKey::Banner, banner("two", 2))
+        .await
+        .unwrap();
+    let e = next_ok(&mut w).await;
+    assert_eq!(e.row.as_ref(), Some(&two));
+    assert!(!e.resynced);
+
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    let e = next_ok(&mut w).await;
+    assert_eq!(e.row, None, "a soft delete shows as no row");
+    assert!(!e.resynced);
+
+    let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    let e = next_ok(&mut w).await;
+    assert_eq!(e.row.as_ref(), Some(&restored), "a restore shows the row again");
+    assert!(restored.updated_at > two.updated_at);
+
+    // Another key of the table, and another table, are not this watch's.
+    t.set(&admin(), BannerKey::Motd, banner("other", 9))
+        .await
+        .unwrap();
+    store
+        .table::<Note>()
+        .set(&admin(), "banner".to_owned(), note("x"))
+        .await
+        .unwrap();
+    let three = t
+        .set(&admin(), BannerKey::Banner, banner("three", 3))
+        .await
+        .unwrap();
+    assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&three));
+}
+
+/// Hard deletes (a table without soft delete) show as no row, and the key
+/// can come back.
+pub async fn watch_sees_hard_deletes(store: Store) {
+    let t = store.table::<Note>();
+    let key = "a".to_owned();
+    let first = t.set(&admin(), &key, note("1")).await.unwrap();
+    let mut w = bounded("watch", t.watch(&key)).await.unwrap();
+    assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&first));
+    let second = t.set(&admin(), &key, note("2")).await.unwrap();
+    assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&second));
+    assert!(t.rm(&admin(), &key).await.unwrap());
+    assert_eq!(next_ok(&mut w).await.row, None, "a hard delete shows as no row");
+    let again = t.set(&admin(), &key, note("3")).await.unwrap();
+    assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&again));
+}
+
+/// Writes made back to back, before the watcher reads anything, still come
+/// out one state per write, in commit order.
+pub async fn watch_keeps_commit_order_of_a_burst(store: Store) {
+    let t = store.table::<Banner>();
+    let start = t
+        .set(&admin(), BannerKey::Banner, banner("start", 0))
+        .await
+        .unwrap();
+    let mut w = bounded("watch", t.watch(BannerKey::Banner)).await.unwrap();
+    let mut expected = vec![Some(("start".to_owned(), 0))];
+    for n in 1..=5 {
+        t.set(&admin(), BannerKey::Banner, banner("burst", n))
+            .await
+            .unwrap();
+        expected.push(Some(("burst".to_owned(), n)));
+    }
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    expected.push(None);
+    t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    expected.push(Some(("burst".to_owned(), 5)));
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    expected.push(None);
+    let last = t
+        .set(&admin(), BannerKey::Banner, banner("end", 6))
+        .await
+        .unwrap();
+    expected.push(Some(("end".to_owned(), 6)));
+
+    let mut seen = Vec::new();
+    let mut versions = Vec::new();
+    while seen.len() < expected.len() {
+        let e = next_ok(&mut w).await;
+        assert!(!e.resynced, "no resync on a healthy feed: {seen:?}");
+        if let Some(row) = &e.row {
+            versions.push(row.updated_at);
+        }
+        seen.push(summary(&e));
+    }
+    assert_eq!(seen, expected);
+    assert!(versions.windows(2).all(|p| p[0] < p[1]), "{versions:?}");
+    assert_eq!(versions.first(), Some(&start.updated_at));
+    assert_eq!(versions.last(), Some(&last.updated_at));
+}
+
+/// A whole-table watch starts with every live row, in key order, then
+/// follows changes of any key.
+pub async fn table_watch_starts_with_every_live_row(store: Store) {
+    let t = store.table::<Note>();
+    for k in ["c", "a", "b", "d"] {
+        t.set(&admin(), k.to_owned(), note(k)).await.unwrap();
+    }
+    assert!(t.rm(&admin(), "b".to_owned()).await.unwrap());
+    // Rows of another table are not this table's.
+    store
+        .table::<Banner>()
+        .set(&admin(), BannerKey::Banner, banner("x", 1))
+        .await
+        .unwrap();
+
+    let mut w = bounded("watch_table", t.watch_table()).await.unwrap();
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let e = next_table_ok(&mut w).await;
+        assert!(!e.resynced);
+        let row = e.row.expect("the initial items are live rows");
+        assert_eq!(row.key, e.key);
+        first.push(row.value.text);
+    }
+    assert_eq!(first, ["a", "c", "d"]);
+
+    store
+        .table::<Banner>()
+        .set(&admin(), BannerKey::Banner, banner("y", 2))
+        .await
+        .unwrap();
+    let e_row = t.set(&admin(), "e".to_owned(), note("e")).await.unwrap();
+    let e = next_table_ok(&mut w).await;
+    assert_eq!(e.key, "e");
+    assert_eq!(e.row.as_ref(), Some(&e_row));
+    assert!(t.rm(&admin(), "a".to_owned()).await.unwrap());
+    let e = next_table_ok(&mut w).await;
+    assert_eq!((e.key.as_str(), e.row), ("a", None));
+    let b = t.set(&admin(), "b".to_owned(), note("b2")).await.unwrap();
+    let e = next_table_ok(&mut w).await;
+    assert_eq!(e.row.as_ref(), Some(&b));
+}
+
+/// A replica loads every live row, follows set / rm / restore, and answers
+/// `get` synchronously.
+pub async fn replica_follows_the_table(store: Store) {
+    let t = store.table::<Banner>();
+    let notes = store.table::<Note>();
+    let first = t
+        .set(&admin(), BannerKey::Banner, banner("one", 1))
+        .await
+        .unwrap();
+    for k in ["a", "b"] {
+        notes.set(&admin(), k.to_owned(), note(k)).await.unwrap();
+    }
+    let replica = bounded("replica", t.replica()).await.unwrap();
+    let note_replica = bounded("replica", notes.replica()).await.unwrap();
+    assert_eq!(replica.len(), 1);
+    assert!(!replica.is_empty());
+    assert_eq!(replica.get(&BannerKey::Banner).as_deref(), Some(&first));
+    assert_eq!(replica.get_str("banner").as_deref(), Some(&first));
+    assert_eq!(replica.get(&BannerKey::Motd), None);
+    assert_eq!(replica.get_str("nope"), None);
+    assert_eq!(note_replica.len(), 2);
+    let status = replica.staleness();
+    assert!(status.in_sync && status.following);
+    assert_eq!(status.resyncs, 0);
+    assert_eq!(status.stale_for(), None);
+
+    let second = t
+        .set(&admin(), BannerKey::Banner, banner("two", 2))
+        .await
+        .unwrap();
+    eventually("the replica sees the set", || {
+        replica.get(&BannerKey::Banner).as_deref() == Some(&second)
+    })
+    .await;
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    eventually("the replica sees the soft delete", || {
+        replica.get(&BannerKey::Banner).is_none()
+    })
+    .await;
+    assert!(replica.is_empty());
+    let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    let motd = t
+        .set(&admin(), BannerKey::Motd, banner("m", 7))
+        .await
+        .unwrap();
+    eventually("the replica sees the restore and the new key", || {
+        replica.get(&BannerKey::Banner).as_deref() == Some(&restored)
+            && replica.get(&BannerKey::Motd).as_deref() == Some(&motd)
+    })
+    .await;
+    let rows: Vec<_> = replica.rows().iter().map(|r| r.key.clone()).collect();
+    assert_eq!(rows, [BannerKey::Banner, BannerKey::Motd]);
+    // A clone shares the mirror.
+    let clone = replica.clone();
+    assert_eq!(clone.len(), 2);
+
+    assert!(notes.rm(&admin(), "a".to_owned()).await.unwrap());
+    eventually("the replica sees the hard delete", || {
+        note_replica.get_str("a").is_none() && note_replica.len() == 1
+    })
+    .await;
+    let status = replica.staleness();
+    assert!(status.in_sync);
+    assert!(status.changes_applied >= 4, "{status:?}");
+}
+
+/// Listeners (feed receivers) come and go with watches and replicas.
+pub async fn dropping_watches_and_replicas_leaks_nothing(counting: Arc<CountingBackend>) {
+    let store = counting_store(&counting);
+    let t = store.table::<Banner>();
+    let baseline = Arc::strong_count(store.backend());
+    assert_eq!(counting.listeners(), 0);
+
+    let w1 = bounded("watch", t.watch(BannerKey::Banner)).await.unwrap();
+    let mut w2 = bounded("watch", t.watch(BannerKey::Motd)).await.unwrap();
+    let tw = bounded("watch_table", t.watch_table()).await.unwrap();
+    let r1 = bounded("replica", t.replica()).await.unwrap();
+    let r2 = r1.clone();
+    let r3: Replica<Banner> = bounded("replica", Replica::start(&t)).await.unwrap();
+    assert_eq!(counting.listeners(), 5);
+    // A watch in the middle of waiting for the feed is dropped too.
+    assert_eq!(next_ok(&mut w2).await.row, None);
+    let pending = tokio::time::timeout(Duration::from_millis(50), w2.next()).await;
+    assert!(pending.is_err(), "nothing was written");
+
+    drop((w1, w2, tw));
+    assert_eq!(counting.listeners(), 2);
+    drop(r1);
+    assert_eq!(counting.listeners(), 2, "a clone keeps the replica following");
+    t.set(&admin(), BannerKey::Banner, banner("still", 1))
+        .await
+        .unwrap();
+    eventually("the clone still follows", || {
+        r2.get(&BannerKey::Banner).is_some()
+    })
+    .await;
+    drop((r2, r3));
+    // The follower tasks stop when aborted: soon, not necessarily at once.
+    eventually("every listener is gone", || counting.listeners() == 0).await;
+    eventually("no task holds the store", || {
+        Arc::strong_count(store.backend()) == baseline
+    })
+    .await;
+}
