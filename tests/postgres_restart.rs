@@ -130,9 +130,9 @@ fn the_store_fails_cleanly_while_the_server_is_down_and_recovers() {
             ci.is_empty() || ci == "false" || ci == "0",
             "KV_TEST_PG_CTL and friends are not set in CI: run scripts/test.sh"
         );
-        eprintln!(
-            "\n*** SKIPPED: the server restart test needs KV_TEST_PG_CTL, KV_TEST_PG_DATA, \
-             KV_TEST_PG_RUN_AS, KV_TEST_PG_OPTS and KV_TEST_PG_LOG (scripts/test.sh sets them) ***\n"
+        pg::loud(
+            "*** SKIPPED: the server restart test needs KV_TEST_PG_CTL, KV_TEST_PG_DATA, \
+             KV_TEST_PG_RUN_AS, KV_TEST_PG_OPTS and KV_TEST_PG_LOG (scripts/test.sh sets them) ***",
         );
         return;
     };

@@ -25,13 +25,20 @@ pub fn server_url() -> Option<String> {
                      PostgreSQL server and sets it."
                 );
             }
-            eprintln!(
-                "\n*** SKIPPED: PostgreSQL test (KV_TEST_POSTGRES_URL is not set). Run \
-                 scripts/test.sh to start a private server and run every test. ***\n"
+            loud(
+                "*** SKIPPED: PostgreSQL test (KV_TEST_POSTGRES_URL is not set). Run \
+                 scripts/test.sh to start a private server and run every test. ***",
             );
             None
         }
     }
+}
+
+/// Writes a line to stderr past the test harness's output capture, so that
+/// a skip is seen even when the test passes.
+pub fn loud(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n{line}\n");
 }
 
 /// `url` with its database name replaced by `database`.
