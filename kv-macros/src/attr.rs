@@ -266,7 +266,7 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         "d" => 86_400_000,
         _ => return Err(help.to_owned()),
     };
-    let ms = number.checked_mul(scale).unwrap_or(u64::MAX);
+    let ms = number.saturating_mul(scale);
     if ms == 0 {
         return Err("a window of zero length admits nothing; use at least \"1ms\"".into());
     }
