@@ -1,1 +1,59 @@
-//! The axum web layer (placeholder until the web issue lands).
+//! The web layer (feature `web`): an axum router for any table, JSON errors
+//! with stable codes, and a typed client.
+//!
+//! # Routes
+//!
+//! Relative to where the application nests the router (say
+//! `Router::nest("/api/kv/site", ...)`):
+//!
+//! | route | who | answer |
+//! |---|---|---|
+//! | `GET /{key}` | anyone; the context function is not called | the live [`Row`](crate::Row) as JSON with `ETag: "<updated_at>"`, or `null` |
+//! | `GET /{key}/events` | anyone; no context | server-sent events: the key's current state, then every change; each event's data is the row as JSON, or `null` when there is none |
+//! | `GET /?cursor=..&limit=..` | write role | a [`Page`](crate::Page): `{ "page": [rows], "is_done", "continue_cursor" }`; `limit` 1 to 1000, default 100 |
+//! | `PUT /{key}` | write role | body `{ "value": <the value>, "expected_updated_at": <optional> }`; the new row |
+//! | `DELETE /{key}` | write role | `{ "deleted": true \| false }` |
+//! | `POST /{key}/restore` | write role; only when built [`with_restore`](KvRouter::with_restore) | the restored row (a live row comes back unchanged) |
+//!
+//! Keys are the path segment, percent-decoded: a key the table does not
+//! have is 400 `INVALID_KEY`, never a 404.
+//!
+//! ## Writing with an expected version
+//!
+//! `PUT` writes unconditionally unless it names the version it is based
+//! on, in either of two forms (both at once must agree):
+//!
+//! - the header `If-Match: "1718000000000"`: exactly one strong entity tag
+//!   holding the row's `updated_at` in decimal, as `GET /{key}` returns it
+//!   in `ETag` (`*`, weak tags and lists are 400 `MALFORMED_HEADER`);
+//! - the body field `"expected_updated_at": 1718000000000`.
+//!
+//! A mismatch is 409 `CONFLICT` with the row's `current_updated_at`
+//! (`null` when there is no live row).
+//!
+//! ## Requests refused before they reach the table
+//!
+//! None of these changes anything: a body larger than the
+//! [limit](KvRouter::body_limit) is 413 `PAYLOAD_TOO_LARGE`; a `PUT` that is
+//! not `Content-Type: application/json` is 415 `UNSUPPORTED_MEDIA_TYPE`
+//! (which also keeps cross-site HTML forms out); JSON with a syntax error
+//! is 400 `MALFORMED_BODY`; JSON of the wrong shape or types is 422
+//! `VALIDATION_FAILED` naming the path in the body (`value.active`); a bad
+//! query is 400 `MALFORMED_QUERY`; a known path with another method is 405
+//! `METHOD_NOT_ALLOWED`; an unknown path is 404 `NO_ROUTE`. See
+//! [`ApiError`] for the JSON shape of every error.
+//!
+//! # Who is calling
+//!
+//! The application supplies a [`ContextFn`]: it turns the request head
+//! into a [`Ctx`](crate::Ctx). The router never makes up a caller, and
+//! never an internal one.
+
+mod client;
+mod errors;
+mod router;
+mod sse;
+
+pub use client::Client;
+pub use errors::{codes, ApiError};
+pub use router::{router, ContextFn, KvRouter, BODY_LIMIT_MARGIN};

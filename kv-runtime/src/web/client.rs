@@ -1,0 +1,415 @@
+//! A typed client for the routes of [`super::router`].
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::errors::codes;
+use crate::error::{Error, FieldError, Result};
+use crate::row::{Page, PageRequest, Row};
+use crate::schema::{KvKey, KvSchema, SoftDelete};
+
+type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// A typed client for a table's routes, using the same key type and
+/// [`Row`] as the server.
+///
+/// Errors come back as the [`Error`] the server's table raised, with the
+/// same code (`CONFLICT` with its `current_updated_at`, `RATE_LIMITED` with
+/// its wait, ...). The web layer's own refusals map to the nearest code:
+/// 401 `UNAUTHORIZED` to [`Error::Forbidden`], 413 `PAYLOAD_TOO_LARGE` to
+/// [`Error::ValidationFailed`]; anything else, and every network failure or
+/// timeout, is [`Error::Backend`].
+///
+/// Plain HTTP/1.1 only (`http://`): no TLS is compiled in. Cheap to clone;
+/// clones share one connection pool.
+///
+/// ```no_run
+/// # use kv_runtime::{Kv, web::Client};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// # #[kv(keys = [banner], write_role = admin)]
+/// # struct SiteBanner { active: bool, message: String }
+/// # async fn run() -> kv_runtime::Result<()> {
+/// let admin = Client::<SiteBanner>::new("http://127.0.0.1:3000/api/kv/site")?
+///     .with_header("authorization", "Bearer let-me-in")?;
+/// let row = admin
+///     .set(SiteBannerKey::Banner, SiteBanner { active: true, message: "Hi".into() })
+///     .await?;
+/// assert_eq!(admin.get(SiteBannerKey::Banner).await?, Some(row));
+/// # Ok(()) }
+/// ```
+pub struct Client<S: KvSchema> {
+    base: String,
+    headers: HeaderMap,
+    http: Http,
+    timeout: Duration,
+    max_response_bytes: usize,
+    _schema: PhantomData<fn() -> S>,
+}
+
+impl<S: KvSchema> Clone for Client<S> {
+    fn clone(&self) -> Self {
+        Client {
+            base: self.base.clone(),
+            headers: self.headers.clone(),
+            http: self.http.clone(),
+            timeout: self.timeout,
+            max_response_bytes: self.max_response_bytes,
+            _schema: PhantomData,
+        }
+    }
+}
+
+impl<S: KvSchema> fmt::Debug for Client<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values are left out: they are usually credentials.
+        f.debug_struct("Client")
+            .field("table", &S::TABLE)
+            .field("base", &self.base)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The `PUT` body.
+#[derive(Serialize)]
+struct PutBody<'a, S> {
+    value: &'a S,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_updated_at: Option<i64>,
+}
+
+/// An error body, as [`super::ApiError`] writes it.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ErrorBody {
+    code: String,
+    message: String,
+    key: Option<String>,
+    reason: Option<String>,
+    required: Option<String>,
+    hook: Option<String>,
+    fields: Option<Vec<FieldError>>,
+    current_updated_at: Option<i64>,
+    retry_after_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Deleted {
+    deleted: bool,
+}
+
+impl<S: KvSchema> Client<S> {
+    /// A client for the routes mounted at `base_url`, e.g.
+    /// `http://127.0.0.1:3000/api/kv/site`. A URL that is not `http://` is
+    /// [`Error::Config`].
+    pub fn new(base_url: &str) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        let uri: Uri = base
+            .parse()
+            .map_err(|e| Error::Config(format!("invalid base URL {base_url:?}: {e}")))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(Error::Config(format!(
+                "the kv web client speaks plain http://host[:port]/path only, not {base_url:?}"
+            )));
+        }
+        if uri.query().is_some() {
+            return Err(Error::Config(format!(
+                "the base URL must not have a query: {base_url:?}"
+            )));
+        }
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .build(HttpConnector::new());
+        Ok(Client {
+            base,
+            headers: HeaderMap::new(),
+            http,
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 64 << 20,
+            _schema: PhantomData,
+        })
+    }
+
+    /// Sends `name: value` with every request: the application's
+    /// credentials (`authorization`, `cookie`). Replaces an earlier value of
+    /// the same header. An invalid name or value is [`Error::Config`].
+    pub fn with_header(mut self, name: &str, value: &str) -> Result<Self> {
+        let name = HeaderName::try_from(name)
+            .map_err(|e| Error::Config(format!("invalid header name {name:?}: {e}")))?;
+        let value = HeaderValue::try_from(value)
+            .map_err(|e| Error::Config(format!("invalid value for header {name}: {e}")))?;
+        self.headers.insert(name, value);
+        Ok(self)
+    }
+
+    /// How long one call may take before it fails with [`Error::Backend`]
+    /// (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest response body read (default 64 MiB); a larger one is
+    /// [`Error::Backend`].
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /{key}`: the live row or `None`.
+    pub async fn get(&self, key: impl std::borrow::Borrow<S::Key>) -> Result<Option<Row<S>>> {
+        let key = key.borrow();
+        let url = self.key_url(key, "");
+        self.call(Method::GET, &url, key.as_str(), "get", None, None)
+            .await
+    }
+
+    /// `GET /?cursor=..&limit=..`: one page (`num_items` 0 means the
+    /// server's default).
+    pub async fn list(&self, page: PageRequest) -> Result<Page<S>> {
+        // The mount path itself (`/api/kv/site`, no trailing slash): axum's
+        // `nest` routes exactly that to the router's `/`.
+        let mut url = self.base.clone();
+        let mut sep = '?';
+        if let Some(cursor) = &page.cursor {
+            url.push(sep);
+            url.push_str("cursor=");
+            url.push_str(&encode(cursor));
+            sep = '&';
+        }
+        if page.num_items != 0 {
+            url.push(sep);
+            url.push_str(&format!("limit={}", page.num_items));
+        }
+        self.call(Method::GET, &url, "", "list", None, None).await
+    }
+
+    /// `PUT /{key}`: stores `value` and returns the row.
+    pub async fn set(&self, key: impl std::borrow::Borrow<S::Key>, value: S) -> Result<Row<S>> {
+        self.put(key.borrow(), &value, None).await
+    }
+
+    /// `PUT /{key}` with `If-Match: "<expected_updated_at>"`: stores
+    /// `value` only if the row still has that version, else
+    /// [`Error::Conflict`] with the current one.
+    pub async fn set_expecting(
+        &self,
+        key: impl std::borrow::Borrow<S::Key>,
+        value: S,
+        expected_updated_at: i64,
+    ) -> Result<Row<S>> {
+        self.put(key.borrow(), &value, Some(expected_updated_at))
+            .await
+    }
+
+    /// `DELETE /{key}`: whether a live row was deleted.
+    pub async fn rm(&self, key: impl std::borrow::Borrow<S::Key>) -> Result<bool> {
+        let key = key.borrow();
+        let url = self.key_url(key, "");
+        let deleted: Deleted = self
+            .call(Method::DELETE, &url, key.as_str(), "rm", None, None)
+            .await?;
+        Ok(deleted.deleted)
+    }
+
+    /// `POST /{key}/restore`: the restored (or already live) row.
+    pub async fn restore(&self, key: impl std::borrow::Borrow<S::Key>) -> Result<Row<S>>
+    where
+        S: SoftDelete,
+    {
+        let key = key.borrow();
+        let url = self.key_url(key, "/restore");
+        self.call(Method::POST, &url, key.as_str(), "restore", None, None)
+            .await
+    }
+
+    async fn put(&self, key: &S::Key, value: &S, expected: Option<i64>) -> Result<Row<S>> {
+        let body = serde_json::to_vec(&PutBody {
+            value,
+            expected_updated_at: None,
+        })
+        .map_err(|e| Error::ValidationFailed {
+            table: S::TABLE,
+            fields: vec![FieldError::new(
+                "",
+                format!("the value cannot be serialized: {e}"),
+            )],
+        })?;
+        let url = self.key_url(key, "");
+        self.call(Method::PUT, &url, key.as_str(), "set", Some(body), expected)
+            .await
+    }
+
+    fn key_url(&self, key: &S::Key, suffix: &str) -> String {
+        format!("{}/{}{}", self.base, encode(key.as_str()), suffix)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        key: &str,
+        op: &'static str,
+        body: Option<Vec<u8>>,
+        if_match: Option<i64>,
+    ) -> Result<T> {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder = builder.header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(v) = if_match {
+            builder = builder.header(header::IF_MATCH, format!("\"{v}\""));
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| Error::backend(format!("cannot build the request to {url}"), e))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| Error::backend(format!("request to {url} failed"), e))?;
+            let (parts, body) = response.into_parts();
+            let bytes = Limited::new(body, self.max_response_bytes)
+                .collect()
+                .await
+                .map_err(|e| Error::backend(format!("reading the response of {url} failed"), e))?
+                .to_bytes();
+            Ok::<_, Error>((parts.status, parts.headers, bytes))
+        };
+        let (status, headers, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                Error::backend_msg(format!(
+                    "request to {url} took longer than {:?}",
+                    self.timeout
+                ))
+            })??;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Error::backend(
+                    format!("{url} answered {status} with an unexpected body"),
+                    e,
+                )
+            })
+        } else {
+            Err(error_from_response::<S>(status, &headers, &bytes, key, op))
+        }
+    }
+}
+
+/// Maps an error response back to the [`Error`] the server raised.
+fn error_from_response<S: KvSchema>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    key: &str,
+    op: &'static str,
+) -> Error {
+    let table = S::TABLE;
+    let Ok(body) = serde_json::from_slice::<ErrorBody>(bytes) else {
+        return Error::backend_msg(format!("the server answered {status} without a kv error"));
+    };
+    let key = body.key.clone().unwrap_or_else(|| key.to_owned());
+    match body.code.as_str() {
+        "INVALID_KEY" => Error::InvalidKey {
+            table,
+            key,
+            reason: body.reason.unwrap_or(body.message),
+        },
+        "INVALID_CURSOR" => Error::InvalidCursor {
+            table,
+            reason: body.reason.unwrap_or(body.message),
+        },
+        "VALIDATION_FAILED" => Error::ValidationFailed {
+            table,
+            fields: body
+                .fields
+                .unwrap_or_else(|| vec![FieldError::new("", body.message)]),
+        },
+        codes::PAYLOAD_TOO_LARGE => Error::ValidationFailed {
+            table,
+            fields: vec![FieldError::new("", body.message)],
+        },
+        "FORBIDDEN" | codes::UNAUTHORIZED => Error::Forbidden {
+            table,
+            op,
+            required: body.required.unwrap_or(body.message),
+        },
+        "CONFLICT" => Error::Conflict {
+            table,
+            key,
+            current_updated_at: body.current_updated_at,
+        },
+        "NOT_FOUND" => Error::NotFound { table, key },
+        "REJECTED" => Error::Rejected {
+            table,
+            op,
+            hook: body.hook.unwrap_or_default(),
+            message: body.reason.unwrap_or(body.message),
+        },
+        "RATE_LIMITED" => {
+            let from_header = headers
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let retry_after = body
+                .retry_after_ms
+                .map(Duration::from_millis)
+                .or(from_header)
+                .unwrap_or(Duration::from_secs(1));
+            Error::RateLimited { table, retry_after }
+        }
+        code => Error::backend_msg(format!(
+            "the server answered {status} {code}: {}",
+            body.message
+        )),
+    }
+}
+
+/// Percent-encodes text for one path segment or query value: everything but
+/// ASCII letters, digits, `-`, `_` and `~` (so `.` and `..` stay keys, not
+/// path steps).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_keeps_keys_one_segment() {
+        assert_eq!(encode("banner"), "banner");
+        assert_eq!(encode(".."), "%2E%2E");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode("é"), "%C3%A9");
+    }
+}
