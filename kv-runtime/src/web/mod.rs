@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `GET /{key}` | anyone; the context function is not called | the live [`Row`](crate::Row) as JSON with `ETag: "<updated_at>"`, or `null` |
 //! | `GET /{key}/events` | anyone; no context | server-sent events: the key's current state, then every change; each event's data is the row as JSON, or `null` when there is none |
-//! | `GET /?cursor=..&limit=..` | write role | a [`Page`](crate::Page): `{ "page": [rows], "is_done", "continue_cursor" }`; `limit` 1 to 1000, default 100 |
+//! | `GET /?cursor=..&limit=..` (nested: the mount path itself, `/api/kv/site?limit=10`) | write role | a [`Page`](crate::Page): `{ "page": [rows], "is_done", "continue_cursor" }`; `limit` 1 to 1000, default 100 |
 //! | `PUT /{key}` | write role | body `{ "value": <the value>, "expected_updated_at": <optional> }`; the new row |
 //! | `DELETE /{key}` | write role | `{ "deleted": true \| false }` |
 //! | `POST /{key}/restore` | write role; only when built [`with_restore`](KvRouter::with_restore) | the restored row (a live row comes back unchanged) |
