@@ -75,6 +75,8 @@ async fn refused_port_is_a_backend_error_naming_the_server() {
 async fn malformed_urls_and_options_are_config_errors() {
     for url in [
         "postgres://kv@127.0.0.1:notaport/kv",
+        "postgres://",
+        "postgresql:///kv",
         "postgres://kv@127.0.0.1/kv?pool_size=0",
         "postgres://kv@127.0.0.1/kv?pool_size=many",
         "postgres://kv@127.0.0.1/kv?no_such_option=1",
@@ -385,4 +387,69 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
         }
         assert_eq!(a.backend().get("pgDoc", &missing).await.unwrap(), None);
     }
+}
+
+/// A write waiting for a row lock that another program holds is cancelled
+/// by the server after `statement_timeout`: BACKEND, nothing changed; and
+/// the client-side `op_timeout` bounds the call when the server would wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_stuck_behind_a_lock_time_out() {
+    let Some(url) = pg::server_url() else { return };
+    let db = pg::fresh_database(&url).await;
+    let open = |statement_timeout, op_timeout| {
+        let db = db.clone();
+        async move {
+            let options = PostgresOptions {
+                statement_timeout,
+                op_timeout,
+                ..PostgresOptions::default()
+            };
+            Store::with_backend(PostgresBackend::connect(&db, options).await.unwrap())
+        }
+    };
+    let by_server = open(Some(Duration::from_millis(300)), None).await;
+    let by_client = open(None, Some(Duration::from_millis(300))).await;
+    let t = by_server.table::<Doc>();
+    let ctx = Ctx::internal();
+    let first = t
+        .set(&ctx, "locked".to_owned(), doc(serde_json::json!(1)))
+        .await
+        .unwrap();
+
+    let mut other = pg::admin(&db).await;
+    let tx = other.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM kv_rows WHERE tbl = 'pgDoc' AND key = 'locked' FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let err = bounded(
+        "a set behind a lock",
+        t.set(&ctx, "locked".to_owned(), doc(serde_json::json!(2))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Backend, "{err}");
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+
+    let err = bounded(
+        "a set behind a lock",
+        by_client
+            .table::<Doc>()
+            .set(&ctx, "locked".to_owned(), doc(serde_json::json!(3))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Backend, "{err}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+
+    tx.rollback().await.unwrap();
+    // The server-cancelled write changed nothing. (The client-abandoned one
+    // may still run once the lock is gone: its outcome is unknown, as its
+    // message says.)
+    let row = t.get("locked".to_owned()).await.unwrap().unwrap();
+    assert!(row.value.body == serde_json::json!(1) || row.value.body == serde_json::json!(3));
+    assert!(row.updated_at >= first.updated_at);
 }

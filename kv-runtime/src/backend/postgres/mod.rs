@@ -42,9 +42,14 @@
 //! # Failures
 //!
 //! A server that is down or goes away makes calls fail with
-//! [`Error::Backend`] after at most the configured timeouts, never a hang or
-//! a panic; broken connections are replaced, so the store works again once
-//! the server is back.
+//! [`Error::Backend`], never a panic: connecting, and waiting for a free
+//! pooled connection, have timeouts ([`PostgresOptions`]); the server
+//! cancels statements running past `statement_timeout`; TCP keepalives and
+//! a TCP user timeout notice a server that vanished without closing the
+//! connection. Broken connections are replaced, so the store works again
+//! once the server is back. [`PostgresOptions::op_timeout`] adds a client
+//! timer around every call, for servers that may stop answering without
+//! going away.
 
 mod errors;
 mod feed;
@@ -58,7 +63,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, PoolError, TimeoutType, Timeouts};
 use tokio::sync::broadcast;
 
 use self::errors::{pg_error, pool_error, write_error};
@@ -79,7 +84,9 @@ const PUT_ATTEMPTS: usize = 8;
 pub struct PostgresBackend {
     pool: Pool,
     feed: broadcast::Sender<FeedEvent>,
-    op_timeout: Duration,
+    op_timeout: Option<Duration>,
+    /// Timeouts of a pool checkout that does not wait for a busy pool.
+    free_now: Timeouts,
     target: String,
     /// The listener task; aborted when the backend is dropped.
     _listener: feed::AbortOnDrop,
@@ -101,23 +108,30 @@ impl PostgresBackend {
     /// The schema version this release creates and understands.
     pub const SCHEMA_VERSION: i64 = sql::SCHEMA_VERSION;
 
-    /// Runs one operation under the call timeout.
+    /// Runs one operation, under the call timeout when there is one.
     async fn run<T>(&self, op: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
-        match tokio::time::timeout(self.op_timeout, work).await {
+        let Some(limit) = self.op_timeout else {
+            return work.await;
+        };
+        match tokio::time::timeout(limit, work).await {
             Ok(result) => result,
             Err(_) => Err(Error::backend_msg(format!(
-                "PostgreSQL ({}): {op} did not finish within {:?}; the server may be \
+                "PostgreSQL ({}): {op} did not finish within {limit:?}; the server may be \
                  unreachable or overloaded (a write may or may not have been applied)",
-                self.target, self.op_timeout
+                self.target
             ))),
         }
     }
 
+    /// A pooled connection. A free one is taken without arming the wait
+    /// timer (the common case costs no timer); only when all are busy does
+    /// the call wait, up to the pool's wait timeout.
     async fn client(&self, op: &str) -> Result<deadpool_postgres::Object> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| pool_error(&self.target, op, e))
+        match self.pool.timeout_get(&self.free_now).await {
+            Err(PoolError::Timeout(TimeoutType::Wait)) => self.pool.get().await,
+            other => other,
+        }
+        .map_err(|e| pool_error(&self.target, op, e))
     }
 }
 

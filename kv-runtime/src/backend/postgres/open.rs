@@ -3,7 +3,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts,
+};
 use tokio::sync::broadcast;
 use tokio_postgres::NoTls;
 
@@ -26,10 +28,20 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
     /// How long a call may wait for a free connection of the pool.
     pub wait_timeout: Duration,
-    /// How long one call may take in all, waiting included. A call that
-    /// times out fails with [`Error::Backend`]; a write that times out may
-    /// or may not have been applied.
-    pub op_timeout: Duration,
+    /// The server cancels a statement running longer than this (say,
+    /// waiting for a row lock that another program's transaction holds);
+    /// the call then fails with [`Error::Backend`] and changes nothing.
+    /// Set on each pooled connection as PostgreSQL's `statement_timeout`;
+    /// `None` keeps the server's setting.
+    pub statement_timeout: Option<Duration>,
+    /// A bound on each whole call, kept by the client (waiting for a
+    /// connection included). It also bounds calls to a server that stopped
+    /// answering without closing connections (a paused process), which
+    /// TCP keepalives do not notice. A write that times out this way may or
+    /// may not have been applied. Off by default: every call then pays for
+    /// no timer, and a server that goes away is noticed by the connection
+    /// timeouts and TCP keepalives.
+    pub op_timeout: Option<Duration>,
 }
 
 impl Default for PostgresOptions {
@@ -38,7 +50,8 @@ impl Default for PostgresOptions {
             pool_size: 10,
             connect_timeout: Duration::from_secs(5),
             wait_timeout: Duration::from_secs(5),
-            op_timeout: Duration::from_secs(30),
+            statement_timeout: Some(Duration::from_secs(30)),
+            op_timeout: None,
         }
     }
 }
@@ -74,18 +87,27 @@ impl PostgresBackend {
                 options.pool_size
             )));
         }
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            return Err(Error::Config(format!(
+                "`{shown}` names no host; use postgres://user:password@host:port/database"
+            )));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
         if config.get_application_name().is_none() {
             config.application_name("kv");
         }
-        // Notice a server that vanished without closing the connection.
+        // Notice a server that vanished without closing the connection:
+        // idle (keepalives) or with a request in flight (user timeout).
         config
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(15))
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(3);
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
         let target = describe_target(&config);
 
         let manager = Manager::from_config(
@@ -99,14 +121,35 @@ impl PostgresBackend {
             .get_connect_timeout()
             .copied()
             .unwrap_or(options.connect_timeout);
-        let pool = Pool::builder(manager)
+        // Fast recycling only checks that the connection is open (no I/O),
+        // so it needs no timeout.
+        let mut builder = Pool::builder(manager)
             .max_size(options.pool_size)
             .wait_timeout(Some(options.wait_timeout))
             .create_timeout(Some(connect_timeout))
-            .recycle_timeout(Some(connect_timeout))
-            .runtime(Runtime::Tokio1)
+            .runtime(Runtime::Tokio1);
+        if let Some(limit) = options.statement_timeout {
+            let millis = limit.as_millis().max(1).to_string();
+            builder = builder.post_create(Hook::async_fn(move |client, _| {
+                let millis = millis.clone();
+                Box::pin(async move {
+                    client
+                        .execute(
+                            "SELECT set_config('statement_timeout', $1::text, false)",
+                            &[&millis],
+                        )
+                        .await
+                        .map(drop)
+                        .map_err(HookError::Backend)
+                })
+            }));
+        }
+        let pool = builder
             .build()
             .map_err(|e| Error::Config(format!("cannot build the connection pool: {e}")))?;
+        let mut free_now = Timeouts::new();
+        free_now.wait = Some(Duration::ZERO);
+        free_now.create = Some(connect_timeout);
 
         let mut client = pool
             .get()
@@ -121,6 +164,7 @@ impl PostgresBackend {
             pool,
             feed: sender,
             op_timeout: options.op_timeout,
+            free_now,
             target,
             _listener: listener,
         })
