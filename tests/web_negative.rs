@@ -30,6 +30,13 @@ struct Note {
     text: String,
 }
 
+/// No `write_role`: internal callers only, which no request can be.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(keys = [cron])]
+struct Schedule {
+    next: i64,
+}
+
 /// Only here to hand out cursors that belong to another table.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kv(write_role = admin)]
@@ -120,6 +127,10 @@ async fn fixture() -> Fixture {
         .nest(
             "/api/kv/notes",
             web::router(notes.clone(), bearer_ctx(ctx_calls.clone())).build(),
+        )
+        .nest(
+            "/api/kv/schedule",
+            web::router(store.table::<Schedule>(), bearer_ctx(ctx_calls.clone())).build(),
         );
     Fixture {
         app,
@@ -520,6 +531,15 @@ async fn malformed_and_unauthorised_requests_change_nothing() {
             S::FORBIDDEN,
             "FORBIDDEN",
         ),
+        case(
+            "an internal-only table, even for an admin",
+            req(Method::PUT, "/api/kv/schedule/cron")
+                .header(header::AUTHORIZATION, "Bearer admin")
+                .header(header::CONTENT_TYPE, "application/json"),
+            r#"{"value":{"next":1}}"#,
+            S::FORBIDDEN,
+            "FORBIDDEN",
+        ),
         // Versions.
         case(
             "stale If-Match",
@@ -809,6 +829,24 @@ async fn error_bodies_carry_their_details() {
     )
     .await;
     assert_eq!(forbidden.json["op"], "rm");
+
+    let patch = send(
+        &f.app,
+        req(Method::PATCH, "/api/kv/site/banner")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(patch.status, StatusCode::METHOD_NOT_ALLOWED);
+    let allow = patch
+        .headers
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        allow.contains("PUT") && allow.contains("DELETE"),
+        "{allow:?}"
+    );
     assert_eq!(forbidden.json["table"], "siteBanner");
     assert_unchanged(&f, "details").await;
 }
