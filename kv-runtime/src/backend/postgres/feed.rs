@@ -105,9 +105,10 @@ async fn supervise(
     loop {
         while let Some(notification) = listening.notifications.recv().await {
             if notification.channel() == sql::CHANNEL {
-                let event = decode(&pool, &target, notification.payload()).await;
-                // No receivers is not an error: nobody is watching.
-                let _ = sender.send(event);
+                if let Some(event) = decode(&pool, &target, notification.payload()).await {
+                    // No receivers is not an error: nobody is watching.
+                    let _ = sender.send(event);
+                }
             }
         }
         // The connection is lost: changes may be missed until it is back.
@@ -139,6 +140,9 @@ struct Notice {
     /// The row did not fit: read it back.
     #[serde(default)]
     reread: bool,
+    /// With `reread`: the `updated_at` the change gave the row.
+    #[serde(default)]
+    u: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -151,15 +155,25 @@ struct NoticeRow {
 }
 
 /// Turns a payload into an event: a change, or `Resync` when it cannot be
-/// decoded or the row cannot be read back.
-async fn decode(pool: &Pool, target: &str, payload: &str) -> FeedEvent {
+/// decoded or the row cannot be read back. `None` when the row read back
+/// is no longer the one this change wrote: a later change has overwritten
+/// or deleted it, and that change's own notification follows; handing on
+/// the later state now would put it ahead of the changes in between,
+/// breaking commit order per key.
+async fn decode(pool: &Pool, target: &str, payload: &str) -> Option<FeedEvent> {
     let Ok(notice) = serde_json::from_str::<Notice>(payload) else {
-        return FeedEvent::Resync;
+        return Some(FeedEvent::Resync);
     };
     let row = if notice.reread {
         match reread(pool, target, &notice.t, &notice.k).await {
-            Ok(row) => row.filter(RawRow::is_live),
-            Err(_) => return FeedEvent::Resync,
+            Ok(row) => {
+                let row = row.filter(RawRow::is_live);
+                if notice.u.is_some() && row.as_ref().map(|r| r.updated_at) != notice.u {
+                    return None;
+                }
+                row
+            }
+            Err(_) => return Some(FeedEvent::Resync),
         }
     } else {
         notice.r.map(|r| RawRow {
@@ -171,11 +185,11 @@ async fn decode(pool: &Pool, target: &str, payload: &str) -> FeedEvent {
             updated_by: r.b.map(Arc::from),
         })
     };
-    FeedEvent::Change(Change {
+    Some(FeedEvent::Change(Change {
         table: notice.t,
         key: notice.k,
         row,
-    })
+    }))
 }
 
 async fn reread(pool: &Pool, target: &str, table: &str, key: &str) -> Result<Option<RawRow>> {

@@ -100,15 +100,16 @@ macro_rules! next_version {
 
 /// The notification for a live row: JSON with the table, the key and the
 /// row (its value as JSON text, so the listener hands on exactly what `GET`
-/// reads), or with `reread` when that would not fit in a notification.
+/// reads), or with `reread` and the row's `updated_at` when that would not
+/// fit in a notification.
 /// Expects a CTE `w` with columns value, created_at, updated_at, updated_by.
 macro_rules! notify_live {
     () => {
         "(SELECT pg_notify('kv_changes', CASE WHEN octet_length(n.full) <= 7900 THEN n.full \
-        ELSE json_build_object('t', $1::text, 'k', $2::text, 'reread', true)::text END) \
+        ELSE json_build_object('t', $1::text, 'k', $2::text, 'u', n.u, 'reread', true)::text END) \
         FROM (SELECT json_build_object('t', $1::text, 'k', $2::text, 'r', json_build_object(\
-        'v', w.value::text, 'c', w.created_at, 'u', w.updated_at, 'b', w.updated_by))::text AS full \
-        FROM w) AS n)"
+        'v', w.value::text, 'c', w.created_at, 'u', w.updated_at, 'b', w.updated_by))::text AS full, \
+        w.updated_at AS u FROM w) AS n)"
     };
 }
 
