@@ -84,6 +84,9 @@ fn starting_a_replica_outside_tokio_is_an_error() {
         std::task::Poll::Ready(Err(e)) => {
             assert_eq!(e.code(), kv_runtime::ErrorCode::Config, "{e}")
         }
-        other => panic!("expected a config error, got {:?}", other.map(|r| r.is_ok())),
+        other => panic!(
+            "expected a config error, got {:?}",
+            other.map(|r| r.is_ok())
+        ),
     }
 }

@@ -37,7 +37,8 @@ async fn table_watch_starts_with_every_live_row() {
 
 #[tokio::test]
 async fn dropping_watches_and_replicas_leaks_nothing() {
-    let counting = CountingBackend::new(Arc::new(kv_runtime::backend::memory::MemoryBackend::new()));
+    let counting =
+        CountingBackend::new(Arc::new(kv_runtime::backend::memory::MemoryBackend::new()));
     watch_support::dropping_watches_and_replicas_leaks_nothing(counting).await;
 }
 
@@ -188,7 +189,11 @@ async fn undeclared_keys_are_skipped() {
         .await
         .unwrap();
     let e = next_table_ok(&mut tw).await;
-    assert_eq!(e.row.as_ref(), Some(&motd), "the undeclared key was skipped");
+    assert_eq!(
+        e.row.as_ref(),
+        Some(&motd),
+        "the undeclared key was skipped"
+    );
     eventually("the replica sees motd", || replica.len() == 2).await;
     assert_eq!(replica.get_str("retired"), None);
 }

@@ -335,7 +335,11 @@ impl<S: KvSchema> Follower<S> {
             let Ok(key) = S::Key::parse_key(S::TABLE, &change.key) else {
                 continue; // an undeclared key: not readable
             };
-            let state = self.keys.entry(change.key.clone()).or_default();
+            // A key never seen was absent from the last load.
+            let state = self
+                .keys
+                .entry(change.key.clone())
+                .or_insert_with(|| KeyState::from_read(None));
             let target: Option<Option<RawRow>> = match state.judge(change.row.as_ref()) {
                 Verdict::Skip => None,
                 Verdict::Apply => Some(change.row),
@@ -343,7 +347,10 @@ impl<S: KvSchema> Follower<S> {
                     let read = self.table.store().backend.get(S::TABLE, &change.key).await;
                     match read {
                         Ok(read) => {
-                            let state = self.keys.entry(change.key.clone()).or_default();
+                            let state = self
+                                .keys
+                                .entry(change.key.clone())
+                                .or_insert_with(|| KeyState::from_read(None));
                             state
                                 .reread(change.row.as_ref(), read.as_ref())
                                 .map(|(row, _)| row.cloned())

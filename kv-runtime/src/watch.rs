@@ -15,7 +15,9 @@
 //!   skipped, so states never go backwards.
 //! - A delete carries no version. When one arrives for a key whose row was
 //!   just read (so it may predate that read), the key is read again and the
-//!   stream delivers what is stored, never a stale "deleted".
+//!   stream delivers what is stored, never a stale "deleted". Likewise a row
+//!   arriving for a key the last read found absent is checked against the
+//!   store (it may have been written and deleted before that read).
 //! - When the feed may have missed changes ([`FeedEvent::Resync`], e.g. a
 //!   lost PostgreSQL connection, or a consumer so slow that the channel
 //!   overflowed), the watched key(s) are read again and delivered with
@@ -26,9 +28,10 @@
 //!   with a backoff (100 ms doubling to 5 s), one `Err` per failed attempt,
 //!   until the backend answers again.
 //!
-//! A change committed while a watch is starting may, rarely, show up as a
-//! brief extra state just before the current one; the state after it is
-//! always the stored one.
+//! One race remains, at the start of a watch (or after a resync): a row
+//! written and hard-deleted just before the read, whose key is written
+//! again just after, may show up as a brief extra state; the state after it
+//! is the stored one.
 //!
 //! Dropping a stream releases its feed receiver; nothing keeps running.
 //! Streams read the backend with the Tokio runtime they are polled on (its
@@ -121,7 +124,8 @@ impl KeyState {
         self.read_at = version;
     }
 
-    /// A fresh state from a read.
+    /// A fresh state from a read. `from_read(None)` is also the state of a
+    /// key a whole-table load did not find.
     pub(crate) fn from_read(read: Option<&RawRow>) -> Self {
         let mut state = KeyState::default();
         state.read(read);
@@ -139,6 +143,9 @@ impl KeyState {
         let verdict = match (row, self.live) {
             (Some(r), Some(live)) if r.updated_at > live => Verdict::Apply,
             (Some(_), Some(_)) => Verdict::Skip,
+            // The last read found no row at all: this row may have been
+            // written, then hard-deleted, before that read.
+            (Some(_), None) if self.after_read && self.read_at.is_none() => Verdict::Reread,
             // After "no row", a version not above every known one may be
             // the row a delete already replaced (or a re-creation after a
             // hard delete that reused a version): ask the backend.
@@ -166,23 +173,38 @@ impl KeyState {
     }
 
     /// Records a re-read made for a change judged [`Verdict::Reread`]
-    /// (`event`: the change's row). Returns the state to deliver when it
-    /// differs from the one delivered last: the live row or `None`, and
-    /// whether it contradicts the change (so that states were skipped).
+    /// (`event`: the change's row; `read`: the stored row now, live or
+    /// soft-deleted). Returns the state to deliver when it differs from the
+    /// one delivered last: the live row or `None`, and whether states were
+    /// skipped to get there (the change was overtaken).
     pub(crate) fn reread<'a>(
         &mut self,
-        event: Option<&RawRow>,
+        event: Option<&'a RawRow>,
         read: Option<&'a RawRow>,
     ) -> Option<(Option<&'a RawRow>, bool)> {
+        let read_live = read.filter(|r| r.is_live());
+        if let (Some(ev), Some(now)) = (event, read_live) {
+            let absent_at_read = self.after_read && self.read_at.is_none();
+            // The change is the stored row; or the last read found no row
+            // and the row has only moved on since, so the change followed
+            // that read and the later ones come after it, in order: deliver
+            // it, not the row read, so that no state is skipped.
+            if now.updated_at == ev.updated_at || (absent_at_read && now.updated_at > ev.updated_at)
+            {
+                self.live = Some(ev.updated_at);
+                self.floor = self.floor.max(Some(ev.updated_at));
+                self.after_read = false;
+                return Some((Some(ev), false));
+            }
+        }
         let before = self.live;
         self.read(read);
-        let now_live = read.filter(|r| r.is_live());
-        let now = now_live.map(|r| r.updated_at);
+        let now = read_live.map(|r| r.updated_at);
         if now == before {
             return None;
         }
         let agrees = event.map(|r| r.updated_at) == now;
-        Some((now_live, !agrees))
+        Some((read_live, !agrees))
     }
 }
 
@@ -325,7 +347,11 @@ impl<S: KvSchema> Engine<S> {
                 Err(_) => return, // an undeclared key: not readable, not watched
             },
         };
-        let state = self.keys.entry(change.key.clone()).or_default();
+        // A key never seen was absent from the last read of the table.
+        let state = self
+            .keys
+            .entry(change.key.clone())
+            .or_insert_with(|| KeyState::from_read(None));
         match state.judge(change.row.as_ref()) {
             Verdict::Skip => {}
             Verdict::Apply => self
@@ -335,7 +361,10 @@ impl<S: KvSchema> Engine<S> {
                 let read = self.table.store().backend.get(S::TABLE, &change.key).await;
                 match read {
                     Ok(read) => {
-                        let state = self.keys.entry(change.key.clone()).or_default();
+                        let state = self
+                            .keys
+                            .entry(change.key.clone())
+                            .or_insert_with(|| KeyState::from_read(None));
                         if let Some((row, contradicts)) =
                             state.reread(change.row.as_ref(), read.as_ref())
                         {
@@ -608,11 +637,34 @@ mod tests {
     }
 
     #[test]
-    fn an_absent_key_takes_any_row() {
+    fn a_row_after_reading_no_row_is_checked() {
         let mut s = KeyState::from_read(None);
         assert_eq!(s.judge(None), Verdict::Skip);
-        assert_eq!(s.judge(Some(&raw(5, false))), Verdict::Apply);
+        // Written and hard-deleted before the read: nothing to deliver.
+        assert_eq!(s.judge(Some(&raw(5, false))), Verdict::Reread);
+        assert_eq!(s.reread(Some(&raw(5, false)), None), None);
+        // Written after the read: delivered, agreeing with the change.
+        let six = raw(6, false);
+        assert_eq!(s.judge(Some(&six)), Verdict::Reread);
+        assert_eq!(s.reread(Some(&six), Some(&six)), Some((Some(&six), false)));
+        assert_eq!(s.judge(Some(&raw(7, false))), Verdict::Apply);
         assert_eq!(s.judge(None), Verdict::Apply);
+        assert_eq!(s.judge(Some(&raw(8, false))), Verdict::Apply);
+    }
+
+    #[test]
+    fn after_reading_no_row_a_burst_is_delivered_whole() {
+        let mut s = KeyState::from_read(None);
+        let (five, nine) = (raw(5, false), raw(9, false));
+        assert_eq!(s.judge(Some(&five)), Verdict::Reread);
+        // The row moved on to 9 meanwhile: 5 is still delivered, then the rest.
+        assert_eq!(
+            s.reread(Some(&five), Some(&nine)),
+            Some((Some(&five), false))
+        );
+        assert_eq!(s.judge(Some(&raw(7, false))), Verdict::Apply);
+        assert_eq!(s.judge(None), Verdict::Apply);
+        assert_eq!(s.judge(Some(&nine)), Verdict::Apply);
     }
 
     #[test]

@@ -262,8 +262,9 @@ pub fn child_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix(LINE) {
-                if tx.send(rest.to_owned()).is_err() {
+            // libtest may print "test name ... " just before the first line.
+            if let Some(at) = line.find(LINE) {
+                if tx.send(line[at + LINE.len()..].to_owned()).is_err() {
                     break;
                 }
             }
@@ -345,7 +346,11 @@ pub async fn watch_sees_each_change_in_order(store: Store) {
 
     let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
     let e = next_ok(&mut w).await;
-    assert_eq!(e.row.as_ref(), Some(&restored), "a restore shows the row again");
+    assert_eq!(
+        e.row.as_ref(),
+        Some(&restored),
+        "a restore shows the row again"
+    );
     assert!(restored.updated_at > two.updated_at);
 
     // Another key of the table, and another table, are not this watch's.
@@ -375,7 +380,11 @@ pub async fn watch_sees_hard_deletes(store: Store) {
     let second = t.set(&admin(), &key, note("2")).await.unwrap();
     assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&second));
     assert!(t.rm(&admin(), &key).await.unwrap());
-    assert_eq!(next_ok(&mut w).await.row, None, "a hard delete shows as no row");
+    assert_eq!(
+        next_ok(&mut w).await.row,
+        None,
+        "a hard delete shows as no row"
+    );
     let again = t.set(&admin(), &key, note("3")).await.unwrap();
     assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&again));
 }
@@ -517,7 +526,7 @@ pub async fn replica_follows_the_table(store: Store) {
             && replica.get(&BannerKey::Motd).as_deref() == Some(&motd)
     })
     .await;
-    let rows: Vec<_> = replica.rows().iter().map(|r| r.key.clone()).collect();
+    let rows: Vec<_> = replica.rows().iter().map(|r| r.key).collect();
     assert_eq!(rows, [BannerKey::Banner, BannerKey::Motd]);
     // A clone shares the mirror.
     let clone = replica.clone();
@@ -555,7 +564,11 @@ pub async fn dropping_watches_and_replicas_leaks_nothing(counting: Arc<CountingB
     drop((w1, w2, tw));
     assert_eq!(counting.listeners(), 2);
     drop(r1);
-    assert_eq!(counting.listeners(), 2, "a clone keeps the replica following");
+    assert_eq!(
+        counting.listeners(),
+        2,
+        "a clone keeps the replica following"
+    );
     t.set(&admin(), BannerKey::Banner, banner("still", 1))
         .await
         .unwrap();

@@ -1,0 +1,261 @@
+//! A PostgreSQL restart in the middle of a watch: the watcher and the
+//! replica end on the right state, including a write made while their
+//! store's listener is still reconnecting (which no notification can bring
+//! them: only the resynchronisation can).
+//!
+//! This stops the shared test server, so it lives alone in its own test
+//! binary (cargo runs test binaries one after another) with one test. It
+//! needs the variables scripts/test.sh exports for the server it starts
+//! (`KV_TEST_PG_CTL`, `KV_TEST_PG_DATA`, `KV_TEST_PG_RUN_AS`,
+//! `KV_TEST_PG_OPTS`, `KV_TEST_PG_LOG`); run it with
+//! `scripts/test.sh --test watch_postgres_restart`.
+
+#[path = "support/pg.rs"]
+mod pg;
+mod watch_support;
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kv_runtime::{ErrorCode, Store, WatchEvent};
+use watch_support::*;
+
+/// How to stop and start the test server.
+struct Server {
+    ctl: String,
+    data: String,
+    run_as: String,
+    opts: String,
+    log: String,
+}
+
+impl Server {
+    fn from_env() -> Option<Server> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Some(Server {
+            ctl: var("KV_TEST_PG_CTL")?,
+            data: var("KV_TEST_PG_DATA")?,
+            run_as: var("KV_TEST_PG_RUN_AS")?,
+            opts: var("KV_TEST_PG_OPTS")?,
+            log: var("KV_TEST_PG_LOG")?,
+        })
+    }
+
+    /// `pg_ctl -D data <args>`, as the server's user when we are root.
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let mut command = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", &self.run_as, "--", &self.ctl]);
+            c
+        } else {
+            Command::new(&self.ctl)
+        };
+        let out = command
+            .args(["-D", &self.data])
+            .args(args)
+            .output()
+            .map_err(|e| format!("pg_ctl cannot run: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn stop(&self) -> Down<'_> {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]).unwrap();
+        Down {
+            server: self,
+            up: false,
+        }
+    }
+}
+
+/// The server while stopped; started again when dropped, so that a failed
+/// assertion does not leave the following test binaries without a server.
+struct Down<'a> {
+    server: &'a Server,
+    up: bool,
+}
+
+impl Down<'_> {
+    fn start(&mut self) {
+        let s = self.server;
+        s.pg_ctl(&["-o", &s.opts, "-l", &s.log, "-w", "start"])
+            .unwrap();
+        self.up = true;
+    }
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if !self.up {
+            let s = self.server;
+            if let Err(e) = s.pg_ctl(&["-o", &s.opts, "-l", &s.log, "-w", "start"]) {
+                eprintln!("could not start the test server again: {e}");
+            }
+        }
+    }
+}
+
+/// What the watcher delivered, as a background task consumes it.
+#[derive(Default)]
+struct Log {
+    states: Vec<WatchEvent<Banner>>,
+    errors: Vec<ErrorCode>,
+}
+
+#[test]
+fn watcher_and_replica_end_on_the_right_state_after_a_server_restart() {
+    let Some(url) = pg::server_url() else { return };
+    let Some(server) = Server::from_env() else {
+        let ci = std::env::var("CI").unwrap_or_default();
+        assert!(
+            ci.is_empty() || ci == "false" || ci == "0",
+            "KV_TEST_PG_CTL and friends are not set in CI: run scripts/test.sh"
+        );
+        eprintln!(
+            "\n*** SKIPPED: the restart test needs KV_TEST_PG_CTL, KV_TEST_PG_DATA, \
+             KV_TEST_PG_RUN_AS, KV_TEST_PG_OPTS and KV_TEST_PG_LOG (scripts/test.sh sets them) ***\n"
+        );
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = pg::fresh_database(&url).await;
+        let store = Store::open(&db).await.unwrap();
+        let t = store.table::<Banner>();
+        let first = t
+            .set(&admin(), BannerKey::Banner, banner("before", 1))
+            .await
+            .unwrap();
+        let mut w = t.watch(BannerKey::Banner).await.unwrap();
+        let replica = t.replica().await.unwrap();
+        assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&first));
+        assert_eq!(replica.get(&BannerKey::Banner).as_deref(), Some(&first));
+
+        let log = Arc::new(Mutex::new(Log::default()));
+        let consumer = {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                while let Some(item) = w.next().await {
+                    let mut log = log.lock().unwrap();
+                    match item {
+                        Ok(e) => log.states.push(e),
+                        Err(e) => log.errors.push(e.code()),
+                    }
+                }
+            })
+        };
+
+        let mut down = server.stop();
+        let stopped = Instant::now();
+        eventually("the replica notices", || !replica.staleness().in_sync).await;
+        // Stay down long enough that the store's listener, retrying with a
+        // doubling pause, is between two attempts seconds apart when the
+        // server comes back (attempts about 3.1, 6.3 and 11.3 s after the
+        // loss), so the write below lands while it is still reconnecting.
+        tokio::time::sleep(Duration::from_millis(6600).saturating_sub(stopped.elapsed())).await;
+        down.start();
+
+        // A second store, opened after the restart, makes the final write.
+        let writer = bounded("a store after the restart", async {
+            loop {
+                match Store::open(&db).await {
+                    Ok(s) => break s,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+        .await;
+        let last = writer
+            .table::<Banner>()
+            .set(&admin(), BannerKey::Banner, banner("after", 2))
+            .await
+            .unwrap();
+        // Was the first store listening when that write committed? Only
+        // the writer's own listener may be on the database.
+        let admin_client = pg::admin(&url).await;
+        let listeners: i64 = admin_client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND query = 'LISTEN kv_changes'",
+                &[&db.rsplit('/').next().unwrap_or_default()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+
+        eventually("the replica ends on the final write", || {
+            replica.get(&BannerKey::Banner).as_deref() == Some(&last)
+        })
+        .await;
+        eventually("the watcher ends on the final write", || {
+            log.lock()
+                .unwrap()
+                .states
+                .last()
+                .and_then(|e| e.row.as_ref())
+                == Some(&last)
+        })
+        .await;
+        let status = replica.staleness();
+        assert!(status.resyncs >= 1, "{status:?}");
+        eventually("the replica is in sync again", || {
+            replica.staleness().in_sync
+        })
+        .await;
+
+        let log = log.lock().unwrap();
+        let arrival = log
+            .states
+            .iter()
+            .find(|e| e.row.as_ref() == Some(&last))
+            .unwrap();
+        assert!(
+            log.errors.iter().all(|c| *c == ErrorCode::Backend),
+            "{:?}",
+            log.errors
+        );
+        eprintln!(
+            "watcher: {} states, {} errors while the server was down; listeners at the final \
+             write: {listeners}; the final state came {}",
+            log.states.len(),
+            log.errors.len(),
+            if arrival.resynced {
+                "by resync"
+            } else {
+                "by notification"
+            }
+        );
+        if listeners == 1 {
+            assert!(
+                arrival.resynced,
+                "the final write was made while the listener was reconnecting, so only a \
+                 resync can have delivered it"
+            );
+        }
+        // The watcher never goes back to the state before.
+        let after_restart: Vec<_> = log
+            .states
+            .iter()
+            .skip_while(|e| e.row.as_ref() != Some(&last))
+            .collect();
+        assert!(after_restart.iter().all(|e| e.row.as_ref() == Some(&last)));
+        drop(log);
+        consumer.abort();
+    });
+}
