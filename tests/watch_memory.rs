@@ -197,3 +197,21 @@ async fn undeclared_keys_are_skipped() {
     eventually("the replica sees motd", || replica.len() == 2).await;
     assert_eq!(replica.get_str("retired"), None);
 }
+
+/// Watches are `Unpin + Send` (an SSE response can own one; their
+/// `Stream` impl is used by the web layer), the futures that make them are
+/// `Send`, and replicas can be shared between threads.
+#[test]
+fn the_types_can_cross_threads() {
+    fn send_unpin<T: Unpin + Send + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    fn send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+    send_unpin::<kv_runtime::Watch<Banner>>();
+    send_unpin::<kv_runtime::TableWatch<Banner>>();
+    send_sync_clone::<kv_runtime::Replica<Banner>>();
+    let store = Store::memory();
+    let t = store.table::<Banner>();
+    send(&t.watch(BannerKey::Banner));
+    send(&t.watch_table());
+    send(&t.replica());
+}
