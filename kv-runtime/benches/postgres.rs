@@ -201,6 +201,29 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
             black_box(updated_at.unwrap())
         })
     });
+    // What the statement's extras cost (the previous row for hooks, the
+    // row lock for the check, the change notification): a bare upsert.
+    let bare = rt
+        .block_on(raw.prepare(
+            "INSERT INTO kv_rows AS r (tbl, key, value, created_at, updated_at, updated_by) \
+             VALUES ($1::text, $2::text, $3::text::jsonb, $4::bigint, $4::bigint, $5::text) \
+             ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value, \
+             updated_at = GREATEST(EXCLUDED.updated_at, r.updated_at + 1), deleted_at = NULL, \
+             updated_by = EXCLUDED.updated_by RETURNING r.updated_at",
+        ))
+        .unwrap();
+    let mut i = 0u64;
+    g.bench_function("raw bare upsert (no previous row, no notify)", |b| {
+        b.iter(|| {
+            i += 1;
+            let json = serde_json::to_string(&raw_value(i)).unwrap();
+            let now = 1_700_000_000_000i64;
+            let row = rt
+                .block_on(raw.query_one(&bare, &[&"benchSite", &"motd", &json, &now, &"ada"]))
+                .unwrap();
+            black_box(row.get::<_, i64>(0))
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("postgres/set_expecting");
