@@ -80,6 +80,7 @@ async fn malformed_urls_and_options_are_config_errors() {
         "postgres://kv@127.0.0.1/kv?pool_size=0",
         "postgres://kv@127.0.0.1/kv?pool_size=many",
         "postgres://kv@127.0.0.1/kv?no_such_option=1",
+        "postgres://kv@127.0.0.1:1/kv?sslmode=require",
         "postgresql://kv:hunter2@127.0.0.1/kv?pool_size=-3",
     ] {
         let err = bounded(url, Store::open(url)).await.unwrap_err();

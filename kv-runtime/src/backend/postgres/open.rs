@@ -7,6 +7,7 @@ use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts,
 };
 use tokio::sync::broadcast;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
 
 use super::errors::{pg_error, pool_error};
@@ -90,6 +91,13 @@ impl PostgresBackend {
         if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
             return Err(Error::Config(format!(
                 "`{shown}` names no host; use postgres://user:password@host:port/database"
+            )));
+        }
+        if config.get_ssl_mode() != SslMode::Disable && config.get_ssl_mode() != SslMode::Prefer {
+            return Err(Error::Config(format!(
+                "`{shown}` requires TLS, which kv's PostgreSQL backend does not support; \
+                 connect over a trusted network or a local tunnel, with sslmode=disable or \
+                 prefer"
             )));
         }
         if config.get_connect_timeout().is_none() {
