@@ -151,10 +151,10 @@ impl<S: KvSchema> Table<S> {
         for row in raw {
             // Rows whose key is no longer declared in `keys = [...]` are
             // orphans of an older schema: not readable, so not listed.
-            if S::Key::parse_key(S::TABLE, &row.key).is_err() {
+            let Ok(key) = S::Key::parse_key(S::TABLE, &row.key) else {
                 continue;
-            }
-            page.push(decode_row::<S>(row)?);
+            };
+            page.push(decode_row_ref::<S>(&row, key)?);
         }
         Ok(Page {
             page,
