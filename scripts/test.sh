@@ -69,7 +69,7 @@ stop_pg() {
 }
 trap stop_pg EXIT
 
-as_pg "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U "$PG_USER" -E UTF8 --no-sync >/dev/null
+as_pg "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U "$PG_USER" -E UTF8 --no-locale --no-sync >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_TMP/server.log" -w \
     -o "-h 127.0.0.1 -p $PG_PORT -k $PG_TMP -c max_connections=300 -c fsync=off" start >/dev/null
 log "PostgreSQL running on 127.0.0.1:$PG_PORT (data in $PG_DATA)"

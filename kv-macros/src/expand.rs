@@ -21,7 +21,8 @@ pub fn derive(input: &syn::DeriveInput) -> TokenStream {
             name.clone()
         }
         None => {
-            let name = case::lower_camel(&model.ident.to_string());
+            let ident = model.ident.to_string();
+            let name = case::lower_camel(ident.trim_start_matches("r#"));
             valid::table_name(&name, model.ident.span(), &mut errors);
             name
         }
@@ -239,7 +240,12 @@ fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
             }
         }
     });
-    let soft = soft_delete.then(|| quote!(impl ::kv_runtime::SoftDelete for #ident {}));
+    let soft = soft_delete.then(|| {
+        quote! {
+            #[diagnostic::do_not_recommend]
+            impl ::kv_runtime::SoftDelete for #ident {}
+        }
+    });
     let row_alias = format_ident!("{}Row", ident);
     let row_doc = format!("A stored row of table `{table}`.");
     quote! {

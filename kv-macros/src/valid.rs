@@ -45,6 +45,17 @@ pub fn keys(
             continue;
         }
         let name = case::upper_camel(&spec.text);
+        if name == "ALL" || name == "ALL_STR" {
+            errors.push(
+                Error::custom(format!(
+                    "key `{}` gives the variant name `{name}`, which the key enum already uses \
+                     for its list of keys; rename the key",
+                    spec.text
+                ))
+                .with_span(&spec.span),
+            );
+            continue;
+        }
         let variant = match syn::parse_str::<syn::Ident>(&name) {
             Ok(_) if name != "Self" => syn::Ident::new(&name, spec.span),
             _ => {

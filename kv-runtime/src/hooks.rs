@@ -17,7 +17,7 @@
 //!
 //! Hooks capture application state by moving clones into the closure.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -119,14 +119,16 @@ impl<S: KvSchema> Default for TableHooks<S> {
 /// Every table's hooks in one store, copy-on-write.
 #[derive(Default)]
 pub(crate) struct HookRegistry {
-    tables: RwLock<HashMap<&'static str, Arc<dyn Any + Send + Sync>>>,
+    /// Keyed by the schema type, so two types sharing a table name keep
+    /// their own hooks.
+    tables: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl fmt::Debug for HookRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("HookRegistry")
-            .field("tables", &tables.keys().collect::<Vec<_>>())
+            .field("tables", &tables.len())
             .finish()
     }
 }
@@ -135,19 +137,19 @@ impl HookRegistry {
     /// The hooks of table `S`, if any were registered.
     pub(crate) fn get<S: KvSchema>(&self) -> Option<Arc<TableHooks<S>>> {
         let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
-        let any = Arc::clone(tables.get(S::TABLE)?);
+        let any = Arc::clone(tables.get(&TypeId::of::<S>())?);
         any.downcast::<TableHooks<S>>().ok()
     }
 
     fn update<S: KvSchema>(&self, f: impl FnOnce(&mut TableHooks<S>)) {
         let mut tables = self.tables.write().unwrap_or_else(PoisonError::into_inner);
         let mut hooks = tables
-            .get(S::TABLE)
+            .get(&TypeId::of::<S>())
             .and_then(|any| Arc::clone(any).downcast::<TableHooks<S>>().ok())
             .map(|h| TableHooks::clone(&h))
             .unwrap_or_default();
         f(&mut hooks);
-        tables.insert(S::TABLE, Arc::new(hooks));
+        tables.insert(TypeId::of::<S>(), Arc::new(hooks));
     }
 }
 

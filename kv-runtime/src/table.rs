@@ -135,27 +135,40 @@ impl<S: KvSchema> Table<S> {
             Some(c) => Some(cursor::decode(S::TABLE, c)?),
             None => None,
         };
-        let mut raw = self
-            .store
-            .backend
-            .list(S::TABLE, after.as_deref(), limit + 1)
-            .await?;
-        let is_done = raw.len() <= limit;
-        raw.truncate(limit);
-        let continue_cursor = if is_done {
-            None
-        } else {
-            raw.last().map(|r| cursor::encode(S::TABLE, &r.key))
+        // Rows whose key is no longer declared in `keys = [...]` are orphans
+        // of an older schema: not readable, so skipped, and more rows are
+        // fetched so that the page is still full unless it is the last.
+        let mut after = after;
+        let mut page = Vec::with_capacity(limit.min(64));
+        let is_done = loop {
+            let batch = self
+                .store
+                .backend
+                .list(S::TABLE, after.as_deref(), limit + 1)
+                .await?;
+            let exhausted = batch.len() <= limit;
+            let mut full_with_more = false;
+            for row in batch {
+                if page.len() == limit {
+                    full_with_more = true;
+                    break;
+                }
+                if let Ok(key) = S::Key::parse_key(S::TABLE, &row.key) {
+                    page.push(decode_row_ref::<S>(&row, key)?);
+                }
+                after = Some(row.key);
+            }
+            if full_with_more {
+                break false;
+            }
+            if exhausted {
+                break true;
+            }
         };
-        let mut page = Vec::with_capacity(raw.len());
-        for row in raw {
-            // Rows whose key is no longer declared in `keys = [...]` are
-            // orphans of an older schema: not readable, so not listed.
-            let Ok(key) = S::Key::parse_key(S::TABLE, &row.key) else {
-                continue;
-            };
-            page.push(decode_row_ref::<S>(&row, key)?);
-        }
+        let continue_cursor = match (&after, is_done) {
+            (Some(last), false) => Some(cursor::encode(S::TABLE, last)),
+            _ => None,
+        };
         Ok(Page {
             page,
             is_done,

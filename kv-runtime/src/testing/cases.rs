@@ -1317,3 +1317,37 @@ pub async fn clean_files_deletes_unreferenced_files(store: Store) {
     assert_eq!(failures[0].file_id, "v1");
     assert_eq!(failures[0].table, "conformanceUpload");
 }
+
+/// Rows whose key the schema does not declare are skipped by `list`, and
+/// pages stay full unless last; hooks of one schema do not leak to another
+/// schema over the same table.
+pub async fn list_skips_undeclared_keys_and_keeps_pages_full(store: Store) {
+    let declared = store.table::<Banner>();
+    let any = store.table::<BannerAnyKey>();
+    let v = || BannerAnyKey { active: true, message: "x".into() };
+    for k in ["aa-orphan", "ab-orphan", "ac-orphan", "b-orphan", "zz-orphan"] {
+        any.set(&admin(), k.to_owned(), v()).await.unwrap();
+    }
+    for k in [BannerKey::Alpha, BannerKey::Beta, BannerKey::Gamma, BannerKey::Zeta] {
+        declared.set(&admin(), k, Banner::new("d")).await.unwrap();
+    }
+    let mut request = PageRequest::first(2);
+    let mut got = Vec::new();
+    loop {
+        let page = declared.list(&admin(), request.clone()).await.unwrap();
+        if !page.is_done {
+            assert_eq!(page.page.len(), 2, "a page that is not the last must be full");
+        }
+        got.extend(page.page.iter().map(|r| r.key));
+        match page.continue_cursor {
+            Some(c) => request = PageRequest::after(c, 2),
+            None => break,
+        }
+    }
+    assert_eq!(got, [BannerKey::Alpha, BannerKey::Beta, BannerKey::Gamma, BannerKey::Zeta]);
+    // A hook registered on one schema does not apply to (or erase) the other's.
+    declared.before_update("refuse-all", |_| async { Err(crate::hooks::HookError::new("no")) });
+    any.set(&admin(), "free".to_owned(), v()).await.unwrap();
+    let err = declared.set(&admin(), BannerKey::Alpha, Banner::new("z")).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Rejected);
+}

@@ -152,3 +152,14 @@ impl crate::files::FileStore for std::sync::Arc<RecordingFiles> {
         })
     }
 }
+
+/// The table of [`Banner`] seen with free string keys: writes rows whose
+/// keys [`Banner`] does not declare (as an older or newer schema would).
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "conformanceBanner", write_role = admin, soft_delete)]
+pub struct BannerAnyKey {
+    /// Shown or not.
+    pub active: bool,
+    /// The text.
+    pub message: String,
+}

@@ -298,6 +298,8 @@ async fn put_row<S: KvSchema, C: ContextFn>(
     let key = parse_key::<S>(path)?;
     let (parts, body) = request.into_parts();
     let ctx = shared.ctx.context(&parts).await?;
+    // Refuse callers without the write role before reading their body.
+    shared.table.authorize(&ctx, "set").await?;
     let header_version = if_match(&parts.headers)?;
     if !is_json(&parts.headers) {
         return Err(ApiError::unsupported_media_type());
