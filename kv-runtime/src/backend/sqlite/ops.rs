@@ -7,6 +7,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::backend::{
@@ -90,15 +91,32 @@ fn jitter() -> u64 {
     })
 }
 
+/// Text of column `i`, borrowed from SQLite (no intermediate `String`).
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    match r.get_ref(i)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map(Some)
+            .map_err(|e| rusqlite::Error::Utf8Error(i, e)),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            format!("column {i}"),
+            other.data_type(),
+        )),
+    }
+}
+
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    let value = text(r, 1)?.ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(1, "value".to_owned(), rusqlite::types::Type::Null)
+    })?;
     Ok(RawRow {
         key: r.get(0)?,
-        value: Payload::from_json(r.get::<_, String>(1)?),
+        value: Payload::from_json(value),
         created_at: r.get(2)?,
         updated_at: r.get(3)?,
         deleted_at: r.get(4)?,
-        // `Into`: whatever owned text type `RawRow` uses.
-        updated_by: r.get::<_, Option<String>>(5)?.map(Into::into),
+        updated_by: text(r, 5)?.map(Into::into),
     })
 }
 
