@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kv_runtime::backend::next_version;
-use kv_runtime::backend::sqlite::SqliteBackend;
-use kv_runtime::{Ctx, Kv, PageRequest, Store};
+use kv_runtime::backend::sqlite::{Durability, SqliteBackend, SqliteOptions};
+use kv_runtime::{Ctx, Kv, PageRequest, Store, Table};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
@@ -125,11 +125,12 @@ const UPSERT: &str =
 /// A raw row, as the baseline reads it.
 type RawRow<T> = (String, T, i64, i64, Option<i64>, Option<String>);
 
-fn raw_connection(path: &Path) -> Connection {
+/// A connection with kv's pragmas: WAL, and `synchronous` as given.
+fn raw_connection(path: &Path, synchronous: &str) -> Connection {
     let conn = Connection::open(path).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", synchronous)
         .expect("synchronous");
     conn
 }
@@ -234,56 +235,17 @@ fn cursor_after(rt: &Runtime, store: &Store, skip: usize) -> String {
     cursor.expect("rows follow")
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = BenchDir::new();
-    let files = [
-        ("kv-1k", 1_000),
-        ("raw-1k", 1_000),
-        ("kv-100k", 100_000),
-        ("raw-100k", 100_000),
-    ];
-    for (name, items) in files {
-        create(&rt, &dir.0.join(format!("{name}.db")), items);
-    }
-    let open = |name: &str| {
-        let path = dir.0.join(format!("{name}.db"));
-        rt.block_on(async { Store::with_backend(SqliteBackend::open(path).await.expect("open")) })
-    };
-    let kv = open("kv-1k");
-    let kv_100k = open("kv-100k");
-    let mut raw = raw_connection(&dir.0.join("raw-1k.db"));
-    let raw_100k = raw_connection(&dir.0.join("raw-100k.db"));
-
-    let table = kv.table::<SiteConfig>();
+/// `set` and conflict-checked `set` of one row, kv beside raw, on stores
+/// with the same `synchronous` setting (`sync` names it).
+fn bench_writes(
+    c: &mut Criterion,
+    sync: &str,
+    rt: &Runtime,
+    table: &Table<SiteConfig>,
+    raw: &mut Connection,
+) {
     let admin = Ctx::user("ada").with_role("admin");
-    for (i, k) in SiteConfigKey::ALL.iter().enumerate() {
-        rt.block_on(table.set(&admin, k, config(i as u64)))
-            .expect("set");
-        raw_set(&mut raw, k.as_str(), &config(i as u64), None).expect("raw set");
-    }
-
-    // The floor under every kv call: the round trip to a blocking thread
-    // and back, doing nothing there.
-    let mut g = c.benchmark_group("sqlite/hop");
-    g.bench_function("spawn_blocking no-op", |b| {
-        b.iter(|| black_box(rt.block_on(tokio::task::spawn_blocking(|| black_box(1)))))
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("sqlite/get");
-    g.bench_function("kv", |b| {
-        b.iter(|| black_box(rt.block_on(table.get(black_box(SiteConfigKey::Motd)))))
-    });
-    g.bench_function("raw", |b| {
-        b.iter(|| black_box(raw_get(&raw, black_box("motd"))))
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("sqlite/set");
+    let mut g = c.benchmark_group(format!("sqlite/set_{sync}"));
     let mut i = 0u64;
     g.bench_function("kv", |b| {
         b.iter(|| {
@@ -294,12 +256,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("raw", |b| {
         b.iter(|| {
             i += 1;
-            black_box(raw_set(&mut raw, "motd", &config(i), None))
+            black_box(raw_set(raw, "motd", &config(i), None))
         })
     });
     g.finish();
 
-    let mut g = c.benchmark_group("sqlite/set_expecting");
+    let mut g = c.benchmark_group(format!("sqlite/set_expecting_{sync}"));
     let mut version = rt
         .block_on(table.get(SiteConfigKey::Motd))
         .expect("get")
@@ -314,15 +276,95 @@ fn bench(c: &mut Criterion) {
             version = row.updated_at;
         })
     });
-    let mut version = raw_get(&raw, "motd").expect("row").3;
+    let mut version = raw_get(raw, "motd").expect("row").3;
     g.bench_function("raw", |b| {
         b.iter(|| {
             i += 1;
-            version = raw_set(&mut raw, "motd", &config(i), Some(version))
-                .expect("the version is current");
+            version =
+                raw_set(raw, "motd", &config(i), Some(version)).expect("the version is current");
         })
     });
     g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = BenchDir::new();
+    let files = [
+        ("kv-1k", 1_000),
+        ("raw-1k", 1_000),
+        ("kv-100k", 100_000),
+        ("raw-100k", 100_000),
+        ("raw-normal", 0),
+    ];
+    for (name, items) in files {
+        create(&rt, &dir.0.join(format!("{name}.db")), items);
+    }
+    let open = |name: &str| {
+        let path = dir.0.join(format!("{name}.db"));
+        rt.block_on(async { Store::with_backend(SqliteBackend::open(path).await.expect("open")) })
+    };
+    let kv = open("kv-1k");
+    let kv_100k = open("kv-100k");
+    let mut raw = raw_connection(&dir.0.join("raw-1k.db"), "FULL");
+    let raw_100k = raw_connection(&dir.0.join("raw-100k.db"), "FULL");
+
+    let table = kv.table::<SiteConfig>();
+    let admin = Ctx::user("ada").with_role("admin");
+    for (i, k) in SiteConfigKey::ALL.iter().enumerate() {
+        rt.block_on(table.set(&admin, k, config(i as u64)))
+            .expect("set");
+        raw_set(&mut raw, k.as_str(), &config(i as u64), None).expect("raw set");
+    }
+
+    // The floor under every kv call: the round trip to a blocking thread
+    // and back, doing nothing there.
+    let mut g = c.benchmark_group("sqlite/hop");
+    g.bench_function("spawn_blocking no-op", |b| {
+        b.iter(|| {
+            black_box(rt.block_on(async { tokio::task::spawn_blocking(|| black_box(1)).await }))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sqlite/get");
+    g.bench_function("kv", |b| {
+        b.iter(|| black_box(rt.block_on(table.get(black_box(SiteConfigKey::Motd)))))
+    });
+    g.bench_function("raw", |b| {
+        b.iter(|| black_box(raw_get(&raw, black_box("motd"))))
+    });
+    g.finish();
+
+    let normal = rt.block_on(async {
+        let options = SqliteOptions::default().durability(Durability::ProcessCrash);
+        let backend = SqliteBackend::open_with(dir.0.join("kv-normal.db"), options).await;
+        Store::with_backend(backend.expect("open"))
+    });
+    let normal_table = normal.table::<SiteConfig>();
+    let mut raw_normal = raw_connection(&dir.0.join("raw-normal.db"), "NORMAL");
+    for (i, k) in SiteConfigKey::ALL.iter().enumerate() {
+        rt.block_on(normal_table.set(&admin, k, config(i as u64)))
+            .expect("set");
+        raw_set(&mut raw_normal, k.as_str(), &config(i as u64), None).expect("raw set");
+    }
+    // Fill each write-ahead log past its first checkpoint, so that the
+    // measured commits overwrite the log in place (its steady state) rather
+    // than grow the file, on both sides alike.
+    for n in 0..1_200 {
+        let v = config(n);
+        rt.block_on(table.set(&admin, SiteConfigKey::Footer, v.clone()))
+            .expect("warm-up set");
+        rt.block_on(normal_table.set(&admin, SiteConfigKey::Footer, v.clone()))
+            .expect("warm-up set");
+        raw_set(&mut raw, "footer", &v, None).expect("warm-up set");
+        raw_set(&mut raw_normal, "footer", &v, None).expect("warm-up set");
+    }
+    bench_writes(c, "full", &rt, &table, &mut raw);
+    bench_writes(c, "normal", &rt, &normal_table, &mut raw_normal);
 
     let items = kv.table::<Item>();
     let items_100k = kv_100k.table::<Item>();
@@ -345,6 +387,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("raw", |b| {
         b.iter(|| black_box(raw_page(&raw, Some(&after), 100)))
     });
+    // The backend alone (untyped rows, no decoding): splits the kv figure
+    // into the backend's share and the typed layer's.
+    let backend = kv.backend();
+    g.bench_function("kv backend only", |b| {
+        b.iter(|| black_box(rt.block_on(backend.list("benchItem", Some(&after), 101))))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("sqlite/list_100_mid_100k");
@@ -361,7 +409,7 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    drop((kv, kv_100k, raw, raw_100k));
+    drop((kv, kv_100k, normal, raw, raw_100k, raw_normal));
     drop(dir);
 }
 
