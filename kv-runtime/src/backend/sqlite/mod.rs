@@ -15,9 +15,11 @@
 //! `(scope, bucket)` in `kv_rate`. `kv_meta` holds the schema version: the
 //! schema is created and migrated on open, in one transaction, and a file
 //! whose version is newer than this library knows is refused with
-//! [`Error::Config`], as are a file that is not a SQLite database, a corrupt
-//! one, a read-only one and a path that cannot be created; such files are
-//! not written to. Every statement is parameterised and prepared once per
+//! [`Error::Config`], as are a file that is not a SQLite database, one whose
+//! header or schema is corrupt, a read-only one and a path that cannot be
+//! created; such files are not written to. (Damage deeper in a file is not
+//! looked for at open, which would read the whole file: it surfaces as
+//! [`Error::Backend`] when the damaged rows are read.) Every statement is parameterised and prepared once per
 //! connection (`prepare_cached`).
 //!
 //! # Durability
@@ -49,7 +51,10 @@
 //! across processes too. A call that finds the lock held by another
 //! process retries with short random pauses for up to the busy timeout (5 s
 //! by default), then fails with [`Error::Backend`], as does any other
-//! SQLite failure; nothing here panics on a storage error.
+//! SQLite failure; nothing here panics on a storage error. Dropping the
+//! last handle closes the connections on the dropping thread, where SQLite
+//! may checkpoint the log into the file: drop stores at shutdown, not per
+//! request.
 //!
 //! # Change feed
 //!
