@@ -26,7 +26,7 @@ impl Gen {
         let len = (self.next() % 12) as usize;
         let mut out = String::new();
         for _ in 0..len {
-            if self.next() % 5 == 0 {
+            if self.next().is_multiple_of(5) {
                 let n = (self.next() % 300) as usize;
                 out.push_str(&"x".repeat(n));
             } else {
