@@ -66,7 +66,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let saved = config
         .set_expecting(&grace, SiteConfigKey::Banner, newer, seen)
         .await?;
-    println!("set    by grace, expecting updated_at {seen}: ok, now {}", saved.updated_at);
+    println!(
+        "set    by grace, expecting updated_at {seen}: ok, now {}",
+        saved.updated_at
+    );
     let stale = SiteConfig {
         active: true,
         message: "Maintenance cancelled".into(),
@@ -75,7 +78,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set_expecting(&ada, SiteConfigKey::Banner, stale, seen)
         .await
     {
-        Err(e) => println!("set    by ada, expecting updated_at {seen}: {} - {e}", e.code()),
+        Err(e) => println!(
+            "set    by ada, expecting updated_at {seen}: {} - {e}",
+            e.code()
+        ),
         Ok(_) => unreachable!("a stale expectation cannot succeed"),
     }
 
@@ -103,7 +109,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let removed = config.rm(&ada, SiteConfigKey::Banner).await?;
     println!("rm     {}: deleted = {removed}", SiteConfigKey::Banner);
     let gone = config.get(SiteConfigKey::Banner).await?;
-    println!("get    {} -> {:?}", SiteConfigKey::Banner, gone.map(|r| r.value.message));
+    println!(
+        "get    {} -> {:?}",
+        SiteConfigKey::Banner,
+        gone.map(|r| r.value.message)
+    );
 
     // 7. Restore brings it back, with a new version.
     let back = config.restore(&ada, SiteConfigKey::Banner).await?;

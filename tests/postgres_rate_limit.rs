@@ -42,7 +42,12 @@ fn phase(db: &str, processes: usize, now: i64, tries: u32) -> u32 {
     let children: Vec<_> = (0..processes)
         .map(|_| {
             Command::new(&exe)
-                .args(["--exact", "rate_limit_worker", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "rate_limit_worker",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(WORKER_URL, db)
                 .env(WORKER_NOW, now.to_string())
                 .env(WORKER_TRIES, tries.to_string())
@@ -80,22 +85,43 @@ fn processes_share_one_sliding_window() {
         Store::open(&db).await.expect("the database opens");
         db
     });
-    assert_eq!(phase(&db, 1, T, 3), 3, "phase 1: a fresh budget admits 3 of 5");
-    assert_eq!(phase(&db, 2, T + 5_000, 5), 2, "phase 2: 2 slots left between both processes");
-    assert_eq!(phase(&db, 2, T + 10_000, 5), 3, "phase 3: the window slid past T's 3 writes");
-    assert_eq!(phase(&db, 2, T + 15_000, 5), 2, "phase 4: the window slid past T+5s");
+    assert_eq!(
+        phase(&db, 1, T, 3),
+        3,
+        "phase 1: a fresh budget admits 3 of 5"
+    );
+    assert_eq!(
+        phase(&db, 2, T + 5_000, 5),
+        2,
+        "phase 2: 2 slots left between both processes"
+    );
+    assert_eq!(
+        phase(&db, 2, T + 10_000, 5),
+        3,
+        "phase 3: the window slid past T's 3 writes"
+    );
+    assert_eq!(
+        phase(&db, 2, T + 15_000, 5),
+        2,
+        "phase 4: the window slid past T+5s"
+    );
 }
 
 /// One worker: at the handed-in instant, try `tries` writes as user
 /// `shared`; every refusal must be RATE_LIMITED.
 #[test]
 fn rate_limit_worker() {
-    let Ok(db) = std::env::var(WORKER_URL) else { return };
+    let Ok(db) = std::env::var(WORKER_URL) else {
+        return;
+    };
     let now: i64 = std::env::var(WORKER_NOW).unwrap().parse().unwrap();
     let tries: u32 = std::env::var(WORKER_TRIES).unwrap().parse().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let admitted = runtime.block_on(async {
-        let store = Store::open(&db).await.unwrap().with_clock(ManualClock::new(now));
+        let store = Store::open(&db)
+            .await
+            .unwrap()
+            .with_clock(ManualClock::new(now));
         let table = store.table::<Limited>();
         let ctx = Ctx::user("shared");
         let tasks: Vec<_> = (0..tries)

@@ -153,8 +153,11 @@ pub fn parse_field(field: &syn::Field, errors: &mut darling::error::Accumulator)
             match &meta {
                 Meta::Path(p) if p.is_ident("file") => is_file = true,
                 _ => errors.push(
-                    Error::unknown_field_with_alts(&meta.path().to_token_stream_string(), &["file"])
-                        .with_span(&meta),
+                    Error::unknown_field_with_alts(
+                        &meta.path().to_token_stream_string(),
+                        &["file"],
+                    )
+                    .with_span(&meta),
                 ),
             }
         }
@@ -179,10 +182,10 @@ fn parse_keys(
         return Err(Error::custom("expected `keys = [key, \"other-key\", ...]`").with_span(meta));
     };
     let Expr::Array(array) = &nv.value else {
-        return Err(
-            Error::custom("expected a list of keys in brackets: `keys = [banner, maintenance]`")
-                .with_span(&nv.value),
-        );
+        return Err(Error::custom(
+            "expected a list of keys in brackets: `keys = [banner, maintenance]`",
+        )
+        .with_span(&nv.value));
     };
     let mut keys = Vec::new();
     for elem in &array.elems {
@@ -229,9 +232,8 @@ fn parse_rate_limit(meta: &Meta) -> darling::Result<RateLimitOpt> {
             let max = args.max.base10_parse::<u32>().map_err(|_| {
                 Error::custom("`max` is a number of writes, 1 to 4294967295").with_span(&args.max)
             })?;
-            let window = parse_duration(&args.window.value()).map_err(|msg| {
-                Error::custom(msg).with_span(&args.window)
-            })?;
+            let window = parse_duration(&args.window.value())
+                .map_err(|msg| Error::custom(msg).with_span(&args.window))?;
             (max, window)
         }
         Meta::Path(_) => {
@@ -255,7 +257,9 @@ fn parse_rate_limit(meta: &Meta) -> darling::Result<RateLimitOpt> {
 /// between 1 ms and one day.
 fn parse_duration(text: &str) -> Result<u64, String> {
     let help = "a window is a whole number and a unit, such as \"500ms\", \"30s\", \"1m\", \"2h\" or \"1d\"";
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let number: u64 = number.parse().map_err(|_| help.to_owned())?;
     let scale = match unit {

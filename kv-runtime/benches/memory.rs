@@ -47,7 +47,9 @@ fn bench(c: &mut Criterion) {
     let raw: RwLock<HashMap<String, SiteConfig>> = RwLock::new(HashMap::new());
     for (i, k) in SiteConfigKey::ALL.iter().enumerate() {
         ready(table.set(&admin, k, value(i as u64))).unwrap();
-        raw.write().unwrap().insert(k.as_str().to_owned(), value(i as u64));
+        raw.write()
+            .unwrap()
+            .insert(k.as_str().to_owned(), value(i as u64));
     }
 
     let mut g = c.benchmark_group("memory/get");

@@ -177,8 +177,10 @@ pub enum Error {
         message: String,
     },
     /// See [`ErrorCode::Internal`].
-    #[error("hook `{hook}` on table `{table}` panicked ({message}); nothing was written. \
-             This is a bug in the hook")]
+    #[error(
+        "hook `{hook}` on table `{table}` panicked ({message}); nothing was written. \
+             This is a bug in the hook"
+    )]
     HookPanicked {
         /// The table.
         table: &'static str,

@@ -51,7 +51,9 @@ impl<T: FileField> FileField for Vec<T> {
 }
 
 /// The id of a stored file, as a [`FileStore`] hands it out.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct FileId(pub String);
 
@@ -208,8 +210,13 @@ mod tests {
             assert!(store.path(bad).is_err(), "{bad:?}");
         }
         let id = store.put(b"hello").unwrap();
-        assert_eq!(std::fs::read(store.path(id.as_str()).unwrap()).unwrap(), b"hello");
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(
+            std::fs::read(store.path(id.as_str()).unwrap()).unwrap(),
+            b"hello"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(store.delete(id.as_str())).unwrap();
         assert!(!store.path(id.as_str()).unwrap().exists());
         rt.block_on(store.delete(id.as_str())).unwrap();

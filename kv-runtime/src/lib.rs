@@ -50,11 +50,11 @@ mod row;
 mod schema;
 mod store;
 mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod watch;
 #[cfg(feature = "web")]
 pub mod web;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -100,7 +100,9 @@ impl WriteRole {
             WriteRole::Internal => "only internal (server) callers may".into(),
             WriteRole::Public => "any caller may".into(),
             WriteRole::Role(r) => format!("requires role `{r}`"),
-            WriteRole::Predicate(_) => "requires the table's write check to allow the caller".into(),
+            WriteRole::Predicate(_) => {
+                "requires the table's write check to allow the caller".into()
+            }
         }
     }
 }

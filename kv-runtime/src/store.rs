@@ -124,13 +124,23 @@ impl Store {
     /// Sets the file store that `clean_files` tables delete unreferenced
     /// files from. Shared by every clone of this store.
     pub fn set_file_store(&self, files: impl FileStore) {
-        *self.files.store.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(files));
+        *self
+            .files
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(files));
     }
 
     /// Takes the list of files that could not be deleted since the last
     /// call (each was also logged).
     pub fn file_cleanup_failures(&self) -> Vec<FileCleanupFailure> {
-        std::mem::take(&mut *self.files.failures.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .files
+                .failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The typed table `S` of this store.

@@ -1079,7 +1079,10 @@ pub async fn rate_limit_is_a_sliding_window_per_caller(store: Store) {
         clock.advance(Duration::from_millis(100));
     }
     // t = T0 + 300: writes at T0, +100, +200 fill the window.
-    let err = t.set(&alice, "k".to_owned(), Limited { n: 99 }).await.unwrap_err();
+    let err = t
+        .set(&alice, "k".to_owned(), Limited { n: 99 })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited);
     match err {
         crate::Error::RateLimited { retry_after, .. } => {
@@ -1087,30 +1090,56 @@ pub async fn rate_limit_is_a_sliding_window_per_caller(store: Store) {
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }
-    assert_eq!(t.get("k".to_owned()).await.unwrap().unwrap().value.n, 2, "nothing written");
+    assert_eq!(
+        t.get("k".to_owned()).await.unwrap().unwrap().value.n,
+        2,
+        "nothing written"
+    );
     let err = t.rm(&alice, "k".to_owned()).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited, "rm counts too");
     assert!(t.get("k".to_owned()).await.unwrap().is_some());
     // Other callers have their own budgets; internal callers none at all.
-    t.set(&Ctx::user("bob"), "b".to_owned(), Limited { n: 1 }).await.unwrap();
+    t.set(&Ctx::user("bob"), "b".to_owned(), Limited { n: 1 })
+        .await
+        .unwrap();
     let from_addr = Ctx::anonymous().with_client_addr("10.0.0.1");
-    t.set(&from_addr, "a".to_owned(), Limited { n: 1 }).await.unwrap();
+    t.set(&from_addr, "a".to_owned(), Limited { n: 1 })
+        .await
+        .unwrap();
     for n in 0..10 {
-        t.set(&Ctx::internal(), "i".to_owned(), Limited { n }).await.unwrap();
+        t.set(&Ctx::internal(), "i".to_owned(), Limited { n })
+            .await
+            .unwrap();
     }
     // Anonymous callers without an address share one bucket.
     for n in 0..3 {
-        t.set(&Ctx::anonymous(), "anon".to_owned(), Limited { n }).await.unwrap();
+        t.set(&Ctx::anonymous(), "anon".to_owned(), Limited { n })
+            .await
+            .unwrap();
     }
-    let err = t.set(&Ctx::anonymous(), "anon".to_owned(), Limited { n: 9 }).await.unwrap_err();
+    let err = t
+        .set(&Ctx::anonymous(), "anon".to_owned(), Limited { n: 9 })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited);
     // The window slides: at T0 + 1000 only the write at T0 has left it.
     clock.set(T0 + 1_000);
-    t.set(&alice, "k".to_owned(), Limited { n: 3 }).await.unwrap();
-    let err = t.set(&alice, "k".to_owned(), Limited { n: 4 }).await.unwrap_err();
-    assert_eq!(err.code(), ErrorCode::RateLimited, "a fixed window would have reset here");
+    t.set(&alice, "k".to_owned(), Limited { n: 3 })
+        .await
+        .unwrap();
+    let err = t
+        .set(&alice, "k".to_owned(), Limited { n: 4 })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::RateLimited,
+        "a fixed window would have reset here"
+    );
     clock.set(T0 + 1_100);
-    t.set(&alice, "k".to_owned(), Limited { n: 5 }).await.unwrap();
+    t.set(&alice, "k".to_owned(), Limited { n: 5 })
+        .await
+        .unwrap();
     assert_eq!(t.get("k".to_owned()).await.unwrap().unwrap().value.n, 5);
 }
 
@@ -1152,11 +1181,27 @@ pub async fn before_update_hooks_change_values_and_see_previous(store: Store) {
             }
         });
     }
-    let row = t.set(&admin(), BannerKey::Banner, Banner::new("hi")).await.unwrap();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("hi"))
+        .await
+        .unwrap();
     assert_eq!(row.value.message, "HI!");
-    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap().value.message, "HI!");
-    t.set(&admin(), BannerKey::Banner, Banner::new("again")).await.unwrap();
-    assert_eq!(*seen_previous.lock().unwrap(), [None, Some("HI!".to_owned())]);
+    assert_eq!(
+        t.get(BannerKey::Banner)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .message,
+        "HI!"
+    );
+    t.set(&admin(), BannerKey::Banner, Banner::new("again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen_previous.lock().unwrap(),
+        [None, Some("HI!".to_owned())]
+    );
     assert_eq!(*stored.lock().unwrap(), ["HI!", "AGAIN!"]);
     // A hook output breaking the constraints is refused like any value.
     t.before_update("blank", |change| async move {
@@ -1164,16 +1209,30 @@ pub async fn before_update_hooks_change_values_and_see_previous(store: Store) {
         value.message = "x".repeat(300);
         Ok(value)
     });
-    let err = t.set(&admin(), BannerKey::Banner, Banner::new("z")).await.unwrap_err();
+    let err = t
+        .set(&admin(), BannerKey::Banner, Banner::new("z"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ValidationFailed);
-    assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap().value.message, "AGAIN!");
+    assert_eq!(
+        t.get(BannerKey::Banner)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .message,
+        "AGAIN!"
+    );
 }
 
 /// A refusing hook fails the write with REJECTED naming it; nothing changes.
 pub async fn hooks_can_refuse_writes_and_deletes(store: Store) {
     use crate::hooks::HookError;
     let t = store.table::<Banner>();
-    let row = t.set(&admin(), BannerKey::Banner, Banner::new("keep")).await.unwrap();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("keep"))
+        .await
+        .unwrap();
     t.before_update("no-swearing", |change| async move {
         if change.value.message.contains("darn") {
             Err(HookError::new("keep it civil"))
@@ -1188,16 +1247,24 @@ pub async fn hooks_can_refuse_writes_and_deletes(store: Store) {
             Ok(())
         }
     });
-    let err = t.set(&admin(), BannerKey::Banner, Banner::new("darn")).await.unwrap_err();
+    let err = t
+        .set(&admin(), BannerKey::Banner, Banner::new("darn"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Rejected);
     let text = err.to_string();
-    assert!(text.contains("no-swearing") && text.contains("keep it civil"), "{text}");
+    assert!(
+        text.contains("no-swearing") && text.contains("keep it civil"),
+        "{text}"
+    );
     let err = t.rm(&admin(), BannerKey::Banner).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Rejected);
     assert!(err.to_string().contains("pinned"));
     assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), row);
     // Other keys may still be removed; rm of a missing key calls no hook.
-    t.set(&admin(), BannerKey::Maintenance, Banner::new("m")).await.unwrap();
+    t.set(&admin(), BannerKey::Maintenance, Banner::new("m"))
+        .await
+        .unwrap();
     assert!(t.rm(&admin(), BannerKey::Maintenance).await.unwrap());
     assert!(!t.rm(&admin(), BannerKey::Alpha).await.unwrap());
 }
@@ -1213,17 +1280,27 @@ pub async fn panicking_hooks_do_not_poison_the_store(store: Store) {
         }
         Ok(change.value)
     });
-    t.after_update("always-fails", |_| async { Err(HookError::new("mail server down")) });
+    t.after_update("always-fails", |_| async {
+        Err(HookError::new("mail server down"))
+    });
     t.after_rm("always-panics", |_| async { panic!("after_rm exploded") });
-    let err = t.set(&admin(), BannerKey::Banner, Banner::new("boom")).await.unwrap_err();
+    let err = t
+        .set(&admin(), BannerKey::Banner, Banner::new("boom"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Internal);
     assert!(err.to_string().contains("hook exploded"));
     assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
-    let row = t.set(&admin(), BannerKey::Banner, Banner::new("fine")).await.unwrap();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("fine"))
+        .await
+        .unwrap();
     assert_eq!(t.get(BannerKey::Banner).await.unwrap().unwrap(), row);
     assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
     assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
-    t.set(&admin(), BannerKey::Maintenance, Banner::new("still works")).await.unwrap();
+    t.set(&admin(), BannerKey::Maintenance, Banner::new("still works"))
+        .await
+        .unwrap();
 }
 
 /// `purge` removes rows soft-deleted longer ago than the retention; the
@@ -1241,18 +1318,32 @@ pub async fn purge_honours_retention_and_runs_in_background(store: Store) {
     clock.advance(Duration::from_secs(60));
     // Alpha was deleted 61 minutes ago, Beta 1 minute ago.
     assert_eq!(t.purge(Duration::from_secs(30 * 60)).await.unwrap(), 1);
-    assert_eq!(t.restore(&admin(), BannerKey::Alpha).await.unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        t.restore(&admin(), BannerKey::Alpha)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound
+    );
     assert_eq!(t.purge(Duration::from_secs(30 * 60)).await.unwrap(), 0);
-    for bad in [Duration::ZERO, Duration::from_millis(10), Duration::from_secs(200 * 365 * 86_400)] {
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(10),
+        Duration::from_secs(200 * 365 * 86_400),
+    ] {
         assert_eq!(t.purge(bad).await.unwrap_err().code(), ErrorCode::Config);
         assert_eq!(
-            t.spawn_purge(bad, Duration::from_secs(1)).unwrap_err().code(),
+            t.spawn_purge(bad, Duration::from_secs(1))
+                .unwrap_err()
+                .code(),
             ErrorCode::Config
         );
     }
     // The background task purges Beta once it is old enough.
     clock.advance(Duration::from_secs(3_600));
-    let task = t.spawn_purge(Duration::from_secs(30 * 60), Duration::from_millis(5)).unwrap();
+    let task = t
+        .spawn_purge(Duration::from_secs(30 * 60), Duration::from_millis(5))
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match t.restore(&admin(), BannerKey::Beta).await {
@@ -1264,11 +1355,17 @@ pub async fn purge_honours_retention_and_runs_in_background(store: Store) {
                 clock.advance(Duration::from_secs(3_600));
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "the background purge never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the background purge never ran"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(task);
-    assert!(t.get(BannerKey::Gamma).await.unwrap().is_some(), "live rows are untouched");
+    assert!(
+        t.get(BannerKey::Gamma).await.unwrap().is_some(),
+        "live rows are untouched"
+    );
 }
 
 /// With `clean_files`: an overwrite deletes the files it drops, a soft
@@ -1287,8 +1384,12 @@ pub async fn clean_files_deletes_unreferenced_files(store: Store) {
         thumbs: thumbs.iter().map(|s| FileId((*s).to_owned())).collect(),
         title: "t".into(),
     };
-    t.set(&admin(), "doc".to_owned(), a("f1", &["t1", "t2"])).await.unwrap();
-    t.set(&admin(), "doc".to_owned(), a("f1", &["t2", "t3"])).await.unwrap();
+    t.set(&admin(), "doc".to_owned(), a("f1", &["t1", "t2"]))
+        .await
+        .unwrap();
+    t.set(&admin(), "doc".to_owned(), a("f1", &["t2", "t3"]))
+        .await
+        .unwrap();
     assert_eq!(files.deleted(), ["t1"], "only the dropped thumbnail goes");
     assert!(t.rm(&admin(), "doc".to_owned()).await.unwrap());
     assert_eq!(files.deleted(), ["t1"], "a soft delete keeps files");
@@ -1302,15 +1403,29 @@ pub async fn clean_files_deletes_unreferenced_files(store: Store) {
     assert_eq!(deleted, ["f1", "t1", "t2", "t3"]);
 
     let uploads = store.table::<Upload>();
-    let up = |id: &str| Upload { file: Some(FileId(id.to_owned())) };
-    uploads.set(&admin(), "u".to_owned(), up("u1")).await.unwrap();
+    let up = |id: &str| Upload {
+        file: Some(FileId(id.to_owned())),
+    };
+    uploads
+        .set(&admin(), "u".to_owned(), up("u1"))
+        .await
+        .unwrap();
     assert!(uploads.rm(&admin(), "u".to_owned()).await.unwrap());
-    assert!(files.deleted().contains(&"u1".to_owned()), "a hard delete deletes the file");
+    assert!(
+        files.deleted().contains(&"u1".to_owned()),
+        "a hard delete deletes the file"
+    );
     assert!(store.file_cleanup_failures().is_empty());
     // The file store fails: the write still succeeds; the failure is reported.
     files.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    uploads.set(&admin(), "v".to_owned(), up("v1")).await.unwrap();
-    let row = uploads.set(&admin(), "v".to_owned(), Upload { file: None }).await.unwrap();
+    uploads
+        .set(&admin(), "v".to_owned(), up("v1"))
+        .await
+        .unwrap();
+    let row = uploads
+        .set(&admin(), "v".to_owned(), Upload { file: None })
+        .await
+        .unwrap();
     assert_eq!(row.value.file, None);
     let failures = store.file_cleanup_failures();
     assert_eq!(failures.len(), 1);
@@ -1324,11 +1439,25 @@ pub async fn clean_files_deletes_unreferenced_files(store: Store) {
 pub async fn list_skips_undeclared_keys_and_keeps_pages_full(store: Store) {
     let declared = store.table::<Banner>();
     let any = store.table::<BannerAnyKey>();
-    let v = || BannerAnyKey { active: true, message: "x".into() };
-    for k in ["aa-orphan", "ab-orphan", "ac-orphan", "b-orphan", "zz-orphan"] {
+    let v = || BannerAnyKey {
+        active: true,
+        message: "x".into(),
+    };
+    for k in [
+        "aa-orphan",
+        "ab-orphan",
+        "ac-orphan",
+        "b-orphan",
+        "zz-orphan",
+    ] {
         any.set(&admin(), k.to_owned(), v()).await.unwrap();
     }
-    for k in [BannerKey::Alpha, BannerKey::Beta, BannerKey::Gamma, BannerKey::Zeta] {
+    for k in [
+        BannerKey::Alpha,
+        BannerKey::Beta,
+        BannerKey::Gamma,
+        BannerKey::Zeta,
+    ] {
         declared.set(&admin(), k, Banner::new("d")).await.unwrap();
     }
     let mut request = PageRequest::first(2);
@@ -1336,7 +1465,11 @@ pub async fn list_skips_undeclared_keys_and_keeps_pages_full(store: Store) {
     loop {
         let page = declared.list(&admin(), request.clone()).await.unwrap();
         if !page.is_done {
-            assert_eq!(page.page.len(), 2, "a page that is not the last must be full");
+            assert_eq!(
+                page.page.len(),
+                2,
+                "a page that is not the last must be full"
+            );
         }
         got.extend(page.page.iter().map(|r| r.key));
         match page.continue_cursor {
@@ -1344,10 +1477,23 @@ pub async fn list_skips_undeclared_keys_and_keeps_pages_full(store: Store) {
             None => break,
         }
     }
-    assert_eq!(got, [BannerKey::Alpha, BannerKey::Beta, BannerKey::Gamma, BannerKey::Zeta]);
+    assert_eq!(
+        got,
+        [
+            BannerKey::Alpha,
+            BannerKey::Beta,
+            BannerKey::Gamma,
+            BannerKey::Zeta
+        ]
+    );
     // A hook registered on one schema does not apply to (or erase) the other's.
-    declared.before_update("refuse-all", |_| async { Err(crate::hooks::HookError::new("no")) });
+    declared.before_update("refuse-all", |_| async {
+        Err(crate::hooks::HookError::new("no"))
+    });
     any.set(&admin(), "free".to_owned(), v()).await.unwrap();
-    let err = declared.set(&admin(), BannerKey::Alpha, Banner::new("z")).await.unwrap_err();
+    let err = declared
+        .set(&admin(), BannerKey::Alpha, Banner::new("z"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Rejected);
 }
