@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use app::{SiteBanner, SiteBannerKey};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use kv_runtime::Store;
+use kv_runtime::{Ctx, Store};
 use serde_json::{json, Value};
 use sqlite_support::TempDir;
 
@@ -386,6 +386,38 @@ async fn scenario(
     click(&stale, "#save").await;
     status_is(&stale, "the retried save", "Saved.").await;
     banner_shows(&visitor, "the retried save", "Back online at 23:30 UTC").await;
+
+    // The first admin clears the banner; before they save a new one,
+    // someone restores it. Their save (based on "no banner") is a
+    // conflict, not a silent overwrite of the restored banner.
+    click(&admin, "#clear").await;
+    status_is(&admin, "cleared again", "Cleared.").await;
+    table
+        .restore(
+            &Ctx::user("grace").with_role("admin"),
+            SiteBannerKey::Banner,
+        )
+        .await
+        .expect("restore behind the first admin's back");
+    type_message(&admin, "A save racing the restore").await;
+    click(&admin, "#save").await;
+    wait_until(
+        &admin,
+        "the conflict message after clear and restore",
+        "const c = document.getElementById('conflict'); \
+         return !c.hidden && document.getElementById('conflict-current').textContent \
+           === 'Back online at 23:30 UTC';",
+    )
+    .await;
+    let row = table
+        .get(SiteBannerKey::Banner)
+        .await
+        .expect("read")
+        .expect("the restored banner");
+    assert_eq!(
+        row.value.message, "Back online at 23:30 UTC",
+        "the save based on no banner did not overwrite the restored one"
+    );
 
     // The visitor's page was never reloaded, and a direct PUT from it is 403.
     let marker = visitor

@@ -305,7 +305,7 @@ async fn a_pool_of_one_serves_many_concurrent_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
-    use kv_runtime::backend::{Payload, Put, PutOutcome};
+    use kv_runtime::backend::{Expect, Payload, Put, PutOutcome};
     let Some(url) = pg::server_url() else { return };
     let db = pg::fresh_database(&url).await;
     let a = Store::open(&db).await.unwrap();
@@ -324,7 +324,7 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
                             Put {
                                 key: &key,
                                 value: Payload::from_json(format!("{i}")),
-                                expected_updated_at: None,
+                                expect: Expect::Any,
                                 updated_by: None,
                                 now: 1_000,
                             },
@@ -369,7 +369,7 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
                             Put {
                                 key: &key,
                                 value: Payload::from_json("1"),
-                                expected_updated_at: Some(0),
+                                expect: Expect::Version(0),
                                 updated_by: None,
                                 now: 1_000,
                             },

@@ -6,7 +6,7 @@ mod watch_support;
 
 use std::sync::Arc;
 
-use kv_runtime::backend::{Backend, Payload, Put};
+use kv_runtime::backend::{Backend, Expect, Payload, Put};
 use kv_runtime::{ErrorCode, Store};
 use watch_support::*;
 
@@ -104,7 +104,7 @@ async fn an_unreadable_row_is_an_error_item() {
                     Put {
                         key: "banner",
                         value: Payload::from_json(json),
-                        expected_updated_at: None,
+                        expect: Expect::Any,
                         updated_by: None,
                         now: 1,
                     },
@@ -157,7 +157,7 @@ async fn undeclared_keys_are_skipped() {
                 Put {
                     key,
                     value: Payload::from_json(r#"{"text":"t","n":1}"#),
-                    expected_updated_at: None,
+                    expect: Expect::Any,
                     updated_by: None,
                     now: 1,
                 },
@@ -177,7 +177,7 @@ async fn undeclared_keys_are_skipped() {
             Put {
                 key: "retired",
                 value: Payload::from_json(r#"{"text":"t","n":2}"#),
-                expected_updated_at: None,
+                expect: Expect::Any,
                 updated_by: None,
                 now: 2,
             },

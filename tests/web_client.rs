@@ -156,6 +156,25 @@ async fn every_operation_round_trips() {
         .await
         .expect_err("never existed");
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+
+    // If-None-Match: * writes only where there is no live row.
+    let created = client
+        .set_if_absent(SiteBannerKey::Maintenance, banner("down at 6"))
+        .await
+        .expect("set_if_absent of a missing key");
+    assert_eq!(created.value, banner("down at 6"));
+    let err = client
+        .set_if_absent(SiteBannerKey::Maintenance, banner("lost"))
+        .await
+        .expect_err("a live row exists");
+    assert!(
+        matches!(err, Error::Conflict { current_updated_at: Some(at), .. } if at == created.updated_at),
+        "{err:?}"
+    );
+    assert_eq!(
+        table.get(SiteBannerKey::Maintenance).await.expect("read"),
+        Some(created)
+    );
 }
 
 #[tokio::test]

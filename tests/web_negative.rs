@@ -593,6 +593,37 @@ async fn malformed_and_unauthorised_requests_change_nothing() {
             "MALFORMED_HEADER",
         ),
         case(
+            "If-None-Match: * on a live row",
+            admin_put("/api/kv/site/banner").header(header::IF_NONE_MATCH, "*"),
+            good_body(),
+            S::CONFLICT,
+            "CONFLICT",
+        ),
+        case(
+            "If-None-Match with an entity tag",
+            admin_put("/api/kv/site/banner").header(header::IF_NONE_MATCH, format!("\"{v0}\"")),
+            good_body(),
+            S::BAD_REQUEST,
+            "MALFORMED_HEADER",
+        ),
+        case(
+            "If-None-Match: * with If-Match",
+            admin_put("/api/kv/site/maintenance")
+                .header(header::IF_NONE_MATCH, "*")
+                .header(header::IF_MATCH, format!("\"{v0}\"")),
+            good_body(),
+            S::BAD_REQUEST,
+            "MALFORMED_HEADER",
+        ),
+        case(
+            "If-None-Match: * with a body version",
+            admin_put("/api/kv/site/maintenance").header(header::IF_NONE_MATCH, "*"),
+            json!({ "value": { "active": true, "message": "x" }, "expected_updated_at": v0 })
+                .to_string(),
+            S::BAD_REQUEST,
+            "MALFORMED_HEADER",
+        ),
+        case(
             "conditional DELETE",
             req(Method::DELETE, "/api/kv/site/banner")
                 .header(header::AUTHORIZATION, "Bearer admin")

@@ -44,7 +44,13 @@
   async function call(method, url, body) {
     var headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method === "PUT" && base !== null) headers["If-Match"] = '"' + base + '"';
+    // A save is based on the version this editor loaded, or on there being
+    // no banner at all: either way, a banner saved, restored or changed
+    // meanwhile by someone else is a conflict, not a silent overwrite.
+    if (method === "PUT") {
+      if (base !== null) headers["If-Match"] = '"' + base + '"';
+      else headers["If-None-Match"] = "*";
+    }
     var response = await fetch(url, {
       method: method,
       headers: headers,

@@ -7,6 +7,13 @@
 //!   Several hooks of one kind run in registration order, each seeing the
 //!   previous one's output. A refused write changes nothing and fails with
 //!   [`Error::Rejected`](crate::Error::Rejected) naming the hook.
+//! - Before-hooks may run more than once for one call. They see the row as
+//!   read just before the write, and the write goes ahead only if that row
+//!   (or its absence) is still what is stored; when another writer changed,
+//!   created, revived or deleted the row in between, the row is read again
+//!   and the hooks run again on it (a bounded number of times; then the
+//!   call fails with [`Error::Backend`](crate::Error::Backend)). Keep them
+//!   free of side effects that must happen once: do those in after-hooks.
 //! - After-hooks run once the write has committed, outside its transaction.
 //!   The write stands whatever they do: an after-hook that fails or panics is
 //!   logged (`tracing`, target `kv_runtime::hooks`) and the write still

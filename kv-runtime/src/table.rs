@@ -1,21 +1,23 @@
 //! Typed operations on one table.
 
 use std::borrow::Borrow;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use std::time::Duration;
 
-use crate::backend::{Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome};
-use crate::files::FileCleanupFailure;
-use crate::hooks::{call_guarded, AfterUpdate, BeforeUpdate, BeforeUpdateFn, HookOutcome, Removal};
+use crate::backend::{
+    Expect, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+};
 use crate::context::Ctx;
 use crate::cursor;
 use crate::error::{Error, FieldError, Result};
+use crate::files::FileCleanupFailure;
+use crate::hooks::{call_guarded, AfterUpdate, BeforeUpdate, BeforeUpdateFn, HookOutcome, Removal};
 use crate::row::{Page, PageRequest, Row};
 use crate::schema::{may_write, BoxFuture, KvKey, KvSchema, SoftDelete};
 use crate::store::Store;
@@ -91,12 +93,15 @@ impl<S: KvSchema> Table<S> {
     /// Answers from a backend that can read without waiting.
     fn read_now(&self, key: &S::Key) -> Option<Result<Option<Row<S>>>> {
         let mut answer = None;
-        let answered = self.store.backend.get_now(S::TABLE, key.as_str(), &mut |raw| {
-            answer = Some(match raw {
-                Some(raw) if raw.is_live() => decode_row_ref::<S>(raw, key.clone()).map(Some),
-                _ => Ok(None),
+        let answered = self
+            .store
+            .backend
+            .get_now(S::TABLE, key.as_str(), &mut |raw| {
+                answer = Some(match raw {
+                    Some(raw) if raw.is_live() => decode_row_ref::<S>(raw, key.clone()).map(Some),
+                    _ => Ok(None),
+                });
             });
-        });
         if answered {
             Some(answer.unwrap_or(Ok(None)))
         } else {
@@ -179,7 +184,7 @@ impl<S: KvSchema> Table<S> {
     /// Stores `value` under `key` (insert or overwrite) and returns the row.
     /// Setting a soft-deleted key brings it back. Requires the write role.
     pub async fn set(&self, ctx: &Ctx, key: impl Borrow<S::Key>, value: S) -> Result<Row<S>> {
-        self.write(ctx, key.borrow(), value, None).await
+        self.write(ctx, key.borrow(), value, Expect::Any).await
     }
 
     /// Like [`Table::set`], but only if the stored live row still has
@@ -193,17 +198,30 @@ impl<S: KvSchema> Table<S> {
         value: S,
         expected_updated_at: i64,
     ) -> Result<Row<S>> {
-        self.write(ctx, key.borrow(), value, Some(expected_updated_at))
-            .await
+        self.write(
+            ctx,
+            key.borrow(),
+            value,
+            Expect::Version(expected_updated_at),
+        )
+        .await
     }
 
-    async fn write(
+    /// Like [`Table::set`], but only if there is no live row under `key`:
+    /// creates a missing row, or revives a soft-deleted one; a live row is
+    /// left alone and the call fails with [`Error::Conflict`] carrying that
+    /// row's `updated_at`. The check and the write are one atomic step, so
+    /// of many concurrent calls for one absent key exactly one succeeds.
+    pub async fn set_if_absent(
         &self,
         ctx: &Ctx,
-        key: &S::Key,
+        key: impl Borrow<S::Key>,
         value: S,
-        expected_updated_at: Option<i64>,
     ) -> Result<Row<S>> {
+        self.write(ctx, key.borrow(), value, Expect::NotLive).await
+    }
+
+    async fn write(&self, ctx: &Ctx, key: &S::Key, value: S, expect: Expect) -> Result<Row<S>> {
         self.authorize(ctx, "set").await?;
         key.check(S::TABLE)?;
         let payload = encode_value(&value)?;
@@ -211,10 +229,9 @@ impl<S: KvSchema> Table<S> {
         let hooks = self.store.hooks.get::<S>();
         let before = hooks.as_deref().map_or(&[][..], |h| &h.before_update[..]);
         let (row, previous) = if before.is_empty() {
-            self.put(ctx, key, value, payload, expected_updated_at)
-                .await?
+            self.put(ctx, key, value, payload, expect).await?
         } else {
-            self.write_with_hooks(ctx, key, value, expected_updated_at, before)
+            self.write_with_hooks(ctx, key, value, expect, before)
                 .await?
         };
         if S::CLEAN_FILES {
@@ -237,18 +254,23 @@ impl<S: KvSchema> Table<S> {
     }
 
     /// Runs the before-update hooks on the live row as read just before the
-    /// write, then writes expecting that row's version, so the hooks saw
-    /// what the write replaces; retried when another writer got in between
-    /// (unless the caller gave its own expectation).
+    /// write, then writes expecting what the hooks saw: that row's version,
+    /// or no live row when they saw none ([`Expect::NotLive`]). So the
+    /// write never replaces a row the hooks did not see: when another writer
+    /// got in between, the row is read again and the hooks run again. With
+    /// the caller's own expectation, that one is used instead and a
+    /// conflict is the caller's to handle; without one, the write is
+    /// retried up to [`HOOK_ATTEMPTS`] times, then fails with
+    /// [`Error::Backend`] (the row kept changing; never a CONFLICT the
+    /// caller did not ask for).
     async fn write_with_hooks(
         &self,
         ctx: &Ctx,
         key: &S::Key,
         value: S,
-        expected_updated_at: Option<i64>,
+        expect: Expect,
         before: &[(Arc<str>, BeforeUpdateFn<S>)],
     ) -> Result<(Row<S>, Option<RawRow>)> {
-        const ATTEMPTS: usize = 5;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -284,12 +306,22 @@ impl<S: KvSchema> Table<S> {
                 };
             }
             let payload = encode_value(&candidate)?;
-            let expect = expected_updated_at.or(previous.as_ref().map(|r| r.updated_at));
-            match self.put(ctx, key, candidate, payload, expect).await {
-                Err(Error::Conflict { .. })
-                    if expected_updated_at.is_none() && attempt < ATTEMPTS =>
-                {
-                    continue
+            let seen = match (expect, &previous) {
+                (Expect::Any, None) => Expect::NotLive,
+                (Expect::Any, Some(row)) => Expect::Version(row.updated_at),
+                (own, _) => own,
+            };
+            match self.put(ctx, key, candidate, payload, seen).await {
+                Err(Error::Conflict { .. }) if expect == Expect::Any => {
+                    if attempt >= HOOK_ATTEMPTS {
+                        return Err(Error::backend_msg(format!(
+                            "set of key {:?} in table `{}` gave up after {HOOK_ATTEMPTS} \
+                             attempts: the row kept changing under the before_update hooks",
+                            crate::error::shorten(key.as_str()),
+                            S::TABLE
+                        )));
+                    }
+                    tokio::task::yield_now().await;
                 }
                 other => return other,
             }
@@ -303,7 +335,7 @@ impl<S: KvSchema> Table<S> {
         key: &S::Key,
         value: S,
         payload: Payload,
-        expected_updated_at: Option<i64>,
+        expect: Expect,
     ) -> Result<(Row<S>, Option<RawRow>)> {
         let outcome = self
             .store
@@ -313,7 +345,7 @@ impl<S: KvSchema> Table<S> {
                 Put {
                     key: key.as_str(),
                     value: payload,
-                    expected_updated_at,
+                    expect,
                     updated_by: ctx.actor(),
                     now: self.store.now(),
                 },
@@ -594,6 +626,11 @@ impl<S: KvSchema> Table<S> {
     }
 }
 
+/// How many times a write with before-hooks (`before_update`, `before_rm`)
+/// reads the row and runs the hooks when other writers keep changing the
+/// row in between, before it gives up with [`Error::Backend`].
+pub(crate) const HOOK_ATTEMPTS: usize = 16;
+
 /// Validates a value and serializes it for storage.
 pub(crate) fn encode_value<S: KvSchema>(value: &S) -> Result<Payload> {
     if let Err(fields) = value.validate_value() {
@@ -724,7 +761,10 @@ pub(crate) fn decode_row_ref<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<R
 
 fn undeclared_key<S: KvSchema>(e: Error) -> Error {
     Error::backend(
-        format!("table `{}` holds a key this schema does not declare", S::TABLE),
+        format!(
+            "table `{}` holds a key this schema does not declare",
+            S::TABLE
+        ),
         e,
     )
 }
@@ -743,7 +783,10 @@ fn unreadable<S: KvSchema>(key: &str, e: serde_json::Error) -> Error {
 /// Turns a stored row into a typed one.
 pub(crate) fn decode_row<S: KvSchema>(raw: RawRow) -> Result<Row<S>> {
     let key = S::Key::parse_key(S::TABLE, &raw.key).map_err(|e| undeclared_key::<S>(e))?;
-    let value: Arc<S> = raw.value.decode::<S>().map_err(|e| unreadable::<S>(&raw.key, e))?;
+    let value: Arc<S> = raw
+        .value
+        .decode::<S>()
+        .map_err(|e| unreadable::<S>(&raw.key, e))?;
     Ok(Row {
         key,
         value: Arc::unwrap_or_clone(value),

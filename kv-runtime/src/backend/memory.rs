@@ -30,7 +30,11 @@ impl Hasher for Fnv {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -133,13 +137,11 @@ impl Backend for MemoryBackend {
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
         Ok(self.write(table, |rows, publish| {
             let existing = rows.get(put.key);
-            if let Some(expected) = put.expected_updated_at {
-                let current = existing.filter(|r| r.is_live()).map(|r| r.updated_at);
-                if current != Some(expected) {
-                    return PutOutcome::Conflict {
-                        current_updated_at: current,
-                    };
-                }
+            let live = existing.filter(|r| r.is_live()).map(|r| r.updated_at);
+            if !put.expect.admits(live) {
+                return PutOutcome::Conflict {
+                    current_updated_at: live,
+                };
             }
             let row = RawRow {
                 key: put.key.to_owned(),

@@ -13,6 +13,14 @@
 //! - [`Backend::put`], [`Backend::remove`] and [`Backend::restore`] are each
 //!   one atomic step: the conflict check, the `updated_at` bump and the write
 //!   happen together, with no other write to the same row in between.
+//! - [`Backend::put`] honours [`Put::expect`] in that same step:
+//!   [`Expect::Any`] always writes; [`Expect::Version`] writes only over a
+//!   live row with exactly that `updated_at`; [`Expect::NotLive`] writes
+//!   only when there is no live row (missing or soft-deleted). When the
+//!   expectation fails nothing is written and the outcome is
+//!   [`PutOutcome::Conflict`] with the live row's `updated_at` (`None` when
+//!   there is none). Of many concurrent puts expecting the same state,
+//!   exactly one is written.
 //! - `updated_at` of a mutated row becomes `max(now, previous + 1)`, so it
 //!   strictly increases per row even within one millisecond or when the
 //!   clock steps back.
@@ -138,13 +146,42 @@ pub struct Put<'a> {
     pub key: &'a str,
     /// The value (already validated and size-checked).
     pub value: Payload,
-    /// When set, write only if a live row exists with exactly this
-    /// `updated_at`; otherwise report [`PutOutcome::Conflict`].
-    pub expected_updated_at: Option<i64>,
+    /// What the stored row must be for the write to happen; otherwise
+    /// nothing is written and [`PutOutcome::Conflict`] is reported.
+    pub expect: Expect,
     /// The caller, for `updated_by`.
     pub updated_by: Option<&'a str>,
     /// The current time from the store's clock.
     pub now: i64,
+}
+
+/// The condition of a [`Put`], checked against the stored row in the same
+/// atomic step as the write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever is stored (an upsert).
+    #[default]
+    Any,
+    /// Write only if a live row exists with exactly this `updated_at`; a
+    /// missing or soft-deleted row is a conflict.
+    Version(i64),
+    /// Write only if there is no live row: the key is missing or
+    /// soft-deleted (which the write revives). A live row is a conflict.
+    NotLive,
+}
+
+impl Expect {
+    /// Whether the expectation holds, given the `updated_at` of the live
+    /// row (`None` when the key is missing or soft-deleted). When it does
+    /// not, the put reports [`PutOutcome::Conflict`] with that same
+    /// `live_updated_at`.
+    pub fn admits(self, live_updated_at: Option<i64>) -> bool {
+        match self {
+            Expect::Any => true,
+            Expect::Version(v) => live_updated_at == Some(v),
+            Expect::NotLive => live_updated_at.is_none(),
+        }
+    }
 }
 
 /// What [`Backend::put`] did.
@@ -157,9 +194,10 @@ pub enum PutOutcome {
         /// The row it replaced, live or soft-deleted, if there was one.
         previous: Option<RawRow>,
     },
-    /// The expectation failed; nothing was written.
+    /// The expectation ([`Put::expect`]) failed; nothing was written.
     Conflict {
-        /// The live row's `updated_at`, or `None` when there is no live row.
+        /// The live row's `updated_at`, or `None` when there is no live row
+        /// (always `Some` for a failed [`Expect::NotLive`]).
         current_updated_at: Option<i64>,
     },
 }
@@ -251,7 +289,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>>;
 
     /// Upserts a row atomically, with the conflict check of
-    /// [`Put::expected_updated_at`]. Creating a row sets `created_at = now`;
+    /// [`Put::expect`]. Creating a row sets `created_at = now`;
     /// writing a soft-deleted row revives it (`deleted_at` cleared).
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome>;
 

@@ -1497,3 +1497,138 @@ pub async fn list_skips_undeclared_keys_and_keeps_pages_full(store: Store) {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Rejected);
 }
+
+/// `set_if_absent` (`Expect::NotLive`) creates a row that does not exist.
+pub async fn set_if_absent_creates_a_missing_row(store: Store) {
+    let t = store.table::<Banner>();
+    let row = t
+        .set_if_absent(&admin(), BannerKey::Banner, Banner::new("first"))
+        .await
+        .unwrap();
+    assert_eq!(row.value.message, "first");
+    assert_eq!(row.created_at, row.updated_at);
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), Some(row));
+}
+
+/// `set_if_absent` on a soft-deleted row revives it with the new value.
+pub async fn set_if_absent_revives_a_soft_deleted_row(store: Store) {
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let first = t
+        .set(&admin(), BannerKey::Banner, Banner::new("old"))
+        .await
+        .unwrap();
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    clock.advance(std::time::Duration::from_millis(2));
+    let revived = t
+        .set_if_absent(&admin(), BannerKey::Banner, Banner::new("new"))
+        .await
+        .unwrap();
+    assert_eq!(revived.value.message, "new");
+    assert_eq!(revived.deleted_at, None);
+    assert_eq!(revived.created_at, first.created_at);
+    assert!(revived.updated_at > first.updated_at);
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), Some(revived));
+}
+
+/// `set_if_absent` over a live row is CONFLICT carrying that row's version,
+/// and changes nothing.
+pub async fn set_if_absent_of_a_live_row_is_conflict(store: Store) {
+    let t = store.table::<Banner>();
+    let live = t
+        .set(&admin(), BannerKey::Banner, Banner::new("live"))
+        .await
+        .unwrap();
+    let err = t
+        .set_if_absent(&admin(), BannerKey::Banner, Banner::new("other"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict);
+    match err {
+        crate::Error::Conflict {
+            current_updated_at, ..
+        } => assert_eq!(current_updated_at, Some(live.updated_at)),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), Some(live));
+}
+
+/// Many concurrent `set_if_absent` of one absent key: exactly one wins; the
+/// others are CONFLICT with the winner's version.
+pub async fn concurrent_set_if_absent_admits_exactly_one(store: Store) {
+    let t = store.table::<Banner>();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            t.set_if_absent(&admin(), BannerKey::Banner, Banner::new(&format!("w{i}")))
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut conflicts = Vec::new();
+    for task in tasks {
+        match task.await.expect("task does not panic") {
+            Ok(row) => winners.push(row),
+            Err(crate::Error::Conflict {
+                current_updated_at, ..
+            }) => conflicts.push(current_updated_at),
+            Err(other) => panic!("expected Conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one set_if_absent may win");
+    let winner = winners.remove(0);
+    assert_eq!(conflicts.len(), 15);
+    assert!(conflicts.iter().all(|c| *c == Some(winner.updated_at)));
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), Some(winner));
+}
+
+/// A `before_update` hook that saw no row, while another writer creates
+/// the row between the hook and the write: the write does not overwrite
+/// the row unseen; the hook runs again and sees it as `previous`.
+pub async fn before_update_hooks_rerun_when_the_row_appears_meanwhile(store: Store) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let t = store.table::<Banner>();
+    let runs = Arc::new(AtomicUsize::new(0));
+    // (value being written, previous seen) per run.
+    type Seen = Vec<(String, Option<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    {
+        let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), t.clone());
+        t.before_update("record", move |change| {
+            let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), other.clone());
+            async move {
+                seen.lock().unwrap().push((
+                    change.value.message.clone(),
+                    change.previous.as_ref().map(|r| r.value.message.clone()),
+                ));
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Another writer gets in between this hook and the write.
+                    other
+                        .set(&Ctx::internal(), BannerKey::Banner, Banner::new("sneaky"))
+                        .await
+                        .map_err(|e| crate::hooks::HookError::new(e.to_string()))?;
+                }
+                Ok(change.value)
+            }
+        });
+    }
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("outer"))
+        .await
+        .unwrap();
+    assert_eq!(row.value.message, "outer");
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), Some(row));
+    let seen = seen.lock().unwrap().clone();
+    let outer: Vec<Option<String>> = seen
+        .iter()
+        .filter(|(value, _)| value == "outer")
+        .map(|(_, previous)| previous.clone())
+        .collect();
+    assert_eq!(
+        outer,
+        [None, Some("sneaky".to_owned())],
+        "the hook must run again and see the row created meanwhile"
+    );
+}

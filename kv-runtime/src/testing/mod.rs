@@ -76,7 +76,12 @@ macro_rules! conformance_suite {
             panicking_hooks_do_not_poison_the_store,
             purge_honours_retention_and_runs_in_background,
             clean_files_deletes_unreferenced_files,
-            list_skips_undeclared_keys_and_keeps_pages_full
+            list_skips_undeclared_keys_and_keeps_pages_full,
+            set_if_absent_creates_a_missing_row,
+            set_if_absent_revives_a_soft_deleted_row,
+            set_if_absent_of_a_live_row_is_conflict,
+            concurrent_set_if_absent_admits_exactly_one,
+            before_update_hooks_rerun_when_the_row_appears_meanwhile
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::errors::codes;
+use crate::backend::Expect;
 use crate::error::{Error, FieldError, Result};
 use crate::row::{Page, PageRequest, Row};
 use crate::schema::{KvKey, KvSchema, SoftDelete};
@@ -174,7 +175,7 @@ impl<S: KvSchema> Client<S> {
     pub async fn get(&self, key: impl std::borrow::Borrow<S::Key>) -> Result<Option<Row<S>>> {
         let key = key.borrow();
         let url = self.key_url(key, "");
-        self.call(Method::GET, &url, key.as_str(), "get", None, None)
+        self.call(Method::GET, &url, key.as_str(), "get", None, Expect::Any)
             .await
     }
 
@@ -195,12 +196,13 @@ impl<S: KvSchema> Client<S> {
             url.push(sep);
             url.push_str(&format!("limit={}", page.num_items));
         }
-        self.call(Method::GET, &url, "", "list", None, None).await
+        self.call(Method::GET, &url, "", "list", None, Expect::Any)
+            .await
     }
 
     /// `PUT /{key}`: stores `value` and returns the row.
     pub async fn set(&self, key: impl std::borrow::Borrow<S::Key>, value: S) -> Result<Row<S>> {
-        self.put(key.borrow(), &value, None).await
+        self.put(key.borrow(), &value, Expect::Any).await
     }
 
     /// `PUT /{key}` with `If-Match: "<expected_updated_at>"`: stores
@@ -212,8 +214,19 @@ impl<S: KvSchema> Client<S> {
         value: S,
         expected_updated_at: i64,
     ) -> Result<Row<S>> {
-        self.put(key.borrow(), &value, Some(expected_updated_at))
+        self.put(key.borrow(), &value, Expect::Version(expected_updated_at))
             .await
+    }
+
+    /// `PUT /{key}` with `If-None-Match: *`: stores `value` only if there is
+    /// no live row (missing or soft-deleted), else [`Error::Conflict`] with
+    /// the live row's version.
+    pub async fn set_if_absent(
+        &self,
+        key: impl std::borrow::Borrow<S::Key>,
+        value: S,
+    ) -> Result<Row<S>> {
+        self.put(key.borrow(), &value, Expect::NotLive).await
     }
 
     /// `DELETE /{key}`: whether a live row was deleted.
@@ -221,7 +234,7 @@ impl<S: KvSchema> Client<S> {
         let key = key.borrow();
         let url = self.key_url(key, "");
         let deleted: Deleted = self
-            .call(Method::DELETE, &url, key.as_str(), "rm", None, None)
+            .call(Method::DELETE, &url, key.as_str(), "rm", None, Expect::Any)
             .await?;
         Ok(deleted.deleted)
     }
@@ -233,11 +246,18 @@ impl<S: KvSchema> Client<S> {
     {
         let key = key.borrow();
         let url = self.key_url(key, "/restore");
-        self.call(Method::POST, &url, key.as_str(), "restore", None, None)
-            .await
+        self.call(
+            Method::POST,
+            &url,
+            key.as_str(),
+            "restore",
+            None,
+            Expect::Any,
+        )
+        .await
     }
 
-    async fn put(&self, key: &S::Key, value: &S, expected: Option<i64>) -> Result<Row<S>> {
+    async fn put(&self, key: &S::Key, value: &S, expected: Expect) -> Result<Row<S>> {
         let body = serde_json::to_vec(&PutBody {
             value,
             expected_updated_at: None,
@@ -265,7 +285,7 @@ impl<S: KvSchema> Client<S> {
         key: &str,
         op: &'static str,
         body: Option<Vec<u8>>,
-        if_match: Option<i64>,
+        precondition: Expect,
     ) -> Result<T> {
         let mut builder = Request::builder().method(method).uri(url);
         for (name, value) in &self.headers {
@@ -275,8 +295,10 @@ impl<S: KvSchema> Client<S> {
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
         }
-        if let Some(v) = if_match {
-            builder = builder.header(header::IF_MATCH, format!("\"{v}\""));
+        match precondition {
+            Expect::Any => {}
+            Expect::Version(v) => builder = builder.header(header::IF_MATCH, format!("\"{v}\"")),
+            Expect::NotLive => builder = builder.header(header::IF_NONE_MATCH, "*"),
         }
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

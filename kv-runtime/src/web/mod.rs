@@ -31,6 +31,13 @@
 //! A mismatch is 409 `CONFLICT` with the row's `current_updated_at`
 //! (`null` when there is no live row).
 //!
+//! To write only when there is no live row (the key is missing or
+//! soft-deleted; [`Table::set_if_absent`](crate::Table::set_if_absent)),
+//! send `If-None-Match: *`; when a live row exists the answer is 409
+//! `CONFLICT` with its `current_updated_at`. Any other `If-None-Match`, and
+//! `If-None-Match: *` together with `If-Match` or a body
+//! `expected_updated_at`, is 400 `MALFORMED_HEADER`.
+//!
 //! ## Requests refused before they reach the table
 //!
 //! None of these changes anything: a body larger than the

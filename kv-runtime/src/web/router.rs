@@ -289,7 +289,8 @@ const BODY_SHAPE: &str =
     "the body is {\"value\": <the value>, \"expected_updated_at\": <optional number>}";
 
 /// `PUT /{key}`: set, or set expecting a version (`If-Match` or the body's
-/// `expected_updated_at`).
+/// `expected_updated_at`), or set only when there is no live row
+/// (`If-None-Match: *`).
 async fn put_row<S: KvSchema, C: ContextFn>(
     State(shared): AppState<S, C>,
     path: Result<Path<String>, PathRejection>,
@@ -301,6 +302,12 @@ async fn put_row<S: KvSchema, C: ContextFn>(
     // Refuse callers without the write role before reading their body.
     shared.table.authorize(&ctx, "set").await?;
     let header_version = if_match(&parts.headers)?;
+    let not_live = if_none_match_any(&parts.headers)?;
+    if not_live && header_version.is_some() {
+        return Err(ApiError::malformed_header(
+            "If-None-Match: * (no live row) and If-Match (this version) contradict; send one",
+        ));
+    }
     if !is_json(&parts.headers) {
         return Err(ApiError::unsupported_media_type());
     }
@@ -314,9 +321,16 @@ async fn put_row<S: KvSchema, C: ContextFn>(
         }
         (h, b) => h.or(b),
     };
-    let row = match expected {
-        Some(v) => shared.table.set_expecting(&ctx, key, put.value, v).await?,
-        None => shared.table.set(&ctx, key, put.value).await?,
+    let row = match (expected, not_live) {
+        (Some(_), true) => {
+            return Err(ApiError::malformed_header(
+                "If-None-Match: * (no live row) and the body's expected_updated_at \
+                 (this version) contradict; send one",
+            ))
+        }
+        (Some(v), false) => shared.table.set_expecting(&ctx, key, put.value, v).await?,
+        (None, true) => shared.table.set_if_absent(&ctx, key, put.value).await?,
+        (None, false) => shared.table.set(&ctx, key, put.value).await?,
     };
     Ok(row_response(&row))
 }
@@ -382,6 +396,25 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         return Err(bad());
     }
     inner.parse::<i64>().map(Some).map_err(|_| bad())
+}
+
+/// Whether the request sends `If-None-Match: *` (write only when there is
+/// no live row). Any other `If-None-Match` (entity tags, lists, several
+/// headers) is refused (400 `MALFORMED_HEADER`) rather than ignored.
+fn if_none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let mut values = headers.get_all(header::IF_NONE_MATCH).iter();
+    let Some(value) = values.next() else {
+        return Ok(false);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::malformed_header("send one If-None-Match header"));
+    }
+    match value.to_str().map(str::trim) {
+        Ok("*") => Ok(true),
+        _ => Err(ApiError::malformed_header(
+            "If-None-Match must be * (write only when there is no live row)",
+        )),
+    }
 }
 
 /// Whether the body is declared as UTF-8 JSON.
@@ -491,6 +524,23 @@ mod tests {
         }
         let two = headers(header::IF_MATCH, &["\"1\"", "\"1\""]);
         assert!(if_match(&two).is_err());
+    }
+
+    #[test]
+    fn if_none_match_accepts_only_a_star() {
+        assert_eq!(if_none_match_any(&HeaderMap::new()).ok(), Some(false));
+        let star = headers(header::IF_NONE_MATCH, &["*"]);
+        assert_eq!(if_none_match_any(&star).ok(), Some(true));
+        for bad in ["\"42\"", "W/\"42\"", "*, \"1\"", ""] {
+            let h = headers(header::IF_NONE_MATCH, &[bad]);
+            assert_eq!(
+                if_none_match_any(&h).map_err(|e| e.status()).err(),
+                Some(StatusCode::BAD_REQUEST),
+                "{bad}"
+            );
+        }
+        let two = headers(header::IF_NONE_MATCH, &["*", "*"]);
+        assert!(if_none_match_any(&two).is_err());
     }
 
     #[test]

@@ -68,7 +68,8 @@ use tokio::sync::broadcast;
 
 use self::errors::{pg_error, pool_error, write_error};
 use super::{
-    Backend, FeedEvent, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+    Backend, Expect, FeedEvent, Payload, Put, PutOutcome, RateDecision, RawRow, Remove,
+    RestoreOutcome,
 };
 use crate::error::{Error, Result};
 
@@ -183,6 +184,11 @@ impl Backend for PostgresBackend {
                 .prepare_cached(sql::PUT)
                 .await
                 .map_err(|e| pg_error(&self.target, "set", e))?;
+            let (version, not_live) = match put.expect {
+                Expect::Any => (None, false),
+                Expect::Version(v) => (Some(v), false),
+                Expect::NotLive => (None, true),
+            };
             for _ in 0..PUT_ATTEMPTS {
                 let row = client
                     .query_one(
@@ -193,7 +199,8 @@ impl Backend for PostgresBackend {
                             &put.value.json(),
                             &put.updated_by,
                             &put.now,
-                            &put.expected_updated_at,
+                            &version,
+                            &not_live,
                         ],
                     )
                     .await
@@ -212,14 +219,28 @@ impl Backend for PostgresBackend {
                     };
                     return Ok(PutOutcome::Written { row, previous });
                 }
-                if put.expected_updated_at.is_some() {
+                let live = previous
+                    .as_ref()
+                    .filter(|r| r.is_live())
+                    .map(|r| r.updated_at);
+                match put.expect {
                     // The row `old` locked is the latest: its version is current.
-                    return Ok(PutOutcome::Conflict {
-                        current_updated_at: previous.filter(RawRow::is_live).map(|r| r.updated_at),
-                    });
+                    Expect::Version(_) => {
+                        return Ok(PutOutcome::Conflict {
+                            current_updated_at: live,
+                        })
+                    }
+                    Expect::NotLive if live.is_some() => {
+                        return Ok(PutOutcome::Conflict {
+                            current_updated_at: live,
+                        })
+                    }
+                    // `old` saw no row, yet the insert met one: another
+                    // session inserted the key after this statement's
+                    // snapshot was taken. Run again with a fresh snapshot,
+                    // which locks that row and checks against it.
+                    Expect::Any | Expect::NotLive => {}
                 }
-                // Another session inserted the key after this statement's
-                // snapshot was taken: run again with a fresh snapshot.
             }
             Err(Error::backend_msg(format!(
                 "PostgreSQL ({}): set of key {:?} in table `{table}` kept racing with \

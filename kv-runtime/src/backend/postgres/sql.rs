@@ -121,13 +121,16 @@ macro_rules! notify_gone {
 }
 
 /// `$1` table, `$2` key, `$3` value (JSON text), `$4` updated_by, `$5` now,
-/// `$6` expected updated_at (NULL: unconditional).
+/// `$6` expected updated_at (NULL: no version expected), `$7` true to write
+/// only when there is no live row (`Expect::NotLive`; `$6` is then NULL).
 ///
 /// `old` locks and reads the current row (live or soft-deleted). The insert
 /// runs only when the expectation holds against that locked row; it updates
 /// the existing row only when `old` saw one, so that `previous` is always
-/// the row replaced. When neither writes (another session inserted the key
-/// after this statement's snapshot), the caller runs the statement again.
+/// the row replaced. When neither writes although `old` saw no row (another
+/// session inserted the key after this statement's snapshot), the caller
+/// runs the statement again: the next run locks that row and checks the
+/// expectation against it.
 ///
 /// Columns: 0-4 the previous row as [`GET`] (NULLs when none), 5 created_at
 /// and 6 updated_at of the written row (NULLs when nothing was written).
@@ -138,8 +141,11 @@ pub const PUT: &str = concat!(
     "), w AS (",
     "INSERT INTO kv_rows AS r (tbl, key, value, created_at, updated_at, deleted_at, updated_by) ",
     "SELECT $1::text, $2::text, $3::text::jsonb, $5::bigint, $5::bigint, NULL, $4::text ",
-    "WHERE $6::bigint IS NULL OR EXISTS (",
-    "SELECT 1 FROM old WHERE old.deleted_at IS NULL AND old.updated_at = $6::bigint) ",
+    "WHERE CASE WHEN $7::boolean ",
+    "THEN NOT EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL) ",
+    "WHEN $6::bigint IS NULL THEN true ",
+    "ELSE EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL AND old.updated_at = $6::bigint) ",
+    "END ",
     "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = ",
     next_version!("EXCLUDED.updated_at"),
     ", deleted_at = NULL, updated_by = EXCLUDED.updated_by ",

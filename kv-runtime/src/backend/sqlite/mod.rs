@@ -303,7 +303,7 @@ impl Backend for SqliteBackend {
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
         let (tbl, key) = (table.to_owned(), put.key.to_owned());
         let updated_by = put.updated_by.map(str::to_owned);
-        let (value, expected_updated_at, now) = (put.value, put.expected_updated_at, put.now);
+        let (value, expect, now) = (put.value, put.expect, put.now);
         let feed_table = tbl.clone();
         self.write(
             "put",
@@ -311,7 +311,7 @@ impl Backend for SqliteBackend {
                 let put = Put {
                     key: &key,
                     value: value.clone(),
-                    expected_updated_at,
+                    expect,
                     updated_by: updated_by.as_deref(),
                     now,
                 };

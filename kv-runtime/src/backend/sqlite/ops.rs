@@ -170,17 +170,15 @@ pub(super) fn put(
 ) -> rusqlite::Result<PutOutcome> {
     let tx = begin(conn)?;
     let existing = get_in(&tx, table, put.key)?;
-    if let Some(expected) = put.expected_updated_at {
-        let current = existing
-            .as_ref()
-            .filter(|r| r.is_live())
-            .map(|r| r.updated_at);
-        if current != Some(expected) {
-            // Dropping `tx` rolls back: nothing was written.
-            return Ok(PutOutcome::Conflict {
-                current_updated_at: current,
-            });
-        }
+    let live = existing
+        .as_ref()
+        .filter(|r| r.is_live())
+        .map(|r| r.updated_at);
+    if !put.expect.admits(live) {
+        // Dropping `tx` rolls back: nothing was written.
+        return Ok(PutOutcome::Conflict {
+            current_updated_at: live,
+        });
     }
     let row = RawRow {
         key: put.key.to_owned(),
