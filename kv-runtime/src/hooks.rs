@@ -90,7 +90,7 @@ pub(crate) type BeforeUpdateFn<S> =
     Arc<dyn Fn(BeforeUpdate<S>) -> BoxFuture<'static, Result<S, HookError>> + Send + Sync>;
 type AfterUpdateFn<S> =
     Arc<dyn Fn(AfterUpdate<S>) -> BoxFuture<'static, Result<(), HookError>> + Send + Sync>;
-type RemovalFn<S> =
+pub(crate) type RemovalFn<S> =
     Arc<dyn Fn(Removal<S>) -> BoxFuture<'static, Result<(), HookError>> + Send + Sync>;
 
 /// The hooks of one table.

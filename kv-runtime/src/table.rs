@@ -11,13 +11,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::backend::{
-    Expect, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+    Expect, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome, RestoreOutcome,
 };
 use crate::context::Ctx;
 use crate::cursor;
 use crate::error::{Error, FieldError, Result};
 use crate::files::FileCleanupFailure;
-use crate::hooks::{call_guarded, AfterUpdate, BeforeUpdate, BeforeUpdateFn, HookOutcome, Removal};
+use crate::hooks::{
+    call_guarded, AfterUpdate, BeforeUpdate, BeforeUpdateFn, HookOutcome, Removal, RemovalFn,
+};
 use crate::row::{Page, PageRequest, Row};
 use crate::schema::{may_write, BoxFuture, KvKey, KvSchema, SoftDelete};
 use crate::store::Store;
@@ -376,56 +378,67 @@ impl<S: KvSchema> Table<S> {
     /// otherwise. Returns whether a live row was deleted; a missing or
     /// already deleted key is not an error and changes nothing. Requires the
     /// write role; counts against the rate limit.
+    ///
+    /// With `before_rm` hooks, the row deleted is exactly the row the hooks
+    /// approved: when another writer changes it in between, it is read
+    /// again and the hooks run again (a bounded number of times; then
+    /// [`Error::Backend`]).
     pub async fn rm(&self, ctx: &Ctx, key: impl Borrow<S::Key>) -> Result<bool> {
         self.authorize(ctx, "rm").await?;
         let key = key.borrow();
         key.check(S::TABLE)?;
         self.check_rate(ctx).await?;
         let hooks = self.store.hooks.get::<S>();
-        if let Some(hooks) = hooks.as_deref().filter(|h| !h.before_rm.is_empty()) {
-            let Some(current) = self.get(key).await? else {
-                return Ok(false);
-            };
-            for (name, hook) in &hooks.before_rm {
-                let removal = Removal {
-                    ctx: ctx.clone(),
-                    row: current.clone(),
+        let before_rm = hooks.as_deref().map_or(&[][..], |h| &h.before_rm[..]);
+        let mut attempt = 0;
+        let previous = loop {
+            attempt += 1;
+            let mut approved = None;
+            if !before_rm.is_empty() {
+                let Some(current) = self.get(key).await? else {
+                    return Ok(false);
                 };
-                match call_guarded(&**hook, removal).await {
-                    HookOutcome::Done(Ok(())) => {}
-                    HookOutcome::Done(Err(e)) => {
-                        return Err(Error::Rejected {
-                            table: S::TABLE,
-                            op: "rm",
-                            hook: name.to_string(),
-                            message: e.0,
-                        })
-                    }
-                    HookOutcome::Panicked(message) => {
-                        return Err(Error::HookPanicked {
-                            table: S::TABLE,
-                            hook: name.to_string(),
-                            message,
-                        })
-                    }
-                }
+                approved = Some(current.updated_at);
+                self.run_before_rm(ctx, current, before_rm).await?;
             }
-        }
-        let removed = self
-            .store
-            .backend
-            .remove(
-                S::TABLE,
-                Remove {
-                    key: key.as_str(),
-                    soft: S::SOFT_DELETE,
-                    updated_by: ctx.actor(),
-                    now: self.store.now(),
-                },
-            )
-            .await?;
-        let Some(previous) = removed else {
-            return Ok(false);
+            let outcome = self
+                .store
+                .backend
+                .remove(
+                    S::TABLE,
+                    Remove {
+                        key: key.as_str(),
+                        soft: S::SOFT_DELETE,
+                        updated_by: ctx.actor(),
+                        expected_updated_at: approved,
+                        now: self.store.now(),
+                    },
+                )
+                .await?;
+            match outcome {
+                RemoveOutcome::Removed(previous) => break previous,
+                RemoveOutcome::NotLive => return Ok(false),
+                RemoveOutcome::Conflict { .. } if approved.is_none() => {
+                    return Err(Error::backend_msg(format!(
+                        "the {} backend reported a version conflict for an unconditional rm \
+                         of key {:?} in table `{}`",
+                        self.store.backend.name(),
+                        crate::error::shorten(key.as_str()),
+                        S::TABLE
+                    )))
+                }
+                RemoveOutcome::Conflict { .. } if attempt >= HOOK_ATTEMPTS => {
+                    return Err(Error::backend_msg(format!(
+                        "rm of key {:?} in table `{}` gave up after {HOOK_ATTEMPTS} attempts: \
+                         the row kept changing under the before_rm hooks",
+                        crate::error::shorten(key.as_str()),
+                        S::TABLE
+                    )))
+                }
+                // The row changed after the hooks approved it: read it
+                // again and ask them again.
+                RemoveOutcome::Conflict { .. } => tokio::task::yield_now().await,
+            }
         };
         if S::CLEAN_FILES && !S::SOFT_DELETE {
             self.clean_files(&previous, &[]).await;
@@ -449,6 +462,41 @@ impl<S: KvSchema> Table<S> {
             }
         }
         Ok(true)
+    }
+
+    /// Runs the `before_rm` hooks on `row`; the first refusal (or panic)
+    /// is the error.
+    async fn run_before_rm(
+        &self,
+        ctx: &Ctx,
+        row: Row<S>,
+        hooks: &[(Arc<str>, RemovalFn<S>)],
+    ) -> Result<()> {
+        for (name, hook) in hooks {
+            let removal = Removal {
+                ctx: ctx.clone(),
+                row: row.clone(),
+            };
+            match call_guarded(&**hook, removal).await {
+                HookOutcome::Done(Ok(())) => {}
+                HookOutcome::Done(Err(e)) => {
+                    return Err(Error::Rejected {
+                        table: S::TABLE,
+                        op: "rm",
+                        hook: name.to_string(),
+                        message: e.0,
+                    })
+                }
+                HookOutcome::Panicked(message) => {
+                    return Err(Error::HookPanicked {
+                        table: S::TABLE,
+                        hook: name.to_string(),
+                        message,
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Permanently removes rows soft-deleted longer ago than `retention`

@@ -11,7 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use kv_runtime::backend::sqlite::SqliteBackend;
 use kv_runtime::backend::{
-    Backend, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+    Backend, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
+    RestoreOutcome,
 };
 use kv_runtime::{Result, Store};
 
@@ -122,7 +123,7 @@ impl Backend for TempSqlite {
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
         self.backend.put(table, put).await
     }
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
         self.backend.remove(table, remove).await
     }
     async fn restore(

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kv_runtime::backend::{
-    Backend, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
-    FEED_CAPACITY,
+    Backend, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
+    RestoreOutcome, FEED_CAPACITY,
 };
 use kv_runtime::{Ctx, Kv, Replica, Result, Store, TableWatch, Watch, WatchEvent};
 use serde::{Deserialize, Serialize};
@@ -160,7 +160,7 @@ impl Backend for CountingBackend {
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
         self.inner.put(table, put).await
     }
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
         self.inner.remove(table, remove).await
     }
     async fn restore(

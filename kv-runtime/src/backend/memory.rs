@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use super::{
     next_version, Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove,
-    RestoreOutcome, FEED_CAPACITY,
+    RemoveOutcome, RestoreOutcome, FEED_CAPACITY,
 };
 use crate::error::Result;
 
@@ -157,9 +157,19 @@ impl Backend for MemoryBackend {
         }))
     }
 
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
         Ok(self.write(table, |rows, publish| {
-            let row = rows.get_mut(remove.key).filter(|r| r.is_live())?;
+            let Some(row) = rows.get_mut(remove.key).filter(|r| r.is_live()) else {
+                return RemoveOutcome::NotLive;
+            };
+            if remove
+                .expected_updated_at
+                .is_some_and(|expected| expected != row.updated_at)
+            {
+                return RemoveOutcome::Conflict {
+                    current_updated_at: row.updated_at,
+                };
+            }
             let before = row.clone();
             if remove.soft {
                 row.deleted_at = Some(remove.now);
@@ -169,7 +179,7 @@ impl Backend for MemoryBackend {
                 rows.remove(remove.key);
             }
             publish(remove.key, None);
-            Some(before)
+            RemoveOutcome::Removed(before)
         }))
     }
 

@@ -21,6 +21,11 @@
 //!   [`PutOutcome::Conflict`] with the live row's `updated_at` (`None` when
 //!   there is none). Of many concurrent puts expecting the same state,
 //!   exactly one is written.
+//! - [`Backend::remove`] honours [`Remove::expected_updated_at`] in its
+//!   atomic step: with a version, it deletes only a live row with exactly
+//!   that `updated_at`, and reports [`RemoveOutcome::Conflict`] (changing
+//!   nothing) when the live row has another one. With no live row it
+//!   reports [`RemoveOutcome::NotLive`], with or without a version.
 //! - `updated_at` of a mutated row becomes `max(now, previous + 1)`, so it
 //!   strictly increases per row even within one millisecond or when the
 //!   clock steps back.
@@ -211,8 +216,28 @@ pub struct Remove<'a> {
     pub soft: bool,
     /// The caller, for `updated_by` of a soft-deleted row.
     pub updated_by: Option<&'a str>,
+    /// When set, delete only if the live row has exactly this `updated_at`;
+    /// a live row with another version is left alone and reported as
+    /// [`RemoveOutcome::Conflict`].
+    pub expected_updated_at: Option<i64>,
     /// The current time from the store's clock.
     pub now: i64,
+}
+
+/// What [`Backend::remove`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemoveOutcome {
+    /// The live row was deleted; this is the row as it was before.
+    Removed(RawRow),
+    /// There was no live row (missing or already soft-deleted); nothing
+    /// was changed.
+    NotLive,
+    /// [`Remove::expected_updated_at`] did not match the live row, which
+    /// was left alone.
+    Conflict {
+        /// The live row's `updated_at`.
+        current_updated_at: i64,
+    },
 }
 
 /// What [`Backend::restore`] did.
@@ -293,9 +318,11 @@ pub trait Backend: Send + Sync + 'static {
     /// writing a soft-deleted row revives it (`deleted_at` cleared).
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome>;
 
-    /// Deletes a live row (soft or hard). Returns the row as it was before,
-    /// or `None` when there was no live row (nothing is changed then).
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>>;
+    /// Deletes a live row (soft or hard), atomically with the check of
+    /// [`Remove::expected_updated_at`]. Reports the row as it was before,
+    /// or that there was no live row, or the conflict; in the last two
+    /// cases nothing is changed.
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome>;
 
     /// Brings back a soft-deleted row.
     async fn restore(

@@ -1632,3 +1632,100 @@ pub async fn before_update_hooks_rerun_when_the_row_appears_meanwhile(store: Sto
         "the hook must run again and see the row created meanwhile"
     );
 }
+
+/// A `before_rm` hook that approved one version of the row, while another
+/// writer changes the row before the delete: the delete does not take the
+/// changed row unseen; the hook runs again, sees the new row, and only
+/// then is it deleted.
+pub async fn before_rm_hooks_rerun_when_the_row_changes_meanwhile(store: Store) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let t = store.table::<Banner>();
+    t.set(&admin(), BannerKey::Banner, Banner::new("approved"))
+        .await
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), t.clone());
+        t.before_rm("record", move |removal| {
+            let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), other.clone());
+            async move {
+                seen.lock().unwrap().push(removal.row.value.message.clone());
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Another writer changes the row after this approval.
+                    other
+                        .set(&Ctx::internal(), BannerKey::Banner, Banner::new("changed"))
+                        .await
+                        .map_err(|e| crate::hooks::HookError::new(e.to_string()))?;
+                }
+                Ok(())
+            }
+        });
+    }
+    {
+        let deleted = Arc::clone(&deleted);
+        t.after_rm("record", move |removal| {
+            let deleted = Arc::clone(&deleted);
+            async move {
+                deleted.lock().unwrap().push(removal.row.value.message);
+                Ok(())
+            }
+        });
+    }
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["approved", "changed"],
+        "the hook must run again and see the changed row"
+    );
+    assert_eq!(*deleted.lock().unwrap(), ["changed"]);
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+}
+
+/// `Backend::remove` with an expected version deletes only that version:
+/// another version is a conflict that changes nothing; no live row is
+/// `NotLive`.
+pub async fn conditional_remove_checks_the_version(store: Store) {
+    use crate::backend::{Remove, RemoveOutcome};
+    use crate::schema::KvSchema;
+    let t = store.table::<Note>();
+    let k = "n".to_owned();
+    let row = t.set(&editor(), &k, note("x")).await.unwrap();
+    let remove = |expected| Remove {
+        key: "n",
+        soft: false,
+        updated_by: None,
+        expected_updated_at: Some(expected),
+        now: store.now(),
+    };
+    let backend = store.backend();
+    let stale = backend
+        .remove(Note::TABLE, remove(row.updated_at - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        RemoveOutcome::Conflict {
+            current_updated_at: row.updated_at
+        }
+    );
+    assert_eq!(t.get(&k).await.unwrap(), Some(row.clone()));
+    match backend
+        .remove(Note::TABLE, remove(row.updated_at))
+        .await
+        .unwrap()
+    {
+        RemoveOutcome::Removed(before) => assert_eq!(before.updated_at, row.updated_at),
+        other => panic!("expected Removed, got {other:?}"),
+    }
+    assert_eq!(t.get(&k).await.unwrap(), None);
+    assert_eq!(
+        backend
+            .remove(Note::TABLE, remove(row.updated_at))
+            .await
+            .unwrap(),
+        RemoveOutcome::NotLive
+    );
+}

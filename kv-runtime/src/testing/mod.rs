@@ -81,7 +81,9 @@ macro_rules! conformance_suite {
             set_if_absent_revives_a_soft_deleted_row,
             set_if_absent_of_a_live_row_is_conflict,
             concurrent_set_if_absent_admits_exactly_one,
-            before_update_hooks_rerun_when_the_row_appears_meanwhile
+            before_update_hooks_rerun_when_the_row_appears_meanwhile,
+            before_rm_hooks_rerun_when_the_row_changes_meanwhile,
+            conditional_remove_checks_the_version
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -69,7 +69,7 @@ use tokio::sync::broadcast;
 use self::errors::{pg_error, pool_error, write_error};
 use super::{
     Backend, Expect, FeedEvent, Payload, Put, PutOutcome, RateDecision, RawRow, Remove,
-    RestoreOutcome,
+    RemoveOutcome, RestoreOutcome,
 };
 use crate::error::{Error, Result};
 
@@ -252,7 +252,7 @@ impl Backend for PostgresBackend {
         .await
     }
 
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
         self.run("rm", async {
             let client = self.client("rm").await?;
             let fail = |e| write_error(&self.target, "rm", e);
@@ -264,7 +264,13 @@ impl Backend for PostgresBackend {
                 client
                     .query_opt(
                         &stmt,
-                        &[&table, &remove.key, &remove.now, &remove.updated_by],
+                        &[
+                            &table,
+                            &remove.key,
+                            &remove.now,
+                            &remove.updated_by,
+                            &remove.expected_updated_at,
+                        ],
                     )
                     .await
             } else {
@@ -272,12 +278,24 @@ impl Backend for PostgresBackend {
                     .prepare_cached(sql::REMOVE_HARD)
                     .await
                     .map_err(fail)?;
-                client.query_opt(&stmt, &[&table, &remove.key]).await
+                client
+                    .query_opt(&stmt, &[&table, &remove.key, &remove.expected_updated_at])
+                    .await
             }
             .map_err(fail)?;
-            match row {
-                Some(row) => read_row(&row, 0, remove.key.to_owned(), &self.target),
-                None => Ok(None),
+            let Some(row) = row else {
+                return Ok(RemoveOutcome::NotLive);
+            };
+            let Some(before) = read_row(&row, 0, remove.key.to_owned(), &self.target)? else {
+                return Err(corrupt(&self.target, "rm returned a row without a value"));
+            };
+            let removed: bool = column(&row, 5, &self.target)?;
+            if removed {
+                Ok(RemoveOutcome::Removed(before))
+            } else {
+                Ok(RemoveOutcome::Conflict {
+                    current_updated_at: before.updated_at,
+                })
             }
         })
         .await

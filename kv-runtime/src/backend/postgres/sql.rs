@@ -157,8 +157,11 @@ pub const PUT: &str = concat!(
     " FROM (VALUES (0)) AS one (x) LEFT JOIN old ON true LEFT JOIN w ON true"
 );
 
-/// `$1` table, `$2` key, `$3` now, `$4` updated_by. Soft-deletes a live row.
-/// Columns: the row before, as [`GET`]; no row when there was no live row.
+/// `$1` table, `$2` key, `$3` now, `$4` updated_by, `$5` expected
+/// updated_at (NULL: any). Soft-deletes a live row when its version is the
+/// expected one. Columns: 0-4 the live row before, as [`GET`] (no row when
+/// there was no live row), 5 whether it was deleted (false: a version
+/// conflict).
 pub const REMOVE_SOFT: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
@@ -168,20 +171,31 @@ pub const REMOVE_SOFT: &str = concat!(
     next_version!("$3::bigint"),
     ", updated_by = $4::text FROM old ",
     "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NULL ",
+    "AND ($5::bigint IS NULL OR old.updated_at = $5::bigint) ",
     "RETURNING r.updated_at",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
-    "(SELECT ",
+    "EXISTS (SELECT 1 FROM w), (SELECT ",
     notify_gone!(),
     " FROM w) FROM old"
 );
 
-/// `$1` table, `$2` key. Removes a live row. Columns: as [`REMOVE_SOFT`].
+/// `$1` table, `$2` key, `$3` expected updated_at (NULL: any). Removes a
+/// live row when its version is the expected one. `old` locks the live row
+/// first, so the version compared is the latest committed one. Columns: as
+/// [`REMOVE_SOFT`].
 pub const REMOVE_HARD: &str = concat!(
-    "WITH d AS (DELETE FROM kv_rows WHERE tbl = $1::text AND key = $2::text ",
-    "AND deleted_at IS NULL RETURNING value, created_at, updated_at, deleted_at, updated_by) ",
-    "SELECT d.value::text, d.created_at, d.updated_at, d.deleted_at, d.updated_by, ",
+    "WITH old AS (",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
+    "WHERE tbl = $1::text AND key = $2::text AND deleted_at IS NULL FOR UPDATE",
+    "), d AS (",
+    "DELETE FROM kv_rows AS r USING old ",
+    "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NULL ",
+    "AND ($3::bigint IS NULL OR old.updated_at = $3::bigint) ",
+    "RETURNING r.updated_at",
+    ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "EXISTS (SELECT 1 FROM d), (SELECT ",
     notify_gone!(),
-    " FROM d"
+    " FROM d) FROM old"
 );
 
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by. Revives a soft-deleted row.

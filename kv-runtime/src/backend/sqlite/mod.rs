@@ -80,8 +80,8 @@ use tokio::sync::{broadcast, Semaphore};
 pub use open::{Durability, SqliteOptions, SCHEMA_VERSION};
 
 use super::{
-    Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
-    FEED_CAPACITY,
+    Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
+    RestoreOutcome, FEED_CAPACITY,
 };
 use crate::error::{Error, Result};
 
@@ -325,10 +325,11 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<Option<RawRow>> {
+    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
         let (tbl, key) = (table.to_owned(), remove.key.to_owned());
         let updated_by = remove.updated_by.map(str::to_owned);
-        let (soft, now) = (remove.soft, remove.now);
+        let (soft, now, expected_updated_at) =
+            (remove.soft, remove.now, remove.expected_updated_at);
         let feed_table = tbl.clone();
         self.write(
             "remove",
@@ -337,13 +338,14 @@ impl Backend for SqliteBackend {
                     key: &key,
                     soft,
                     updated_by: updated_by.as_deref(),
+                    expected_updated_at,
                     now,
                 };
                 ops::remove(conn, &tbl, &remove)
             },
-            move |out| {
-                out.as_ref()
-                    .and_then(|before| change(&feed_table, &before.key, None))
+            move |out| match out {
+                RemoveOutcome::Removed(before) => change(&feed_table, &before.key, None),
+                RemoveOutcome::NotLive | RemoveOutcome::Conflict { .. } => None,
             },
         )
         .await

@@ -11,7 +11,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::backend::{
-    next_version, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RestoreOutcome,
+    next_version, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
+    RestoreOutcome,
 };
 
 const GET: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
@@ -208,11 +209,20 @@ pub(super) fn remove(
     conn: &mut Connection,
     table: &str,
     remove: &Remove<'_>,
-) -> rusqlite::Result<Option<RawRow>> {
+) -> rusqlite::Result<RemoveOutcome> {
     let tx = begin(conn)?;
     let Some(before) = get_in(&tx, table, remove.key)?.filter(|r| r.is_live()) else {
-        return Ok(None);
+        return Ok(RemoveOutcome::NotLive);
     };
+    if remove
+        .expected_updated_at
+        .is_some_and(|expected| expected != before.updated_at)
+    {
+        // Dropping `tx` rolls back: nothing was written.
+        return Ok(RemoveOutcome::Conflict {
+            current_updated_at: before.updated_at,
+        });
+    }
     if remove.soft {
         tx.prepare_cached(SOFT_DELETE)?.execute(params![
             table,
@@ -226,7 +236,7 @@ pub(super) fn remove(
             .execute(params![table, remove.key])?;
     }
     tx.commit()?;
-    Ok(Some(before))
+    Ok(RemoveOutcome::Removed(before))
 }
 
 /// The revival of [`Backend::restore`](crate::backend::Backend::restore).
