@@ -51,6 +51,13 @@ impl Server {
 
     /// pg_ctl with `args`, as the server's user when we are root.
     fn pg_ctl(&self, args: &[&str]) {
+        if let Err(e) = self.try_pg_ctl(args) {
+            panic!("{e}");
+        }
+    }
+
+    /// Runs pg_ctl; an error instead of a panic, for use while unwinding.
+    fn try_pg_ctl(&self, args: &[&str]) -> Result<(), String> {
         let root = Command::new("id")
             .arg("-u")
             .output()
@@ -67,13 +74,16 @@ impl Server {
             .args(["-D", &self.data])
             .args(args)
             .output()
-            .expect("pg_ctl runs");
-        assert!(
-            out.status.success(),
-            "pg_ctl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .map_err(|e| format!("pg_ctl could not run: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     fn stop(&self) -> Down<'_> {
@@ -102,8 +112,13 @@ impl Down<'_> {
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
+        // Bring the shared server back even when the test failed; report
+        // rather than panic, since a panic while unwinding aborts.
         if !self.up {
-            self.start();
+            let s = self.server;
+            if let Err(e) = s.try_pg_ctl(&["-o", &s.opts, "-l", &s.log, "-w", "start"]) {
+                eprintln!("could not start the test server again: {e}");
+            }
         }
     }
 }
