@@ -133,6 +133,67 @@ async fn a_schema_from_a_newer_release_is_refused() {
     assert!(err.to_string().contains("99"), "{err}");
 }
 
+/// A database at schema version 1 (before `kv_tables`, the per-table
+/// version floor) opens, keeps its rows and is migrated; a re-created row
+/// then does not reuse a version of the deleted one.
+#[tokio::test]
+async fn a_version_1_schema_is_migrated() {
+    use kv_runtime::backend::postgres::sql;
+    let Some(url) = pg::server_url() else { return };
+    let db = pg::fresh_database(&url).await;
+    let admin = pg::admin(&db).await;
+    admin.batch_execute(sql::CREATE_META).await.unwrap();
+    // Step 0 -> 1 is the version 1 schema, never edited once released.
+    admin.batch_execute(sql::MIGRATIONS[0]).await.unwrap();
+    admin
+        .batch_execute(
+            "INSERT INTO kv_meta (name, value) VALUES ('schema_version', 1);
+             INSERT INTO kv_rows VALUES
+                 ('pgDoc', 'old', '{\"body\": 1}', 5, 4102444800000, NULL, NULL);",
+        )
+        .await
+        .unwrap();
+    let store = Store::open(&db).await.expect("a version 1 database opens");
+    let version: i64 = admin
+        .query_one(
+            "SELECT value FROM kv_meta WHERE name = 'schema_version'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PostgresBackend::SCHEMA_VERSION);
+    assert_eq!(version, 2);
+    let t = store.table::<Doc>();
+    let old = t
+        .get("old".to_owned())
+        .await
+        .unwrap()
+        .expect("the version 1 row is kept");
+    assert_eq!(old.value, doc(serde_json::json!(1)));
+    assert!(t.rm(&Ctx::internal(), "old".to_owned()).await.unwrap());
+    let reborn = t
+        .set(
+            &Ctx::internal(),
+            "old".to_owned(),
+            doc(serde_json::json!(2)),
+        )
+        .await
+        .unwrap();
+    assert!(reborn.updated_at > old.updated_at);
+    let floor: i64 = admin
+        .query_one(
+            "SELECT version_floor FROM kv_tables WHERE tbl = 'pgDoc'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(floor, old.updated_at);
+    // Opening again finds the current version and changes nothing.
+    drop(Store::open(&db).await.expect("reopens"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_opens_create_the_schema_once() {
     let Some(url) = pg::server_url() else { return };

@@ -96,6 +96,88 @@ fn url_forms_open_the_same_file() {
     });
 }
 
+/// A database written by schema version 1 (before `kv_tables`, the
+/// per-table version floor) opens, keeps its rows, and is migrated to the
+/// current version; a re-created row then does not reuse a version.
+#[test]
+fn a_version_1_database_is_migrated() {
+    run(async {
+        let dir = TempDir::new("sqlite-v1");
+        let path = dir.join("kv.db");
+        {
+            // The schema exactly as version 1 created it.
+            let conn = rusqlite::Connection::open(&path).expect("rusqlite creates it");
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE kv_meta (
+                     name  TEXT    PRIMARY KEY NOT NULL,
+                     value INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE TABLE kv_rows (
+                     tbl        TEXT    NOT NULL,
+                     key        TEXT    NOT NULL,
+                     value      TEXT    NOT NULL,
+                     created_at INTEGER NOT NULL,
+                     updated_at INTEGER NOT NULL,
+                     deleted_at INTEGER,
+                     updated_by TEXT,
+                     PRIMARY KEY (tbl, key)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX kv_rows_deleted ON kv_rows (tbl, deleted_at)
+                     WHERE deleted_at IS NOT NULL;
+                 CREATE TABLE kv_rate (
+                     scope  TEXT    NOT NULL,
+                     bucket TEXT    NOT NULL,
+                     at     INTEGER NOT NULL
+                 );
+                 CREATE INDEX kv_rate_bucket ON kv_rate (scope, bucket, at);
+                 INSERT INTO kv_meta (name, value) VALUES ('schema_version', 1);
+                 INSERT INTO kv_rows VALUES
+                     ('openNote', 'old', '{\"text\":\"from v1\"}', 5, 4102444800000, NULL, NULL);",
+            )
+            .expect("the version 1 schema");
+        }
+        let store = Store::open(&url(&path))
+            .await
+            .expect("a version 1 file opens");
+        let t = store.table::<Note>();
+        let old = t
+            .get("old".to_owned())
+            .await
+            .expect("get")
+            .expect("the version 1 row is kept");
+        assert_eq!(old.value, note("from v1"));
+        // Its version lies in the future, so a re-created row could only
+        // avoid reusing it through the version floor.
+        assert!(t.rm(&Ctx::anonymous(), "old".to_owned()).await.expect("rm"));
+        let reborn = t
+            .set(&Ctx::anonymous(), "old".to_owned(), note("again"))
+            .await
+            .expect("set");
+        assert!(reborn.updated_at > old.updated_at);
+        drop(t);
+        drop(store);
+        let conn = rusqlite::Connection::open(&path).expect("rusqlite opens it");
+        let version: i64 = conn
+            .query_row(
+                "SELECT value FROM kv_meta WHERE name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the version is recorded");
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(SCHEMA_VERSION, 2);
+        let floor: i64 = conn
+            .query_row(
+                "SELECT version_floor FROM kv_tables WHERE tbl = 'openNote'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the floor is kept in kv_tables");
+        assert_eq!(floor, old.updated_at);
+    });
+}
+
 #[test]
 fn reopening_keeps_rows_and_migrates_once() {
     run(async {

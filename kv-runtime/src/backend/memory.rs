@@ -12,12 +12,27 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{
-    next_version, Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove,
-    RemoveOutcome, RestoreOutcome, FEED_CAPACITY,
+    first_version, next_version, Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow,
+    Remove, RemoveOutcome, RestoreOutcome, FEED_CAPACITY,
 };
 use crate::error::Result;
 
-type Tables = HashMap<String, BTreeMap<String, RawRow>, BuildHasherDefault<Fnv>>;
+type Tables = HashMap<String, TableRows, BuildHasherDefault<Fnv>>;
+
+/// One table: its rows in key order, and its version floor (the highest
+/// `updated_at` of a row hard-deleted or purged from it).
+#[derive(Debug, Default)]
+struct TableRows {
+    rows: BTreeMap<String, RawRow>,
+    floor: Option<i64>,
+}
+
+impl TableRows {
+    /// Raises the version floor to at least `version`.
+    fn raise_floor(&mut self, version: i64) {
+        self.floor = Some(self.floor.map_or(version, |f| f.max(version)));
+    }
+}
 
 /// FNV-1a: table names are few, short and chosen by the program, so a
 /// simple fast hash beats SipHash's flooding resistance here.
@@ -93,7 +108,7 @@ impl MemoryBackend {
     fn write<T>(
         &self,
         table: &str,
-        f: impl FnOnce(&mut BTreeMap<String, RawRow>, &dyn Fn(&str, Option<&RawRow>)) -> T,
+        f: impl FnOnce(&mut TableRows, &dyn Fn(&str, Option<&RawRow>)) -> T,
     ) -> T {
         let mut guard = self.tables.write().unwrap_or_else(PoisonError::into_inner);
         let rows = guard.entry(table.to_owned()).or_default();
@@ -108,17 +123,17 @@ impl Backend for MemoryBackend {
     }
 
     async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
-        Ok(self.read(|t| t.get(table).and_then(|rows| rows.get(key)).cloned()))
+        Ok(self.read(|t| t.get(table).and_then(|t| t.rows.get(key)).cloned()))
     }
 
     fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> bool {
-        self.read(|t| read(t.get(table).and_then(|rows| rows.get(key))));
+        self.read(|t| read(t.get(table).and_then(|t| t.rows.get(key))));
         true
     }
 
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
         Ok(self.read(|t| {
-            let Some(rows) = t.get(table) else {
+            let Some(TableRows { rows, .. }) = t.get(table) else {
                 return Vec::new();
             };
             let lower = match after {
@@ -135,8 +150,8 @@ impl Backend for MemoryBackend {
     }
 
     async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
-        Ok(self.write(table, |rows, publish| {
-            let existing = rows.get(put.key);
+        Ok(self.write(table, |t, publish| {
+            let existing = t.rows.get(put.key);
             let live = existing.filter(|r| r.is_live()).map(|r| r.updated_at);
             if !put.expect.admits(live) {
                 return PutOutcome::Conflict {
@@ -147,19 +162,22 @@ impl Backend for MemoryBackend {
                 key: put.key.to_owned(),
                 value: put.value,
                 created_at: existing.map_or(put.now, |r| r.created_at),
-                updated_at: next_version(existing.map(|r| r.updated_at), put.now),
+                updated_at: match existing {
+                    Some(r) => next_version(Some(r.updated_at), put.now),
+                    None => first_version(t.floor, put.now),
+                },
                 deleted_at: None,
                 updated_by: put.updated_by.map(Arc::from),
             };
-            let previous = rows.insert(row.key.clone(), row.clone());
+            let previous = t.rows.insert(row.key.clone(), row.clone());
             publish(&row.key, Some(&row));
             PutOutcome::Written { row, previous }
         }))
     }
 
     async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
-        Ok(self.write(table, |rows, publish| {
-            let Some(row) = rows.get_mut(remove.key).filter(|r| r.is_live()) else {
+        Ok(self.write(table, |t, publish| {
+            let Some(row) = t.rows.get_mut(remove.key).filter(|r| r.is_live()) else {
                 return RemoveOutcome::NotLive;
             };
             if remove
@@ -176,7 +194,8 @@ impl Backend for MemoryBackend {
                 row.updated_at = next_version(Some(row.updated_at), remove.now);
                 row.updated_by = remove.updated_by.map(Arc::from);
             } else {
-                rows.remove(remove.key);
+                t.rows.remove(remove.key);
+                t.raise_floor(before.updated_at);
             }
             publish(remove.key, None);
             RemoveOutcome::Removed(before)
@@ -190,7 +209,7 @@ impl Backend for MemoryBackend {
         updated_by: Option<&str>,
         now: i64,
     ) -> Result<RestoreOutcome> {
-        Ok(self.write(table, |rows, publish| match rows.get_mut(key) {
+        Ok(self.write(table, |t, publish| match t.rows.get_mut(key) {
             None => RestoreOutcome::NotFound,
             Some(row) if row.is_live() => RestoreOutcome::AlreadyLive(row.clone()),
             Some(row) => {
@@ -204,14 +223,19 @@ impl Backend for MemoryBackend {
     }
 
     async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
-        Ok(self.write(table, |rows, _| {
-            let doomed: Vec<String> = rows
+        Ok(self.write(table, |t, _| {
+            let doomed: Vec<String> = t
+                .rows
                 .values()
                 .filter(|r| r.deleted_at.is_some_and(|at| at < deleted_before))
                 .map(|r| r.key.clone())
                 .collect();
             // Purged rows were already invisible: no change to publish.
-            doomed.iter().filter_map(|k| rows.remove(k)).collect()
+            let purged: Vec<RawRow> = doomed.iter().filter_map(|k| t.rows.remove(k)).collect();
+            if let Some(top) = purged.iter().map(|r| r.updated_at).max() {
+                t.raise_floor(top);
+            }
+            purged
         }))
     }
 

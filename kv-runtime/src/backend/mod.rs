@@ -29,6 +29,13 @@
 //! - `updated_at` of a mutated row becomes `max(now, previous + 1)`, so it
 //!   strictly increases per row even within one millisecond or when the
 //!   clock steps back.
+//! - A version is never reused for a key, even across a hard delete or a
+//!   purge: each table keeps a version floor, which a hard
+//!   [`Backend::remove`] and [`Backend::purge`] raise (in the same atomic
+//!   step) to at least the removed rows' `updated_at`, and a put that
+//!   creates a row (no row under the key, live or soft-deleted) gives it
+//!   `updated_at = max(now, floor + 1)` ([`first_version`]). So a stale
+//!   expected version never matches a re-created row.
 //! - Once a write has returned `Ok`, it is never lost (for persistent
 //!   backends: it survives a crash of the process).
 //! - Failures are [`Error::Backend`](crate::Error::Backend), never panics.
@@ -142,6 +149,14 @@ pub fn next_version(previous: Option<i64>, now: i64) -> i64 {
         Some(prev) => now.max(prev.saturating_add(1)),
         None => now,
     }
+}
+
+/// The `updated_at` a put gives a row it creates (no row under the key,
+/// live or soft-deleted): `now`, but strictly greater than the table's
+/// version floor (the highest `updated_at` of the rows hard-deleted or
+/// purged from the table; `None` when there were none).
+pub fn first_version(floor: Option<i64>, now: i64) -> i64 {
+    next_version(floor, now)
 }
 
 /// An upsert, as handed to [`Backend::put`].
@@ -334,8 +349,9 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<RestoreOutcome>;
 
     /// Permanently removes the rows of `table` soft-deleted before
-    /// `deleted_before` (ms), returning them. Live rows and rows deleted
-    /// later are untouched.
+    /// `deleted_before` (ms), returning them, and raises the table's
+    /// version floor to at least their `updated_at`. Live rows and rows
+    /// deleted later are untouched.
     async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>>;
 
     /// Counts one write of `bucket` (a caller) against `scope` (a table) in
@@ -365,6 +381,14 @@ pub const FEED_CAPACITY: usize = 4096;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_version_is_above_the_floor() {
+        assert_eq!(first_version(None, 10), 10);
+        assert_eq!(first_version(Some(5), 10), 10);
+        assert_eq!(first_version(Some(10), 10), 11);
+        assert_eq!(first_version(Some(i64::MAX), 10), i64::MAX);
+    }
 
     #[test]
     fn next_version_strictly_increases() {

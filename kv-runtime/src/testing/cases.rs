@@ -1729,3 +1729,71 @@ pub async fn conditional_remove_checks_the_version(store: Store) {
         RemoveOutcome::NotLive
     );
 }
+
+/// A row re-created after a hard delete never reuses a version of the
+/// deleted row, even when the clock has not moved: a stale expected
+/// version is CONFLICT against the new row.
+pub async fn versions_are_not_reused_after_a_hard_delete(store: Store) {
+    let (store, _clock) = clocked(&store);
+    let t = store.table::<Note>();
+    let k = "reborn".to_owned();
+    let a = t.set(&editor(), &k, note("a")).await.unwrap();
+    let b = t.set(&editor(), &k, note("b")).await.unwrap();
+    assert!(b.updated_at > a.updated_at);
+    assert!(t.rm(&editor(), &k).await.unwrap());
+    let c = t.set(&editor(), &k, note("c")).await.unwrap();
+    assert!(
+        c.updated_at > a.updated_at && c.updated_at > b.updated_at,
+        "the re-created row reuses a version: {} after {} and {}",
+        c.updated_at,
+        a.updated_at,
+        b.updated_at
+    );
+    for stale in [a.updated_at, b.updated_at] {
+        let err = t
+            .set_expecting(&editor(), &k, note("stale"), stale)
+            .await
+            .unwrap_err();
+        match err {
+            crate::Error::Conflict {
+                current_updated_at, ..
+            } => assert_eq!(current_updated_at, Some(c.updated_at)),
+            other => panic!("expected Conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(t.get(&k).await.unwrap(), Some(c));
+}
+
+/// A row re-created after its soft-deleted predecessor was purged never
+/// reuses one of its versions, even when the clock has stepped back.
+pub async fn versions_are_not_reused_after_a_purge(store: Store) {
+    use std::time::Duration;
+    let (store, clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let a = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(t.purge(Duration::from_secs(1)).await.unwrap(), 1);
+    clock.set(T0);
+    let b = t
+        .set(&admin(), BannerKey::Banner, Banner::new("b"))
+        .await
+        .unwrap();
+    // The soft delete bumped the version past `a`'s; the new row is above both.
+    assert!(
+        b.updated_at > a.updated_at + 1,
+        "{} vs {}",
+        b.updated_at,
+        a.updated_at
+    );
+    for stale in [a.updated_at, a.updated_at + 1] {
+        let err = t
+            .set_expecting(&admin(), BannerKey::Banner, Banner::new("stale"), stale)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Conflict);
+    }
+}

@@ -83,7 +83,9 @@ macro_rules! conformance_suite {
             concurrent_set_if_absent_admits_exactly_one,
             before_update_hooks_rerun_when_the_row_appears_meanwhile,
             before_rm_hooks_rerun_when_the_row_changes_meanwhile,
-            conditional_remove_checks_the_version
+            conditional_remove_checks_the_version,
+            versions_are_not_reused_after_a_hard_delete,
+            versions_are_not_reused_after_a_purge
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -12,7 +12,8 @@
 //! # Storage
 //!
 //! On open, the backend creates or migrates its tables (`kv_meta` with the
-//! schema version, `kv_rows`, `kv_rate`) in the first schema of the
+//! schema version, `kv_rows`, `kv_rate`, and `kv_tables` with each table's
+//! version floor, added in schema version 2) in the first schema of the
 //! connection's `search_path`, under a transaction-scoped advisory lock so
 //! that processes opening the database at once do it one at a time. A
 //! database migrated by a newer release of `kv` is refused with

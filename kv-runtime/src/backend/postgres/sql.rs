@@ -12,7 +12,7 @@
 
 /// The schema version this library writes. A database at a higher version
 /// was migrated by a newer release and is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The key of the transaction-scoped advisory lock that serialises schema
 /// creation and migration between processes opening the same database
@@ -67,6 +67,15 @@ pub const MIGRATIONS: &[&str] = &[
         hits BIGINT[] NOT NULL,
         admitted BOOLEAN NOT NULL,
         PRIMARY KEY (scope, bucket)
+    );
+    "#,
+    // 1 -> 2: the version floor per table (the highest updated_at of a row
+    // hard-deleted or purged from it), so that a re-created row never
+    // reuses a version. Idempotent.
+    r#"
+    CREATE TABLE IF NOT EXISTS kv_tables (
+        tbl TEXT COLLATE "C" PRIMARY KEY,
+        version_floor BIGINT NOT NULL
     );
     "#,
 ];
@@ -130,7 +139,13 @@ macro_rules! notify_gone {
 /// the row replaced. When neither writes although `old` saw no row (another
 /// session inserted the key after this statement's snapshot), the caller
 /// runs the statement again: the next run locks that row and checks the
-/// expectation against it.
+/// expectation against it. Likewise when the snapshot saw a row (`seen`)
+/// that `old` then found deleted by a session that committed meanwhile:
+/// that session may have raised the version floor after this snapshot, so
+/// the creation waits for a run with a fresh snapshot.
+///
+/// A created row gets `updated_at = GREATEST(now, floor + 1)` from
+/// `kv_tables`; an existing one `GREATEST(now, previous + 1)`.
 ///
 /// Columns: 0-4 the previous row as [`GET`] (NULLs when none), 5 created_at
 /// and 6 updated_at of the written row (NULLs when nothing was written).
@@ -138,16 +153,21 @@ pub const PUT: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
+    "), seen AS (",
+    "SELECT 1 FROM kv_rows WHERE tbl = $1::text AND key = $2::text",
     "), w AS (",
     "INSERT INTO kv_rows AS r (tbl, key, value, created_at, updated_at, deleted_at, updated_by) ",
-    "SELECT $1::text, $2::text, $3::text::jsonb, $5::bigint, $5::bigint, NULL, $4::text ",
-    "WHERE CASE WHEN $7::boolean ",
+    "SELECT $1::text, $2::text, $3::text::jsonb, $5::bigint, GREATEST($5::bigint, (",
+    "SELECT LEAST(f.version_floor, 9223372036854775806) + 1 FROM kv_tables AS f ",
+    "WHERE f.tbl = $1::text)), NULL, $4::text ",
+    "WHERE (EXISTS (SELECT 1 FROM old) OR NOT EXISTS (SELECT 1 FROM seen)) ",
+    "AND CASE WHEN $7::boolean ",
     "THEN NOT EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL) ",
     "WHEN $6::bigint IS NULL THEN true ",
     "ELSE EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL AND old.updated_at = $6::bigint) ",
     "END ",
     "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = ",
-    next_version!("EXCLUDED.updated_at"),
+    next_version!("$5::bigint"),
     ", deleted_at = NULL, updated_by = EXCLUDED.updated_by ",
     "WHERE EXISTS (SELECT 1 FROM old) ",
     "RETURNING r.value, r.created_at, r.updated_at, r.updated_by",
@@ -180,9 +200,10 @@ pub const REMOVE_SOFT: &str = concat!(
 );
 
 /// `$1` table, `$2` key, `$3` expected updated_at (NULL: any). Removes a
-/// live row when its version is the expected one. `old` locks the live row
-/// first, so the version compared is the latest committed one. Columns: as
-/// [`REMOVE_SOFT`].
+/// live row when its version is the expected one, and raises the table's
+/// version floor to the removed row's `updated_at`. `old` locks the live
+/// row first, so the version compared is the latest committed one.
+/// Columns: as [`REMOVE_SOFT`].
 pub const REMOVE_HARD: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
@@ -192,6 +213,10 @@ pub const REMOVE_HARD: &str = concat!(
     "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NULL ",
     "AND ($3::bigint IS NULL OR old.updated_at = $3::bigint) ",
     "RETURNING r.updated_at",
+    "), f AS (",
+    "INSERT INTO kv_tables AS t (tbl, version_floor) SELECT $1::text, d.updated_at FROM d ",
+    "ON CONFLICT (tbl) DO UPDATE SET version_floor = ",
+    "GREATEST(t.version_floor, EXCLUDED.version_floor)",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
     "EXISTS (SELECT 1 FROM d), (SELECT ",
     notify_gone!(),
@@ -218,11 +243,16 @@ pub const RESTORE: &str = concat!(
 );
 
 /// `$1` table, `$2` cut-off. Removes rows soft-deleted before the cut-off.
+/// Raises the table's version floor to the highest `updated_at` purged.
 /// Columns: as [`LIST_FIRST`], in key order. Purged rows were invisible
 /// already, so nothing is notified.
 pub const PURGE: &str = "WITH d AS (DELETE FROM kv_rows \
     WHERE tbl = $1::text AND deleted_at IS NOT NULL AND deleted_at < $2::bigint \
-    RETURNING key, value, created_at, updated_at, deleted_at, updated_by) \
+    RETURNING key, value, created_at, updated_at, deleted_at, updated_by), \
+    f AS (INSERT INTO kv_tables AS t (tbl, version_floor) \
+    SELECT $1::text, max(d.updated_at) FROM d HAVING count(*) > 0 \
+    ON CONFLICT (tbl) DO UPDATE SET version_floor = \
+    GREATEST(t.version_floor, EXCLUDED.version_floor)) \
     SELECT key, value::text, created_at, updated_at, deleted_at, updated_by FROM d ORDER BY key";
 
 /// `$1` scope, `$2` bucket, `$3` now, `$4` max, `$5` window start (hits at

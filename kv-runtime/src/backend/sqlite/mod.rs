@@ -12,7 +12,10 @@
 //! updated_by)` keyed by `(tbl, key)`, values as JSON text; keys compare
 //! with SQLite's BINARY collation, which is the byte order of their UTF-8
 //! text. The rate limiter keeps a log of admitted writes per
-//! `(scope, bucket)` in `kv_rate`. `kv_meta` holds the schema version: the
+//! `(scope, bucket)` in `kv_rate`. `kv_tables` holds each table's version
+//! floor (the highest `updated_at` of a row hard-deleted or purged from it;
+//! schema version 2), which keeps a re-created row from reusing a version.
+//! `kv_meta` holds the schema version: the
 //! schema is created and migrated on open, in one transaction, and a file
 //! whose version is newer than this library knows is refused with
 //! [`Error::Config`], as are a file that is not a SQLite database, one whose

@@ -163,6 +163,13 @@ const MIGRATIONS: &[&str] = &[
          at     INTEGER NOT NULL
      );
      CREATE INDEX kv_rate_bucket ON kv_rate (scope, bucket, at);",
+    // 2: the version floor per table (the highest updated_at of a row hard
+    // deleted or purged from it), so that a re-created row never reuses a
+    // version. Idempotent, like every later step should be.
+    "CREATE TABLE IF NOT EXISTS kv_tables (
+         tbl           TEXT    PRIMARY KEY NOT NULL,
+         version_floor INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this library writes and understands.
@@ -397,6 +404,6 @@ mod tests {
 
     #[test]
     fn schema_version_counts_migrations() {
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(SCHEMA_VERSION, 2);
     }
 }

@@ -11,8 +11,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::backend::{
-    next_version, Payload, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
-    RestoreOutcome,
+    first_version, next_version, Payload, Put, PutOutcome, RateDecision, RawRow, Remove,
+    RemoveOutcome, RestoreOutcome,
 };
 
 const GET: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
@@ -35,6 +35,9 @@ const PURGEABLE: &str = "SELECT key, value, created_at, updated_at, deleted_at, 
      FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NOT NULL AND deleted_at < ?2 ORDER BY key";
 const PURGE: &str =
     "DELETE FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NOT NULL AND deleted_at < ?2";
+const FLOOR: &str = "SELECT version_floor FROM kv_tables WHERE tbl = ?1";
+const RAISE_FLOOR: &str = "INSERT INTO kv_tables (tbl, version_floor) VALUES (?1, ?2)
+     ON CONFLICT (tbl) DO UPDATE SET version_floor = max(version_floor, excluded.version_floor)";
 const RATE_COUNT: &str = "SELECT count(*), min(at) FROM kv_rate
      WHERE scope = ?1 AND bucket = ?2 AND at > ?3";
 const RATE_EXPIRE_BUCKET: &str =
@@ -121,6 +124,21 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     })
 }
 
+/// The table's version floor (`None`: nothing was ever hard-deleted or
+/// purged from it).
+fn floor_in(conn: &Connection, table: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(FLOOR)?
+        .query_row(params![table], |r| r.get(0))
+        .optional()
+}
+
+/// Raises the table's version floor to at least `version`.
+fn raise_floor(conn: &Connection, table: &str, version: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(RAISE_FLOOR)?
+        .execute(params![table, version])?;
+    Ok(())
+}
+
 fn get_in(conn: &Connection, table: &str, key: &str) -> rusqlite::Result<Option<RawRow>> {
     conn.prepare_cached(GET)?
         .query_row(params![table, key], read_row)
@@ -185,7 +203,10 @@ pub(super) fn put(
         key: put.key.to_owned(),
         value: put.value.clone(),
         created_at: existing.as_ref().map_or(put.now, |r| r.created_at),
-        updated_at: next_version(existing.as_ref().map(|r| r.updated_at), put.now),
+        updated_at: match &existing {
+            Some(r) => next_version(Some(r.updated_at), put.now),
+            None => first_version(floor_in(&tx, table)?, put.now),
+        },
         deleted_at: None,
         updated_by: put.updated_by.map(Into::into),
     };
@@ -234,6 +255,7 @@ pub(super) fn remove(
     } else {
         tx.prepare_cached(HARD_DELETE)?
             .execute(params![table, remove.key])?;
+        raise_floor(&tx, table, before.updated_at)?;
     }
     tx.commit()?;
     Ok(RemoveOutcome::Removed(before))
@@ -279,6 +301,9 @@ pub(super) fn purge(
     }
     tx.prepare_cached(PURGE)?
         .execute(params![table, deleted_before])?;
+    if let Some(top) = doomed.iter().map(|r| r.updated_at).max() {
+        raise_floor(&tx, table, top)?;
+    }
     tx.commit()?;
     Ok(doomed)
 }
