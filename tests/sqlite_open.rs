@@ -389,6 +389,12 @@ fn unwritable_paths_are_refused() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
         let _immutable = ReadOnly::make(&path);
         if std::fs::OpenOptions::new().write(true).open(&path).is_ok() {
+            // In CI the case must run, not quietly pass.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the read-only-file case cannot run here (this user can write a 0444 file and \
+                 `chattr +i` is not available); CI must be able to run it"
+            );
             eprintln!(
                 "NOTE: the read-only-file case is skipped: this user can write a 0444 file and \
                  `chattr +i` is not available here; the other unwritable cases ran"
