@@ -34,6 +34,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use crate::context::Ctx;
+use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::schema::{BoxFuture, KvSchema};
 use crate::table::Table;
@@ -236,6 +237,32 @@ impl<S: KvSchema> Table<S> {
 pub(crate) enum HookOutcome<T> {
     Done(Result<T, HookError>),
     Panicked(String),
+}
+
+impl<T> HookOutcome<T> {
+    /// The outcome of a before-hook as the write's result: a refusal is
+    /// [`Error::Rejected`], a panic [`Error::HookPanicked`].
+    pub(crate) fn into_result(
+        self,
+        table: &'static str,
+        op: &'static str,
+        hook: &str,
+    ) -> Result<T> {
+        match self {
+            HookOutcome::Done(Ok(value)) => Ok(value),
+            HookOutcome::Done(Err(e)) => Err(Error::Rejected {
+                table,
+                op,
+                hook: hook.to_owned(),
+                message: e.0,
+            }),
+            HookOutcome::Panicked(message) => Err(Error::HookPanicked {
+                table,
+                hook: hook.to_owned(),
+                message,
+            }),
+        }
+    }
 }
 
 /// Calls a hook, turning a panic (while building or polling its future)

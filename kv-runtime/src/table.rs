@@ -288,24 +288,10 @@ impl<S: KvSchema> Table<S> {
                     value: candidate,
                     previous: previous.clone(),
                 };
-                candidate = match call_guarded(&**hook, change).await {
-                    HookOutcome::Done(Ok(v)) => v,
-                    HookOutcome::Done(Err(e)) => {
-                        return Err(Error::Rejected {
-                            table: S::TABLE,
-                            op: "set",
-                            hook: name.to_string(),
-                            message: e.0,
-                        })
-                    }
-                    HookOutcome::Panicked(message) => {
-                        return Err(Error::HookPanicked {
-                            table: S::TABLE,
-                            hook: name.to_string(),
-                            message,
-                        })
-                    }
-                };
+                candidate =
+                    call_guarded(&**hook, change)
+                        .await
+                        .into_result(S::TABLE, "set", name)?;
             }
             let payload = encode_value(&candidate)?;
             let seen = match (expect, &previous) {
@@ -477,24 +463,9 @@ impl<S: KvSchema> Table<S> {
                 ctx: ctx.clone(),
                 row: row.clone(),
             };
-            match call_guarded(&**hook, removal).await {
-                HookOutcome::Done(Ok(())) => {}
-                HookOutcome::Done(Err(e)) => {
-                    return Err(Error::Rejected {
-                        table: S::TABLE,
-                        op: "rm",
-                        hook: name.to_string(),
-                        message: e.0,
-                    })
-                }
-                HookOutcome::Panicked(message) => {
-                    return Err(Error::HookPanicked {
-                        table: S::TABLE,
-                        hook: name.to_string(),
-                        message,
-                    })
-                }
-            }
+            call_guarded(&**hook, removal)
+                .await
+                .into_result(S::TABLE, "rm", name)?;
         }
         Ok(())
     }
