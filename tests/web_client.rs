@@ -279,6 +279,27 @@ async fn errors_come_back_with_their_codes() {
         "{err:?}"
     );
 
+    // A hook's panic: INTERNAL, not a retryable BACKEND error.
+    server
+        .store
+        .table::<SiteBanner>()
+        .before_update("explodes", |change| async move {
+            if change.value.message == "boom" {
+                panic!("hook exploded");
+            }
+            Ok(change.value)
+        });
+    let err = admin_banners
+        .set(SiteBannerKey::Banner, banner("boom"))
+        .await
+        .expect_err("panicking hook");
+    assert_eq!(err.code(), kv_runtime::ErrorCode::Internal, "{err:?}");
+    assert!(!err.is_retryable());
+    assert!(
+        matches!(&err, Error::HookPanicked { hook, .. } if hook == "explodes"),
+        "{err:?}"
+    );
+
     // The rate limit: 3 writes a minute for this user.
     for i in 0..3 {
         admin_notes

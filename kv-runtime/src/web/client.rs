@@ -401,6 +401,14 @@ fn error_from_response<S: KvSchema>(
                 .unwrap_or(Duration::from_secs(1));
             Error::RateLimited { table, retry_after }
         }
+        // Not retryable: a hook panicked (a bug), or the server is
+        // misconfigured. Reported as such rather than as BACKEND.
+        "INTERNAL" => Error::HookPanicked {
+            table,
+            hook: body.hook.unwrap_or_default(),
+            message: body.message,
+        },
+        "CONFIG" => Error::Config(body.message),
         code => Error::backend_msg(format!(
             "the server answered {status} {code}: {}",
             body.message
