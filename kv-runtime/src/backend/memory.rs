@@ -252,13 +252,13 @@ impl Backend for MemoryBackend {
             .entry((scope.to_owned(), bucket.to_owned()))
             .or_default();
         let start = now.saturating_sub(window_ms);
-        while hits.front().is_some_and(|&at| at <= start) {
-            hits.pop_front();
-        }
+        // Not `pop_front` while old: after the clock steps back, the log is
+        // no longer in time order. It holds at most `max` entries.
+        hits.retain(|&at| at > start);
         if hits.len() >= max as usize {
-            let oldest = hits.front().copied().unwrap_or(now);
+            let oldest = hits.iter().copied().min().unwrap_or(now);
             return Ok(RateDecision::Limited {
-                retry_after_ms: (oldest + window_ms - now).max(1),
+                retry_after_ms: oldest.saturating_add(window_ms).saturating_sub(now).max(1),
             });
         }
         hits.push_back(now);
