@@ -255,12 +255,26 @@ fn redact(url: &str) -> String {
     };
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
+    // `?password=...` in the query is as secret as `user:password@`.
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            None => format!("{scheme}://{authority}{tail}"),
         },
-        None => url.to_owned(),
+        None => format!("{scheme}://{authority}{tail}"),
     }
 }
 
@@ -334,6 +348,14 @@ mod tests {
         );
         assert_eq!(redact("postgres://ada@h/kv"), "postgres://ada@h/kv");
         assert_eq!(redact("postgres://h/kv"), "postgres://h/kv");
+        assert_eq!(
+            redact("postgres://ada@h/kv?sslmode=disable&password=s3cret"),
+            "postgres://ada@h/kv?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact("postgres://ada:pw@h/kv?PASSWORD=s3cret"),
+            "postgres://ada:***@h/kv?PASSWORD=***"
+        );
         assert_eq!(
             redact("host=h password=secret"),
             "(connection string)".to_owned()
