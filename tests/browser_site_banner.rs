@@ -137,7 +137,11 @@ impl ChromeDriver {
     }
 
     /// A new browser session with a fresh profile (its own cookies).
-    async fn session(&self, chrome: &Path, profile: &Path) -> Client {
+    async fn session(
+        &self,
+        chrome: &Path,
+        profile: &Path,
+    ) -> Result<Client, fantoccini::error::NewSessionError> {
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -160,7 +164,6 @@ impl ChromeDriver {
             .capabilities(caps)
             .connect(&self.url)
             .await
-            .unwrap_or_else(|e| panic!("cannot open a browser session: {e}"))
     }
 }
 
@@ -482,13 +485,22 @@ async fn the_banner_follows_admin_changes_live_in_a_real_browser() {
     let server = tokio::spawn(app::serve(listener, app::app(store.table())));
 
     let driver = ChromeDriver::start(&chromedriver);
-    let mut sessions = Vec::new();
+    let mut sessions: Vec<Client> = Vec::new();
     for name in ["admin", "visitor", "stale"] {
-        sessions.push(
-            driver
-                .session(&chrome, &dir.join(&format!("profile-{name}")))
-                .await,
-        );
+        match driver
+            .session(&chrome, &dir.join(&format!("profile-{name}")))
+            .await
+        {
+            Ok(session) => sessions.push(session),
+            Err(e) => {
+                // Close the browsers already started before failing, so
+                // no headless Chromium outlives the test.
+                for session in sessions {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), session.close()).await;
+                }
+                panic!("cannot open the {name} browser session: {e}");
+            }
+        }
     }
     let run = tokio::spawn(tokio::time::timeout(
         Duration::from_secs(240),
