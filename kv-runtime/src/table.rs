@@ -161,7 +161,7 @@ impl<S: KvSchema> Table<S> {
                     break;
                 }
                 if let Ok(key) = S::Key::parse_key(S::TABLE, &row.key) {
-                    page.push(decode_row_ref::<S>(&row, key)?);
+                    page.push(decode_row_once::<S>(&row, key)?);
                 }
                 after = Some(row.key);
             }
@@ -766,6 +766,26 @@ pub(crate) fn decode_row_ref<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<R
                 .decode::<S>()
                 .map_err(|e| unreadable::<S>(&raw.key, e))?;
             S::clone(&decoded)
+        }
+    };
+    Ok(Row {
+        key,
+        value,
+        created_at: raw.created_at,
+        updated_at: raw.updated_at,
+        deleted_at: raw.deleted_at,
+        updated_by: raw.updated_by.clone(),
+    })
+}
+
+/// Like [`decode_row_ref`], for a row read once (a page from storage):
+/// decodes straight into the value instead of through the payload's cache,
+/// which would cost a clone per row.
+fn decode_row_once<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
+    let value = match raw.value.decoded_ref::<S>() {
+        Some(cached) => cached.clone(),
+        None => {
+            serde_json::from_str::<S>(raw.value.json()).map_err(|e| unreadable::<S>(&raw.key, e))?
         }
     };
     Ok(Row {
