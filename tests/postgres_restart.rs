@@ -10,8 +10,9 @@
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/pg_server.rs"]
+mod pg_server;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kv_runtime::backend::FeedEvent;
@@ -26,102 +27,6 @@ struct Flag {
 
 /// Hang detection only: each call must return within this, fast or not.
 const BOUND: Duration = Duration::from_secs(60);
-
-/// How to stop and start the test server.
-struct Server {
-    ctl: String,
-    data: String,
-    run_as: String,
-    opts: String,
-    log: String,
-}
-
-impl Server {
-    fn from_env() -> Option<Server> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let server = Server {
-            ctl: var("KV_TEST_PG_CTL")?,
-            data: var("KV_TEST_PG_DATA")?,
-            run_as: var("KV_TEST_PG_RUN_AS")?,
-            opts: var("KV_TEST_PG_OPTS")?,
-            log: var("KV_TEST_PG_LOG")?,
-        };
-        Some(server)
-    }
-
-    /// pg_ctl with `args`, as the server's user when we are root.
-    fn pg_ctl(&self, args: &[&str]) {
-        if let Err(e) = self.try_pg_ctl(args) {
-            panic!("{e}");
-        }
-    }
-
-    /// Runs pg_ctl; an error instead of a panic, for use while unwinding.
-    fn try_pg_ctl(&self, args: &[&str]) -> Result<(), String> {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false);
-        let mut command = if root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", &self.run_as, "--", &self.ctl]);
-            c
-        } else {
-            Command::new(&self.ctl)
-        };
-        let out = command
-            .args(["-D", &self.data])
-            .args(args)
-            .output()
-            .map_err(|e| format!("pg_ctl could not run: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "pg_ctl {args:?} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
-    fn stop(&self) -> Down<'_> {
-        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
-        Down {
-            server: self,
-            up: false,
-        }
-    }
-}
-
-/// The server while stopped: started again when dropped, so that a failing
-/// assertion does not leave the other test binaries without a server.
-struct Down<'a> {
-    server: &'a Server,
-    up: bool,
-}
-
-impl Down<'_> {
-    fn start(&mut self) {
-        let s = self.server;
-        s.pg_ctl(&["-o", &s.opts, "-l", &s.log, "-w", "start"]);
-        self.up = true;
-    }
-}
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        // Bring the shared server back even when the test failed; report
-        // rather than panic, since a panic while unwinding aborts.
-        if !self.up {
-            let s = self.server;
-            if let Err(e) = s.try_pg_ctl(&["-o", &s.opts, "-l", &s.log, "-w", "start"]) {
-                eprintln!("could not start the test server again: {e}");
-            }
-        }
-    }
-}
 
 async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(BOUND, f)
@@ -138,7 +43,7 @@ async fn next_event(feed: &mut tokio::sync::broadcast::Receiver<FeedEvent>) -> F
 #[test]
 fn the_store_fails_cleanly_while_the_server_is_down_and_recovers() {
     let Some(url) = pg::server_url() else { return };
-    let Some(server) = Server::from_env() else {
+    let Some(server) = pg_server::Server::from_env() else {
         // server_url() passed, so the URL is set, but not by scripts/test.sh.
         let ci = std::env::var("CI").unwrap_or_default();
         assert!(

@@ -12,100 +12,15 @@
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/pg_server.rs"]
+mod pg_server;
 mod watch_support;
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kv_runtime::{ErrorCode, Store, WatchEvent};
 use watch_support::*;
-
-/// How to stop and start the test server.
-struct Server {
-    ctl: String,
-    data: String,
-    run_as: String,
-    opts: String,
-    log: String,
-}
-
-impl Server {
-    fn from_env() -> Option<Server> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Some(Server {
-            ctl: var("KV_TEST_PG_CTL")?,
-            data: var("KV_TEST_PG_DATA")?,
-            run_as: var("KV_TEST_PG_RUN_AS")?,
-            opts: var("KV_TEST_PG_OPTS")?,
-            log: var("KV_TEST_PG_LOG")?,
-        })
-    }
-
-    /// `pg_ctl -D data <args>`, as the server's user when we are root.
-    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        let mut command = if root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", &self.run_as, "--", &self.ctl]);
-            c
-        } else {
-            Command::new(&self.ctl)
-        };
-        let out = command
-            .args(["-D", &self.data])
-            .args(args)
-            .output()
-            .map_err(|e| format!("pg_ctl cannot run: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "pg_ctl {args:?} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
-    fn stop(&self) -> Down<'_> {
-        self.pg_ctl(&["-m", "fast", "-w", "stop"]).unwrap();
-        Down {
-            server: self,
-            up: false,
-        }
-    }
-}
-
-/// The server while stopped; started again when dropped, so that a failed
-/// assertion does not leave the following test binaries without a server.
-struct Down<'a> {
-    server: &'a Server,
-    up: bool,
-}
-
-impl Down<'_> {
-    fn start(&mut self) {
-        let s = self.server;
-        s.pg_ctl(&["-o", &s.opts, "-l", &s.log, "-w", "start"])
-            .unwrap();
-        self.up = true;
-    }
-}
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if !self.up {
-            let s = self.server;
-            if let Err(e) = s.pg_ctl(&["-o", &s.opts, "-l", &s.log, "-w", "start"]) {
-                eprintln!("could not start the test server again: {e}");
-            }
-        }
-    }
-}
 
 /// What the watcher delivered, as a background task consumes it.
 #[derive(Default)]
@@ -117,7 +32,7 @@ struct Log {
 #[test]
 fn watcher_and_replica_end_on_the_right_state_after_a_server_restart() {
     let Some(url) = pg::server_url() else { return };
-    let Some(server) = Server::from_env() else {
+    let Some(server) = pg_server::Server::from_env() else {
         let ci = std::env::var("CI").unwrap_or_default();
         assert!(
             ci.is_empty() || ci == "false" || ci == "0",
