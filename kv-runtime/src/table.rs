@@ -302,12 +302,7 @@ impl<S: KvSchema> Table<S> {
             match self.put(ctx, key, candidate, payload, seen).await {
                 Err(Error::Conflict { .. }) if expect == Expect::Any => {
                     if attempt >= HOOK_ATTEMPTS {
-                        return Err(Error::backend_msg(format!(
-                            "set of key {:?} in table `{}` gave up after {HOOK_ATTEMPTS} \
-                             attempts: the row kept changing under the before_update hooks",
-                            crate::error::shorten(key.as_str()),
-                            S::TABLE
-                        )));
+                        return Err(hooks_gave_up::<S>("set", key.as_str(), "before_update"));
                     }
                     tokio::task::yield_now().await;
                 }
@@ -414,12 +409,7 @@ impl<S: KvSchema> Table<S> {
                     )))
                 }
                 RemoveOutcome::Conflict { .. } if attempt >= HOOK_ATTEMPTS => {
-                    return Err(Error::backend_msg(format!(
-                        "rm of key {:?} in table `{}` gave up after {HOOK_ATTEMPTS} attempts: \
-                         the row kept changing under the before_rm hooks",
-                        crate::error::shorten(key.as_str()),
-                        S::TABLE
-                    )))
+                    return Err(hooks_gave_up::<S>("rm", key.as_str(), "before_rm"))
                 }
                 // The row changed after the hooks approved it: read it
                 // again and ask them again.
@@ -649,6 +639,16 @@ impl<S: KvSchema> Table<S> {
 /// reads the row and runs the hooks when other writers keep changing the
 /// row in between, before it gives up with [`Error::Backend`].
 pub(crate) const HOOK_ATTEMPTS: usize = 16;
+
+/// The error of a write whose row kept changing under its before-hooks.
+fn hooks_gave_up<S: KvSchema>(op: &str, key: &str, hooks: &str) -> Error {
+    Error::backend_msg(format!(
+        "{op} of key {:?} in table `{}` gave up after {HOOK_ATTEMPTS} attempts: the row kept \
+         changing under the {hooks} hooks",
+        crate::error::shorten(key),
+        S::TABLE
+    ))
+}
 
 /// Validates a value and serializes it for storage.
 pub(crate) fn encode_value<S: KvSchema>(value: &S) -> Result<Payload> {
