@@ -65,7 +65,7 @@ async fn main() -> kv_runtime::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while replica.get(&FlagsKey::NewCheckout).map(|r| r.updated_at) != Some(row.updated_at) {
         if Instant::now() > deadline {
-            eprintln!("the replica did not catch up: {:?}", replica.staleness());
+            eprintln!("the replica did not catch up: {:?}", replica.status());
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -73,7 +73,7 @@ async fn main() -> kv_runtime::Result<()> {
     for user in [7, 42] {
         println!("user {user}: {}", checkout_page(&replica, user));
     }
-    let status = replica.staleness();
+    let status = replica.status();
     println!(
         "replica: {} flags, in sync: {}, changes applied: {}",
         replica.len(),

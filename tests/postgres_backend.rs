@@ -38,7 +38,7 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 
 /// The next event of the feed that concerns `table`, skipping others.
 async fn next_change(
-    feed: &mut tokio::sync::broadcast::Receiver<FeedEvent>,
+    feed: &mut kv_runtime::backend::FeedReceiver,
     table: &str,
 ) -> kv_runtime::backend::Change {
     loop {
@@ -231,7 +231,7 @@ async fn two_backends_share_rows_feed_and_rate_limit() {
     // Two backends with their own pools and listeners, as two app servers.
     let a = Store::open(&db).await.unwrap();
     let b = Store::open(&format!("{db}?pool_size=2")).await.unwrap();
-    let mut feed_b = b.backend().subscribe();
+    let mut feed_b = b.backend().feed().subscribe();
 
     let row = a
         .table::<Doc>()
@@ -262,7 +262,16 @@ async fn two_backends_share_rows_feed_and_rate_limit() {
         let backend = std::sync::Arc::clone(s.backend());
         async move {
             backend
-                .rate_limit_hit("pgDoc", "caller", 3, 1_000, now)
+                .rate_counter()
+                .hit(
+                    "pgDoc",
+                    "caller",
+                    kv_runtime::backend::Window {
+                        max: 3,
+                        window_ms: 1_000,
+                    },
+                    now,
+                )
                 .await
                 .unwrap()
         }
@@ -283,7 +292,7 @@ async fn two_backends_share_rows_feed_and_rate_limit() {
 async fn rows_too_large_for_a_notification_are_read_back() {
     let Some(url) = pg::server_url() else { return };
     let store = pg::fresh_store(&url).await;
-    let mut feed = store.backend().subscribe();
+    let mut feed = store.backend().feed().subscribe();
     let t = store.table::<Doc>();
     let big = doc(serde_json::json!({ "text": "é".repeat(20_000) }));
     let row = t
@@ -366,7 +375,7 @@ async fn a_pool_of_one_serves_many_concurrent_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
-    use kv_runtime::backend::{Expect, Payload, Put, PutOutcome};
+    use kv_runtime::backend::{Expect, Outcome, Payload, Stored};
     let Some(url) = pg::server_url() else { return };
     let db = pg::fresh_database(&url).await;
     let a = Store::open(&db).await.unwrap();
@@ -380,15 +389,15 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
                 let key = key.clone();
                 tokio::spawn(async move {
                     backend
-                        .put(
+                        .set(
                             "pgDoc",
-                            Put {
+                            kv_runtime::backend::Write {
                                 key: &key,
-                                value: Payload::from_json(format!("{i}")),
                                 expect: Expect::Any,
                                 updated_by: None,
                                 now: 1_000,
                             },
+                            Payload::from_json(format!("{i}")),
                         )
                         .await
                 })
@@ -398,11 +407,11 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
         let mut replaced = Vec::new();
         for task in tasks {
             match task.await.unwrap().expect("an unconditional set succeeds") {
-                PutOutcome::Written { row, previous } => {
+                Outcome::Done(Stored { row, previous }) => {
                     versions.push(row.updated_at);
                     replaced.push(previous.map(|p| p.updated_at));
                 }
-                PutOutcome::Conflict { .. } => panic!("no expectation, no conflict"),
+                Outcome::Conflict { .. } => panic!("no expectation, no conflict"),
             }
         }
         // The clock stands still, so the versions are 1000, 1001, ...; each
@@ -425,15 +434,15 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
                 let key = missing.clone();
                 tokio::spawn(async move {
                     backend
-                        .put(
+                        .set(
                             "pgDoc",
-                            Put {
+                            kv_runtime::backend::Write {
                                 key: &key,
-                                value: Payload::from_json("1"),
                                 expect: Expect::Version(0),
                                 updated_by: None,
                                 now: 1_000,
                             },
+                            Payload::from_json("1"),
                         )
                         .await
                 })
@@ -442,7 +451,7 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
         for task in tasks {
             assert_eq!(
                 task.await.unwrap().unwrap(),
-                PutOutcome::Conflict {
+                Outcome::Conflict {
                     current_updated_at: None
                 }
             );

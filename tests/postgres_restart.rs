@@ -34,7 +34,7 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} did not return within {BOUND:?}"))
 }
 
-async fn next_event(feed: &mut tokio::sync::broadcast::Receiver<FeedEvent>) -> FeedEvent {
+async fn next_event(feed: &mut kv_runtime::backend::FeedReceiver) -> FeedEvent {
     bounded("the change feed", feed.recv())
         .await
         .expect("the feed stays open")
@@ -65,7 +65,7 @@ fn the_store_fails_cleanly_while_the_server_is_down_and_recovers() {
         let store = pg::fresh_store(&url).await;
         let t = store.table::<Flag>();
         let ctx = Ctx::internal();
-        let mut feed = store.backend().subscribe();
+        let mut feed = store.backend().feed().subscribe();
         let before = t.set(&ctx, FlagKey::Beta, Flag { on: true }).await.unwrap();
         match next_event(&mut feed).await {
             FeedEvent::Change(c) => {

@@ -41,7 +41,7 @@ async fn a_lagging_replica_reloads() {
         replica.get(&BannerKey::Banner).as_deref() == Some(&last)
     })
     .await;
-    let status = replica.staleness();
+    let status = replica.status();
     assert!(status.resyncs >= 1, "{status:?}");
     assert!(status.in_sync, "{status:?}");
     assert_eq!(status.stale_for(), None);

@@ -139,7 +139,7 @@ fn replica_latency_across_processes() {
     }
     from_issue.sort_unstable();
     from_ack.sort_unstable();
-    let status = replica.staleness();
+    let status = replica.status();
     println!(
         "replica latency across processes over {WRITES} writes (ms): \
          write issued -> visible: p50 {:.2}, p99 {:.2}, max {:.2}; \

@@ -41,8 +41,8 @@ fn two_backends_on_one_file_share_rows_versions_and_rate_limits() {
             .await
             .expect("second opens");
             assert_eq!(a.path(), b.path());
-            let mut feed_a = a.subscribe();
-            let mut feed_b = b.subscribe();
+            let mut feed_a = a.feed().subscribe();
+            let mut feed_b = b.feed().subscribe();
             let store_a = Store::with_backend(a);
             let store_b = Store::with_backend(b);
             let (ta, tb) = (store_a.table::<Flag>(), store_b.table::<Flag>());
@@ -82,7 +82,7 @@ fn two_backends_on_one_file_share_rows_versions_and_rate_limits() {
                 let backend = std::sync::Arc::clone(backend);
                 async move {
                     backend
-                        .rate_limit_hit("sharedFlag", "u1", 2, 1_000, now)
+                        .rate_counter().hit("sharedFlag", "u1", kv_runtime::backend::Window { max: 2, window_ms: 1_000 }, now)
                         .await
                         .expect("rate_limit_hit")
                 }
@@ -104,8 +104,9 @@ fn two_backends_on_one_file_share_rows_versions_and_rate_limits() {
                 Some(FeedEvent::Change(c)) => (c.key, c.row.is_some()),
                 other => panic!("expected a change, got {other:?}"),
             };
-            let next = |feed: &mut tokio::sync::broadcast::Receiver<FeedEvent>| {
-                feed.try_recv().ok()
+            let next = |feed: &mut kv_runtime::backend::FeedReceiver| match feed.try_recv() {
+                kv_runtime::backend::TryRecv::Event(event) => Some(event),
+                _ => None,
             };
             assert_eq!(own(next(&mut feed_a)), ("beta".to_owned(), true)); // a's set
             assert_eq!(own(next(&mut feed_a)), ("beta".to_owned(), false)); // a's rm

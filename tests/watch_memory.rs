@@ -6,7 +6,7 @@ mod watch_support;
 
 use std::sync::Arc;
 
-use kv_runtime::backend::{Backend, Expect, Payload, Put};
+use kv_runtime::backend::{Backend, Expect, Payload};
 use kv_runtime::{ErrorCode, Store};
 use watch_support::*;
 
@@ -37,9 +37,7 @@ async fn table_watch_starts_with_every_live_row() {
 
 #[tokio::test]
 async fn dropping_watches_and_replicas_leaks_nothing() {
-    let counting =
-        CountingBackend::new(Arc::new(kv_runtime::backend::memory::MemoryBackend::new()));
-    watch_support::dropping_watches_and_replicas_leaks_nothing(counting).await;
+    watch_support::dropping_watches_and_replicas_leaks_nothing(Store::memory()).await;
 }
 
 /// A watcher that falls more than the feed's capacity behind gets the
@@ -99,15 +97,15 @@ async fn an_unreadable_row_is_an_error_item() {
         let backend: Arc<dyn Backend> = Arc::clone(store.backend());
         async move {
             backend
-                .put(
+                .set(
                     "watchBanner",
-                    Put {
+                    kv_runtime::backend::Write {
                         key: "banner",
-                        value: Payload::from_json(json),
                         expect: Expect::Any,
                         updated_by: None,
                         now: 1,
                     },
+                    Payload::from_json(json),
                 )
                 .await
                 .unwrap();
@@ -116,14 +114,14 @@ async fn an_unreadable_row_is_an_error_item() {
     raw_put(r#"{"text": 5}"#).await;
     let mut w = t.watch(BannerKey::Banner).await.unwrap();
     let err = bounded("watch", w.next()).await.unwrap().unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Backend, "{err}");
+    assert_eq!(err.code(), ErrorCode::Unreadable, "{err}");
     let mut tw = t.watch_table().await.unwrap();
     let err = bounded("watch", tw.next()).await.unwrap().unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Backend, "{err}");
+    assert_eq!(err.code(), ErrorCode::Unreadable, "{err}");
     let replica = t.replica().await.unwrap();
     assert_eq!(replica.get(&BannerKey::Banner), None);
-    assert_eq!(replica.staleness().unreadable_rows, 1);
-    assert!(replica.staleness().last_error.is_some());
+    assert_eq!(replica.status().unreadable_rows, 1);
+    assert!(replica.status().last_error.is_some());
 
     let good = t
         .set(&admin(), BannerKey::Banner, banner("fine", 1))
@@ -152,15 +150,15 @@ async fn undeclared_keys_are_skipped() {
     let backend = Arc::clone(store.backend());
     for key in ["retired", "banner"] {
         backend
-            .put(
+            .set(
                 "watchBanner",
-                Put {
+                kv_runtime::backend::Write {
                     key,
-                    value: Payload::from_json(r#"{"text":"t","n":1}"#),
                     expect: Expect::Any,
                     updated_by: None,
                     now: 1,
                 },
+                Payload::from_json(r#"{"text":"t","n":1}"#),
             )
             .await
             .unwrap();
@@ -172,15 +170,15 @@ async fn undeclared_keys_are_skipped() {
     assert_eq!(replica.len(), 1);
     assert_eq!(replica.get_str("retired"), None);
     backend
-        .put(
+        .set(
             "watchBanner",
-            Put {
+            kv_runtime::backend::Write {
                 key: "retired",
-                value: Payload::from_json(r#"{"text":"t","n":2}"#),
                 expect: Expect::Any,
                 updated_by: None,
                 now: 2,
             },
+            Payload::from_json(r#"{"text":"t","n":2}"#),
         )
         .await
         .unwrap();
@@ -207,7 +205,7 @@ fn the_types_can_cross_threads() {
     fn send<T: Send>(_: &T) {}
     fn send_sync_clone<T: Send + Sync + Clone + 'static>() {}
     send_unpin::<kv_runtime::Watch<Banner>>();
-    send_unpin::<kv_runtime::TableWatch<Banner>>();
+    send_unpin::<kv_runtime::Watch<Banner>>();
     send_sync_clone::<kv_runtime::Replica<Banner>>();
     let store = Store::memory();
     let t = store.table::<Banner>();

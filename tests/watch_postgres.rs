@@ -16,8 +16,6 @@
 mod pg;
 mod watch_support;
 
-use std::sync::Arc;
-
 use kv_runtime::backend::postgres::PostgresBackend;
 use kv_runtime::{Ctx, Store};
 use watch_support::*;
@@ -47,8 +45,7 @@ async fn dropping_watches_and_replicas_leaks_nothing() {
     let Some(url) = pg::server_url() else { return };
     let db = pg::fresh_database(&url).await;
     let backend = PostgresBackend::open_url(&db).await.unwrap();
-    let counting = CountingBackend::new(Arc::new(backend));
-    watch_support::dropping_watches_and_replicas_leaks_nothing(counting).await;
+    watch_support::dropping_watches_and_replicas_leaks_nothing(Store::with_backend(backend)).await;
 }
 
 const WRITER_ENV: &str = "KV_WATCH_PG_WRITER_DB";
@@ -160,7 +157,7 @@ async fn a_write_in_another_process_reaches_watchers_and_replicas() {
     })
     .await;
     assert_eq!(replica.get(&BannerKey::Banner).unwrap().value.n, 3);
-    let status = replica.staleness();
+    let status = replica.status();
     assert!(status.in_sync, "{status:?}");
     assert_eq!(status.resyncs, 0);
 }
@@ -239,7 +236,7 @@ async fn order_per_key_holds_under_1000_rapid_writes() {
         replica.get(&BannerKey::Banner).map(|r| r.updated_at) == Some(last.updated_at)
     })
     .await;
-    assert_eq!(replica.staleness().resyncs, 0);
+    assert_eq!(replica.status().resyncs, 0);
 }
 
 /// Rows too large for a notification (the feed reads them back) keep
@@ -313,7 +310,7 @@ async fn the_feed_keeps_commit_order_for_rows_read_back() {
     let db = pg::fresh_database(&url).await;
     let reader = Store::open(&db).await.unwrap();
     let writer = Store::open(&db).await.unwrap();
-    let mut feed = reader.backend().subscribe();
+    let mut feed = reader.backend().feed().subscribe();
     let big = "y".repeat(9000);
     let mut tasks = Vec::new();
     for task in 0..8u64 {

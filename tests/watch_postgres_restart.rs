@@ -78,7 +78,7 @@ fn watcher_and_replica_end_on_the_right_state_after_a_server_restart() {
 
         let mut down = server.stop();
         let stopped = Instant::now();
-        eventually("the replica notices", || !replica.staleness().in_sync).await;
+        eventually("the replica notices", || !replica.status().in_sync).await;
         // Stay down long enough that the store's listener, retrying with a
         // doubling pause, is between two attempts seconds apart when the
         // server comes back (attempts about 3.1, 6.3 and 11.3 s after the
@@ -127,12 +127,9 @@ fn watcher_and_replica_end_on_the_right_state_after_a_server_restart() {
                 == Some(&last)
         })
         .await;
-        let status = replica.staleness();
+        let status = replica.status();
         assert!(status.resyncs >= 1, "{status:?}");
-        eventually("the replica is in sync again", || {
-            replica.staleness().in_sync
-        })
-        .await;
+        eventually("the replica is in sync again", || replica.status().in_sync).await;
 
         let log = log.lock().unwrap();
         let arrival = log

@@ -2,8 +2,6 @@
 
 mod watch_support;
 
-use std::sync::Arc;
-
 use watch_support::*;
 
 #[tokio::test]
@@ -40,7 +38,5 @@ async fn table_watch_starts_with_every_live_row() {
 async fn dropping_watches_and_replicas_leaks_nothing() {
     let dir = TempDir::new("watch");
     let store = sqlite_store(&dir).await;
-    let counting = CountingBackend::new(Arc::clone(store.backend()));
-    drop(store);
-    watch_support::dropping_watches_and_replicas_leaks_nothing(counting).await;
+    watch_support::dropping_watches_and_replicas_leaks_nothing(store).await;
 }

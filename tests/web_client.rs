@@ -263,7 +263,7 @@ async fn errors_come_back_with_their_codes() {
     server
         .store
         .table::<SiteBanner>()
-        .before_update("no-shouting", |change| async move {
+        .before_set("no-shouting", |change| async move {
             if change.value.message.ends_with('!') {
                 Err(HookError::new("no shouting"))
             } else {
@@ -283,7 +283,7 @@ async fn errors_come_back_with_their_codes() {
     server
         .store
         .table::<SiteBanner>()
-        .before_update("explodes", |change| async move {
+        .before_set("explodes", |change| async move {
             if change.value.message == "boom" {
                 panic!("hook exploded");
             }

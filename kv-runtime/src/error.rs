@@ -30,9 +30,17 @@ pub enum ErrorCode {
     RateLimited,
     /// A hook registered on the table refused the write.
     Rejected,
-    /// A store could not be opened from its URL or options.
+    /// Other writers kept changing the row while the write's before-hooks
+    /// ran; nothing was written. Retryable.
+    Contended,
+    /// A stored row cannot be read with the table's schema (its value no
+    /// longer decodes, or its key is no longer declared). Not retryable: the
+    /// data or the schema must change.
+    Unreadable,
+    /// A URL, option or setting cannot be used; fix the configuration.
     Config,
-    /// A bug in the application's code (a hook panicked); not retryable.
+    /// A bug: a hook panicked, or a backend broke its contract. Not
+    /// retryable.
     Internal,
     /// The storage backend is unavailable or failed; the call may be retried.
     Backend,
@@ -50,6 +58,8 @@ impl ErrorCode {
             ErrorCode::InvalidCursor => "INVALID_CURSOR",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Rejected => "REJECTED",
+            ErrorCode::Contended => "CONTENDED",
+            ErrorCode::Unreadable => "UNREADABLE",
             ErrorCode::Config => "CONFIG",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Backend => "BACKEND",
@@ -65,10 +75,36 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::NotFound => 404,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Config | ErrorCode::Internal => 500,
-            ErrorCode::Backend => 503,
+            ErrorCode::Unreadable | ErrorCode::Config | ErrorCode::Internal => 500,
+            ErrorCode::Contended | ErrorCode::Backend => 503,
         }
     }
+
+    /// Whether retrying the same call later may succeed without changing
+    /// it: a storage outage, a rate limit, contention on the row.
+    pub const fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Backend | ErrorCode::RateLimited | ErrorCode::Contended
+        )
+    }
+
+    /// Every code, in the order of the reference table.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::InvalidKey,
+        ErrorCode::InvalidCursor,
+        ErrorCode::ValidationFailed,
+        ErrorCode::Forbidden,
+        ErrorCode::Conflict,
+        ErrorCode::NotFound,
+        ErrorCode::RateLimited,
+        ErrorCode::Rejected,
+        ErrorCode::Contended,
+        ErrorCode::Unreadable,
+        ErrorCode::Config,
+        ErrorCode::Internal,
+        ErrorCode::Backend,
+    ];
 }
 
 impl fmt::Display for ErrorCode {
@@ -189,9 +225,40 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// See [`ErrorCode::Contended`].
+    #[error(
+        "{op} of key {key:?} in table `{table}` gave up after {attempts} attempts: other writers \
+         kept changing the row while its before-hooks ran; nothing was written, retry later"
+    )]
+    Contended {
+        /// The table.
+        table: &'static str,
+        /// The key written.
+        key: String,
+        /// The operation (`"set"` or `"rm"`).
+        op: &'static str,
+        /// How many times the row was read and the hooks run.
+        attempts: usize,
+    },
+    /// See [`ErrorCode::Unreadable`].
+    #[error(
+        "the stored row {key:?} of table `{table}` cannot be read with this schema: {reason}; \
+         fix or remove the row, or make the schema accept it"
+    )]
+    Unreadable {
+        /// The table.
+        table: &'static str,
+        /// The row's key text (shortened when long).
+        key: String,
+        /// Why it cannot be read (the decoder's message).
+        reason: String,
+    },
     /// See [`ErrorCode::Config`].
-    #[error("cannot open store: {0}")]
+    #[error("{0}")]
     Config(String),
+    /// See [`ErrorCode::Internal`]: a backend broke its contract.
+    #[error("internal error: {0}; this is a bug, please report it")]
+    Internal(String),
     /// See [`ErrorCode::Backend`].
     #[error("storage backend failed: {message}; the call can be retried")]
     Backend {
@@ -242,16 +309,18 @@ impl Error {
             Error::InvalidCursor { .. } => ErrorCode::InvalidCursor,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Rejected { .. } => ErrorCode::Rejected,
-            Error::HookPanicked { .. } => ErrorCode::Internal,
+            Error::Contended { .. } => ErrorCode::Contended,
+            Error::Unreadable { .. } => ErrorCode::Unreadable,
+            Error::HookPanicked { .. } | Error::Internal(_) => ErrorCode::Internal,
             Error::Config(_) => ErrorCode::Config,
             Error::Backend { .. } => ErrorCode::Backend,
         }
     }
 
     /// Whether retrying the same call later may succeed without changing it
-    /// (backend failures and rate limits).
+    /// ([`ErrorCode::is_retryable`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(self.code(), ErrorCode::Backend | ErrorCode::RateLimited)
+        self.code().is_retryable()
     }
 
     /// A backend error with a message and an underlying cause.
@@ -281,6 +350,15 @@ impl Error {
                 Error::ValidationFailed { table, fields }
             }
             other => other,
+        }
+    }
+
+    /// An [`Error::Unreadable`] for the row `key` of `table`.
+    pub(crate) fn unreadable(table: &'static str, key: &str, reason: impl fmt::Display) -> Self {
+        Error::Unreadable {
+            table,
+            key: shorten(key),
+            reason: reason.to_string(),
         }
     }
 
@@ -322,14 +400,31 @@ mod tests {
             (ErrorCode::InvalidCursor, "INVALID_CURSOR", 400),
             (ErrorCode::RateLimited, "RATE_LIMITED", 429),
             (ErrorCode::Rejected, "REJECTED", 422),
+            (ErrorCode::Contended, "CONTENDED", 503),
+            (ErrorCode::Unreadable, "UNREADABLE", 500),
             (ErrorCode::Config, "CONFIG", 500),
             (ErrorCode::Internal, "INTERNAL", 500),
             (ErrorCode::Backend, "BACKEND", 503),
         ];
+        assert_eq!(table.len(), ErrorCode::ALL.len());
         for (code, text, status) in table {
             assert_eq!(code.as_str(), text);
             assert_eq!(code.http_status(), status);
+            assert!(ErrorCode::ALL.contains(&code));
         }
+        let retryable: Vec<ErrorCode> = ErrorCode::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.is_retryable())
+            .collect();
+        assert_eq!(
+            retryable,
+            [
+                ErrorCode::RateLimited,
+                ErrorCode::Contended,
+                ErrorCode::Backend
+            ]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::schema::BoxFuture;
 
@@ -174,8 +175,69 @@ fn random_id() -> String {
     out
 }
 
+/// The file store of a [`Store`](crate::Store), and the files it failed to
+/// delete.
+#[derive(Debug, Default)]
+pub(crate) struct FileState {
+    store: RwLock<Option<Arc<dyn FileStore>>>,
+    failures: Mutex<Vec<FileCleanupFailure>>,
+}
+
+impl FileState {
+    /// Sets the file store.
+    pub(crate) fn set(&self, files: Arc<dyn FileStore>) {
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = Some(files);
+    }
+
+    /// Takes the failures recorded so far.
+    pub(crate) fn take_failures(&self) -> Vec<FileCleanupFailure> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Deletes the files of `old` that `keep` does not hold; a file that
+    /// cannot be deleted is logged and recorded, never an error.
+    pub(crate) async fn delete_unreferenced(
+        &self,
+        table: &'static str,
+        old: &[&str],
+        keep: &[&str],
+    ) {
+        let doomed = unreferenced(old, keep);
+        if doomed.is_empty() {
+            return;
+        }
+        let files = self
+            .store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for id in doomed {
+            let result = match &files {
+                Some(files) => files.delete(id).await.map_err(|e| e.to_string()),
+                None => Err("no file store is set on this store (Store::set_file_store)".into()),
+            };
+            if let Err(reason) = result {
+                tracing::warn!(
+                    target: "kv_runtime::files",
+                    table,
+                    file_id = id,
+                    "could not delete an unreferenced file: {reason}"
+                );
+                self.failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(FileCleanupFailure {
+                        table,
+                        file_id: id.to_owned(),
+                        reason,
+                    });
+            }
+        }
+    }
+}
+
 /// File ids referenced by `old` but not by `new`.
-pub(crate) fn unreferenced<'a>(old: &[&'a str], new: &[&str]) -> Vec<&'a str> {
+fn unreferenced<'a>(old: &[&'a str], new: &[&str]) -> Vec<&'a str> {
     let mut out: Vec<&'a str> = old.iter().copied().filter(|id| !new.contains(id)).collect();
     out.sort_unstable();
     out.dedup();

@@ -1,8 +1,9 @@
-//! Hooks registered at run time per table: `before_update`, `after_update`,
-//! `before_rm`, `after_rm`.
+//! Hooks registered at run time per table: `before_set`, `after_set`,
+//! `before_rm`, `after_rm` (register them with [`Table::before_set`] and
+//! friends).
 //!
 //! - Before-hooks run after the access check and validation, before the
-//!   write. `before_update` returns the value to store (possibly changed;
+//!   write. `before_set` returns the value to store (possibly changed;
 //!   it is validated again) or refuses the write; `before_rm` may refuse.
 //!   Several hooks of one kind run in registration order, each seeing the
 //!   previous one's output. A refused write changes nothing and fails with
@@ -12,8 +13,9 @@
 //!   (or its absence) is still what is stored; when another writer changed,
 //!   created, revived or deleted the row in between, the row is read again
 //!   and the hooks run again on it (a bounded number of times; then the
-//!   call fails with [`Error::Backend`](crate::Error::Backend)). Keep them
-//!   free of side effects that must happen once: do those in after-hooks.
+//!   call fails with [`Error::Contended`](crate::Error::Contended)). Keep
+//!   them free of side effects that must happen once: do those in
+//!   after-hooks.
 //! - After-hooks run once the write has committed, outside its transaction.
 //!   The write stands whatever they do: an after-hook that fails or panics is
 //!   logged (`tracing`, target `kv_runtime::hooks`) and the write still
@@ -21,6 +23,7 @@
 //! - A hook that panics never poisons the store: a panicking before-hook
 //!   fails that write with [`Error::HookPanicked`](crate::Error::HookPanicked);
 //!   other writes go on.
+//! - `restore` runs no hooks.
 //!
 //! Hooks capture application state by moving clones into the closure.
 
@@ -37,6 +40,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::schema::{BoxFuture, KvSchema};
+#[cfg(doc)]
 use crate::table::Table;
 
 /// Why a hook refused a write (or why an after-hook failed).
@@ -56,57 +60,66 @@ impl fmt::Display for HookError {
     }
 }
 
-/// What a `before_update` hook sees.
+/// What a `before_set` hook sees.
 #[derive(Clone, Debug)]
-pub struct BeforeUpdate<S: KvSchema> {
+pub struct BeforeSet<S: KvSchema> {
     /// The caller.
     pub ctx: Ctx,
     /// The key written.
     pub key: S::Key,
     /// The value about to be stored (already validated).
     pub value: S,
-    /// The live row it replaces, if any.
+    /// The live row it replaces, if any (`None`: the write creates the row
+    /// or revives a soft-deleted one).
     pub previous: Option<Row<S>>,
 }
 
-/// What an `after_update` hook sees.
+/// What an `after_set` hook sees.
 #[derive(Clone, Debug)]
-pub struct AfterUpdate<S: KvSchema> {
+pub struct AfterSet<S: KvSchema> {
     /// The caller.
     pub ctx: Ctx,
     /// The row as stored.
     pub row: Row<S>,
 }
 
-/// What `before_rm` and `after_rm` hooks see.
+/// What a `before_rm` hook sees.
 #[derive(Clone, Debug)]
-pub struct Removal<S: KvSchema> {
+pub struct BeforeRm<S: KvSchema> {
     /// The caller.
     pub ctx: Ctx,
-    /// The live row being (or just) deleted.
+    /// The live row about to be deleted.
     pub row: Row<S>,
 }
 
-pub(crate) type BeforeUpdateFn<S> =
-    Arc<dyn Fn(BeforeUpdate<S>) -> BoxFuture<'static, Result<S, HookError>> + Send + Sync>;
-type AfterUpdateFn<S> =
-    Arc<dyn Fn(AfterUpdate<S>) -> BoxFuture<'static, Result<(), HookError>> + Send + Sync>;
-pub(crate) type RemovalFn<S> =
-    Arc<dyn Fn(Removal<S>) -> BoxFuture<'static, Result<(), HookError>> + Send + Sync>;
+/// What an `after_rm` hook sees.
+#[derive(Clone, Debug)]
+pub struct AfterRm<S: KvSchema> {
+    /// The caller.
+    pub ctx: Ctx,
+    /// The row as it was before it was deleted.
+    pub row: Row<S>,
+}
+
+/// A registered hook taking `A` and answering `T`, with its name.
+pub(crate) type Hook<A, T> = (
+    Arc<str>,
+    Arc<dyn Fn(A) -> BoxFuture<'static, Result<T, HookError>> + Send + Sync>,
+);
 
 /// The hooks of one table.
 pub(crate) struct TableHooks<S: KvSchema> {
-    pub(crate) before_update: Vec<(Arc<str>, BeforeUpdateFn<S>)>,
-    pub(crate) after_update: Vec<(Arc<str>, AfterUpdateFn<S>)>,
-    pub(crate) before_rm: Vec<(Arc<str>, RemovalFn<S>)>,
-    pub(crate) after_rm: Vec<(Arc<str>, RemovalFn<S>)>,
+    pub(crate) before_set: Vec<Hook<BeforeSet<S>, S>>,
+    pub(crate) after_set: Vec<Hook<AfterSet<S>, ()>>,
+    pub(crate) before_rm: Vec<Hook<BeforeRm<S>, ()>>,
+    pub(crate) after_rm: Vec<Hook<AfterRm<S>, ()>>,
 }
 
 impl<S: KvSchema> Clone for TableHooks<S> {
     fn clone(&self) -> Self {
         TableHooks {
-            before_update: self.before_update.clone(),
-            after_update: self.after_update.clone(),
+            before_set: self.before_set.clone(),
+            after_set: self.after_set.clone(),
             before_rm: self.before_rm.clone(),
             after_rm: self.after_rm.clone(),
         }
@@ -116,12 +129,21 @@ impl<S: KvSchema> Clone for TableHooks<S> {
 impl<S: KvSchema> Default for TableHooks<S> {
     fn default() -> Self {
         TableHooks {
-            before_update: Vec::new(),
-            after_update: Vec::new(),
+            before_set: Vec::new(),
+            after_set: Vec::new(),
             before_rm: Vec::new(),
             after_rm: Vec::new(),
         }
     }
+}
+
+/// Wraps a user's hook closure for storage in [`TableHooks`].
+pub(crate) fn hook<A, T, F, Fut>(name: &str, f: F) -> Hook<A, T>
+where
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, HookError>> + Send + 'static,
+{
+    (Arc::from(name), Arc::new(move |a| Box::pin(f(a))))
 }
 
 /// Every table's hooks in one store, copy-on-write.
@@ -149,7 +171,8 @@ impl HookRegistry {
         any.downcast::<TableHooks<S>>().ok()
     }
 
-    fn update<S: KvSchema>(&self, f: impl FnOnce(&mut TableHooks<S>)) {
+    /// Changes the hooks of table `S` (registration).
+    pub(crate) fn update<S: KvSchema>(&self, f: impl FnOnce(&mut TableHooks<S>)) {
         let mut tables = self.tables.write().unwrap_or_else(PoisonError::into_inner);
         let mut hooks = tables
             .get(&TypeId::of::<S>())
@@ -161,80 +184,8 @@ impl HookRegistry {
     }
 }
 
-/// Registration of hooks.
-impl<S: KvSchema> Table<S> {
-    /// Registers a hook run before every `set`: it returns the value to
-    /// store (possibly changed) or refuses the write. `name` appears in the
-    /// error when it refuses.
-    ///
-    /// ```
-    /// # use kv_runtime::{hooks::HookError, Ctx, Kv, Store};
-    /// # #[derive(Kv, serde::Serialize, serde::Deserialize, Clone, Debug)]
-    /// # #[kv(write_role = admin)]
-    /// # struct Note { text: String }
-    /// # async fn demo() -> kv_runtime::Result<()> {
-    /// let notes = Store::memory().table::<Note>();
-    /// notes.before_update("trim", |mut change| async move {
-    ///     change.value.text = change.value.text.trim().to_owned();
-    ///     if change.value.text.is_empty() {
-    ///         return Err(HookError::new("a note needs some text"));
-    ///     }
-    ///     Ok(change.value)
-    /// });
-    /// # Ok(()) }
-    /// ```
-    pub fn before_update<F, Fut>(&self, name: &str, hook: F)
-    where
-        F: Fn(BeforeUpdate<S>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<S, HookError>> + Send + 'static,
-    {
-        let hook: BeforeUpdateFn<S> = Arc::new(move |c| Box::pin(hook(c)));
-        self.store()
-            .hooks
-            .update::<S>(|h| h.before_update.push((Arc::from(name), hook)));
-    }
-
-    /// Registers a hook run after every committed `set`, with the stored
-    /// row. Its failure is logged; the write stands.
-    pub fn after_update<F, Fut>(&self, name: &str, hook: F)
-    where
-        F: Fn(AfterUpdate<S>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HookError>> + Send + 'static,
-    {
-        let hook: AfterUpdateFn<S> = Arc::new(move |c| Box::pin(hook(c)));
-        self.store()
-            .hooks
-            .update::<S>(|h| h.after_update.push((Arc::from(name), hook)));
-    }
-
-    /// Registers a hook run before every `rm` of a live row; it may refuse.
-    pub fn before_rm<F, Fut>(&self, name: &str, hook: F)
-    where
-        F: Fn(Removal<S>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HookError>> + Send + 'static,
-    {
-        let hook: RemovalFn<S> = Arc::new(move |c| Box::pin(hook(c)));
-        self.store()
-            .hooks
-            .update::<S>(|h| h.before_rm.push((Arc::from(name), hook)));
-    }
-
-    /// Registers a hook run after every committed `rm`, with the row as it
-    /// was. Its failure is logged; the delete stands.
-    pub fn after_rm<F, Fut>(&self, name: &str, hook: F)
-    where
-        F: Fn(Removal<S>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HookError>> + Send + 'static,
-    {
-        let hook: RemovalFn<S> = Arc::new(move |c| Box::pin(hook(c)));
-        self.store()
-            .hooks
-            .update::<S>(|h| h.after_rm.push((Arc::from(name), hook)));
-    }
-}
-
 /// How a hook call ended.
-pub(crate) enum HookOutcome<T> {
+enum HookOutcome<T> {
     Done(Result<T, HookError>),
     Panicked(String),
 }
@@ -242,12 +193,7 @@ pub(crate) enum HookOutcome<T> {
 impl<T> HookOutcome<T> {
     /// The outcome of a before-hook as the write's result: a refusal is
     /// [`Error::Rejected`], a panic [`Error::HookPanicked`].
-    pub(crate) fn into_result(
-        self,
-        table: &'static str,
-        op: &'static str,
-        hook: &str,
-    ) -> Result<T> {
+    fn into_result(self, table: &'static str, op: &'static str, hook: &str) -> Result<T> {
         match self {
             HookOutcome::Done(Ok(value)) => Ok(value),
             HookOutcome::Done(Err(e)) => Err(Error::Rejected {
@@ -265,9 +211,47 @@ impl<T> HookOutcome<T> {
     }
 }
 
+/// Runs before-hooks in order, each on the previous one's output (the
+/// first on `init`): the first refusal (or panic) is the write's error.
+pub(crate) async fn run_before<A, T>(
+    hooks: &[Hook<A, T>],
+    table: &'static str,
+    op: &'static str,
+    init: T,
+    arg: impl Fn(T) -> A,
+) -> Result<T> {
+    let mut value = init;
+    for (name, hook) in hooks {
+        value = call_guarded(&**hook, arg(value))
+            .await
+            .into_result(table, op, name)?;
+    }
+    Ok(value)
+}
+
+/// Runs after-hooks in order; failures and panics are logged, never
+/// returned: the write has committed.
+pub(crate) async fn run_after<A>(hooks: &[Hook<A, ()>], kind: &str, arg: impl Fn() -> A) {
+    for (name, hook) in hooks {
+        match call_guarded(&**hook, arg()).await {
+            HookOutcome::Done(Ok(())) => {}
+            HookOutcome::Done(Err(e)) => tracing::warn!(
+                target: "kv_runtime::hooks",
+                hook = &**name,
+                "{kind} hook failed after the write committed (the write stands): {e}"
+            ),
+            HookOutcome::Panicked(message) => tracing::error!(
+                target: "kv_runtime::hooks",
+                hook = &**name,
+                "{kind} hook panicked after the write committed (the write stands): {message}"
+            ),
+        }
+    }
+}
+
 /// Calls a hook, turning a panic (while building or polling its future)
 /// into [`HookOutcome::Panicked`].
-pub(crate) async fn call_guarded<A, T>(
+async fn call_guarded<A, T>(
     hook: &(dyn Fn(A) -> BoxFuture<'static, Result<T, HookError>> + Send + Sync),
     arg: A,
 ) -> HookOutcome<T> {

@@ -44,15 +44,16 @@ mod context;
 mod cursor;
 mod error;
 pub mod files;
+mod follow;
 pub mod hooks;
-pub mod replica;
+mod replica;
 mod row;
 mod schema;
 mod store;
 mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod watch;
+mod watch;
 #[cfg(feature = "web")]
 pub mod web;
 
@@ -68,24 +69,22 @@ pub use kv_macros::Kv;
 pub use replica::{Replica, ReplicaStatus};
 pub use row::{Page, PageRequest, Row};
 pub use schema::{
-    check_key_text, BoxFuture, KvKey, KvSchema, PredicateOutput, RateLimit, SoftDelete, WriteRole,
-    DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES,
+    BoxFuture, KvKey, KvSchema, RateLimit, SoftDelete, WriteRole, DEFAULT_MAX_VALUE_BYTES,
+    MAX_KEY_BYTES,
 };
 pub use store::Store;
 pub use table::{PurgeTask, Table};
-pub use watch::{TableWatch, Watch, WatchEvent};
+pub use watch::{Watch, WatchEvent};
 
 /// Items the derive's generated code refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::schema::{AsyncPredicate, SyncPredicate};
+    pub use crate::schema::{check_key_text, AsyncPredicate, PredicateOutput, SyncPredicate};
     pub use serde;
     use std::future::Future;
 
     /// Resolves a predicate's `bool` or future of `bool`.
-    pub fn resolve_predicate<M, P: crate::PredicateOutput<M>>(
-        p: P,
-    ) -> impl Future<Output = bool> + Send {
+    pub fn resolve_predicate<M, P: PredicateOutput<M>>(p: P) -> impl Future<Output = bool> + Send {
         p.resolve()
     }
 

@@ -1,60 +1,26 @@
 //! In-process replicas: a whole table mirrored in memory and kept current by
-//! the change feed, for reads at request rate ([`Table::replica`]).
-//!
-//! [`Replica::get`] is a synchronous lookup in an immutable snapshot
-//! (`ArcSwap<HashMap<key, Arc<Row>>>`): no lock, no await, no I/O, tens of
-//! nanoseconds (see BENCHMARKS.md). A follower task applies the feed's
-//! changes by building the next snapshot and swapping it in; readers never
-//! wait for it.
-//!
-//! # Cost of a change
-//!
-//! Each batch of changes copies the map (`O(n)` in the table's rows: one
-//! key and one row pointer per entry, the rows themselves are shared) and
-//! swaps it in once. Changes that arrive together are applied as one batch,
-//! so a burst costs one copy, not one per change. That suits what replicas
-//! are for (flags, banners, configuration: tens to thousands of rows
-//! written rarely); a table of millions of rows written constantly is
-//! better read from the store.
-//!
-//! # Staleness
-//!
-//! While following the feed, a replica is behind the store by the feed's
-//! delivery delay (PostgreSQL across processes on loopback: about a
-//! millisecond at the median, see BENCHMARKS.md). When the feed may have
-//! missed changes (a lost PostgreSQL connection, a follower that fell more
-//! than the feed's capacity behind), the replica reloads the whole table,
-//! retrying with a backoff while the backend fails, and keeps serving its
-//! last snapshot meanwhile; [`Replica::staleness`] says since when it may
-//! be missing changes.
-//!
-//! Writes go through the store ([`Table::set`] and friends), with every
-//! check; a replica only reads. A process sees its own write in its replica
-//! once the feed delivers it, not when `set` returns.
+//! the change feed (see [`Replica`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::broadcast::Receiver;
 
-use crate::backend::{Change, FeedEvent, RawRow};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::follow::{Event, Follower};
 use crate::row::Row;
 use crate::schema::{KvKey, KvSchema};
-use crate::table::{decode_row_ref, Table};
-use crate::watch::{backoff, drain, load_all, KeyState, Verdict};
+use crate::table::{codec, Table};
 
-/// The most changes applied as one snapshot swap.
+/// The most feed changes applied as one snapshot swap.
 const MAX_BATCH: usize = 1024;
 
 type RowMap<S> = HashMap<Arc<str>, Arc<Row<S>>>;
 
-/// How current a [`Replica`] is, from [`Replica::staleness`]. Times are ms
+/// How current a [`Replica`] is, from [`Replica::status`]. Times are ms
 /// since the epoch, from the store's clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -101,7 +67,7 @@ impl ReplicaStatus {
     }
 }
 
-/// What the follower shares with readers.
+/// What the applier task shares with readers.
 struct Core<S: KvSchema> {
     rows: ArcSwap<RowMap<S>>,
     status: Mutex<ReplicaStatus>,
@@ -118,9 +84,62 @@ impl<S: KvSchema> Core<S> {
     fn now(&self) -> i64 {
         self.clock.now_ms()
     }
+
+    /// Applies a batch of follower events: one new snapshot for all of
+    /// its states, and the status updated.
+    fn apply(&self, events: &mut Vec<Event<S>>) {
+        let mut next: Option<RowMap<S>> = None;
+        let now = self.now();
+        let mut status = self.status();
+        for event in events.drain(..) {
+            match event {
+                Event::State { key, row, .. } => {
+                    let map = next.get_or_insert_with(|| RowMap::<S>::clone(&self.rows.load()));
+                    let text: Arc<str> = Arc::from(key.as_str());
+                    status.changes_applied += 1;
+                    match row {
+                        Some(raw) => match codec::decode(&raw, key) {
+                            Ok(row) => {
+                                status.last_delay_ms = Some(now.saturating_sub(raw.updated_at));
+                                map.insert(text, Arc::new(row));
+                            }
+                            Err(e) => {
+                                // Serve nothing rather than a state known to be stale.
+                                map.remove(&text);
+                                status.unreadable_rows += 1;
+                                status.last_error = Some(e.to_string());
+                            }
+                        },
+                        None => {
+                            map.remove(&text);
+                        }
+                    }
+                }
+                Event::Lost => {
+                    if status.in_sync {
+                        status.in_sync = false;
+                        status.stale_since = Some(now);
+                    }
+                }
+                Event::Loaded => {
+                    if !status.in_sync {
+                        status.resyncs += 1;
+                    }
+                    status.in_sync = true;
+                    status.stale_since = None;
+                    status.loaded_at = now;
+                }
+                Event::Failed(e) => status.last_error = Some(e.to_string()),
+            }
+        }
+        if let Some(map) = next {
+            self.rows.store(Arc::new(map));
+            status.last_applied_at = now;
+        }
+    }
 }
 
-/// Stops the follower task when the last [`Replica`] clone is dropped.
+/// Stops the applier task when the last [`Replica`] clone is dropped.
 struct StopOnDrop(tokio::task::AbortHandle);
 
 impl Drop for StopOnDrop {
@@ -129,12 +148,41 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// A table mirrored in process memory, kept current by the change feed;
-/// reads are synchronous and lock-free. Made by [`Table::replica`] or
+/// A table mirrored in process memory, kept current by the change feed,
+/// for reads at request rate. Made by [`Table::replica`] or
 /// [`Replica::start`]. Cheap to clone: clones share the mirror, and its
-/// follower task stops when the last clone is dropped.
+/// task stops when the last clone is dropped.
 ///
-/// See the [module documentation](self) for costs and staleness.
+/// [`Replica::get`] is a synchronous lookup in an immutable snapshot
+/// (`ArcSwap<HashMap<key, Arc<Row>>>`): no lock, no await, no I/O, tens of
+/// nanoseconds (see BENCHMARKS.md). A follower task applies the feed's
+/// changes by building the next snapshot and swapping it in; readers never
+/// wait for it.
+///
+/// # Cost of a change
+///
+/// Each batch of changes copies the map (`O(n)` in the table's rows: one
+/// key and one row pointer per entry, the rows themselves are shared) and
+/// swaps it in once. Changes that arrive together are applied as one batch,
+/// so a burst costs one copy, not one per change. That suits what replicas
+/// are for (flags, banners, configuration: tens to thousands of rows
+/// written rarely); a table of millions of rows written constantly is
+/// better read from the store.
+///
+/// # Staleness
+///
+/// While following the feed, a replica is behind the store by the feed's
+/// delivery delay (PostgreSQL across processes on loopback: about a
+/// millisecond at the median, see BENCHMARKS.md). When the feed may have
+/// missed changes (a lost PostgreSQL connection, a follower that fell more
+/// than the feed's capacity behind), the replica reloads the whole table,
+/// retrying with a backoff while the backend fails, and keeps serving its
+/// last snapshot meanwhile; [`Replica::status`] says since when it may
+/// be missing changes.
+///
+/// Writes go through the store ([`Table::set`] and friends), with every
+/// check; a replica only reads. A process sees its own write in its replica
+/// once the feed delivers it, not when `set` returns.
 pub struct Replica<S: KvSchema> {
     core: Arc<Core<S>>,
     _stop: Arc<StopOnDrop>,
@@ -187,16 +235,18 @@ impl<S: KvSchema> Replica<S> {
             }),
             clock,
         });
-        // Subscribe before loading: a change committed after the load is
-        // then on the feed.
-        let mut follower = Follower {
-            feed: table.store().backend.subscribe(),
-            table: table.clone(),
-            core: Arc::clone(&core),
-            keys: HashMap::new(),
-        };
-        follower.reload(false).await?;
-        let task = runtime.spawn(follower.run());
+        let mut events = Vec::new();
+        let mut follower = Follower::start(table, None, &mut events).await?;
+        core.apply(&mut events);
+        // The first load is not a change.
+        core.status().changes_applied = 0;
+        let applier = Arc::clone(&core);
+        let task = runtime.spawn(async move {
+            while follower.next(MAX_BATCH, &mut events).await {
+                applier.apply(&mut events);
+            }
+            applier.status().following = false;
+        });
         Ok(Replica {
             core,
             _stop: Arc::new(StopOnDrop(task.abort_handle())),
@@ -236,227 +286,9 @@ impl<S: KvSchema> Replica<S> {
     /// How current the replica is: whether it follows the feed or is
     /// reloading after possible loss (and since when), when it last applied
     /// a change, how many reloads it needed.
-    pub fn staleness(&self) -> ReplicaStatus {
+    pub fn status(&self) -> ReplicaStatus {
         let mut status = self.core.status().clone();
         status.checked_at = self.core.now();
         status
-    }
-}
-
-impl<S: KvSchema> Table<S> {
-    /// Mirrors this table in process memory: see [`Replica`]. Same as
-    /// [`Replica::start`].
-    pub async fn replica(&self) -> Result<Replica<S>> {
-        Replica::start(self).await
-    }
-}
-
-/// The follower task's state.
-struct Follower<S: KvSchema> {
-    table: Table<S>,
-    feed: Receiver<FeedEvent>,
-    core: Arc<Core<S>>,
-    keys: HashMap<String, KeyState>,
-}
-
-impl<S: KvSchema> Follower<S> {
-    /// Reads the whole table and swaps it in.
-    async fn reload(&mut self, resync: bool) -> Result<()> {
-        let rows = load_all(&self.table).await?;
-        let mut map = RowMap::<S>::with_capacity(rows.len());
-        let mut unreadable = 0;
-        let mut last_error = None;
-        for state in self.keys.values_mut() {
-            state.read(None);
-        }
-        let present: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
-        self.keys
-            .retain(|k, s| present.contains(k.as_str()) || s != &KeyState::from_read(None));
-        for raw in &rows {
-            let Ok(key) = S::Key::parse_key(S::TABLE, &raw.key) else {
-                continue; // an undeclared key: not readable
-            };
-            self.keys
-                .entry(raw.key.clone())
-                .or_default()
-                .read(Some(raw));
-            match decode_row_ref::<S>(raw, key) {
-                Ok(row) => {
-                    map.insert(Arc::from(raw.key.as_str()), Arc::new(row));
-                }
-                Err(e) => {
-                    unreadable += 1;
-                    last_error = Some(e.to_string());
-                }
-            }
-        }
-        self.core.rows.store(Arc::new(map));
-        let now = self.core.now();
-        let mut status = self.core.status();
-        status.in_sync = true;
-        status.stale_since = None;
-        status.loaded_at = now;
-        status.last_applied_at = now;
-        status.unreadable_rows += unreadable;
-        if last_error.is_some() {
-            status.last_error = last_error;
-        }
-        if resync {
-            status.resyncs += 1;
-        }
-        Ok(())
-    }
-
-    fn mark_stale(&self) {
-        let now = self.core.now();
-        let mut status = self.core.status();
-        if status.in_sync {
-            status.in_sync = false;
-            status.stale_since = Some(now);
-        }
-    }
-
-    fn record_error(&self, e: &Error) {
-        self.core.status().last_error = Some(e.to_string());
-    }
-
-    /// Applies a batch of changes as one new snapshot.
-    async fn apply(&mut self, batch: Vec<Change>) -> Result<()> {
-        let mut next: Option<RowMap<S>> = None;
-        let mut applied = 0u64;
-        let mut unreadable = 0u64;
-        let mut last_updated_at = None;
-        let mut last_error = None;
-        let mut failure = None;
-        for change in batch {
-            if change.table != S::TABLE {
-                continue;
-            }
-            let Ok(key) = S::Key::parse_key(S::TABLE, &change.key) else {
-                continue; // an undeclared key: not readable
-            };
-            // A key never seen was absent from the last load.
-            let state = self
-                .keys
-                .entry(change.key.clone())
-                .or_insert_with(|| KeyState::from_read(None));
-            let target: Option<Option<RawRow>> = match state.judge(change.row.as_ref()) {
-                Verdict::Skip => None,
-                Verdict::Apply => Some(change.row),
-                Verdict::Reread => {
-                    let read = self.table.store().backend.get(S::TABLE, &change.key).await;
-                    match read {
-                        Ok(read) => {
-                            let state = self
-                                .keys
-                                .entry(change.key.clone())
-                                .or_insert_with(|| KeyState::from_read(None));
-                            state
-                                .reread(change.row.as_ref(), read.as_ref())
-                                .map(|(row, _)| row.cloned())
-                        }
-                        Err(e) => {
-                            // Keep what was applied; the caller reloads.
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-            };
-            let Some(row) = target else { continue };
-            let map = next.get_or_insert_with(|| RowMap::<S>::clone(&self.core.rows.load()));
-            applied += 1;
-            match row {
-                Some(raw) => match decode_row_ref::<S>(&raw, key) {
-                    Ok(row) => {
-                        last_updated_at = Some(raw.updated_at);
-                        map.insert(Arc::from(change.key.as_str()), Arc::new(row));
-                    }
-                    Err(e) => {
-                        // Serve nothing rather than a state known to be stale.
-                        map.remove(change.key.as_str());
-                        unreadable += 1;
-                        last_error = Some(e.to_string());
-                    }
-                },
-                None => {
-                    map.remove(change.key.as_str());
-                }
-            }
-        }
-        if let Some(map) = next {
-            self.core.rows.store(Arc::new(map));
-            let now = self.core.now();
-            let mut status = self.core.status();
-            status.changes_applied += applied;
-            status.last_applied_at = now;
-            status.unreadable_rows += unreadable;
-            if let Some(updated_at) = last_updated_at {
-                status.last_delay_ms = Some(now.saturating_sub(updated_at));
-            }
-            if last_error.is_some() {
-                status.last_error = last_error;
-            }
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Follows the feed until the feed closes (or the task is aborted by
-    /// the last replica's drop).
-    async fn run(mut self) {
-        let mut resync = false;
-        let mut retry_in = Duration::ZERO;
-        let mut open = true;
-        loop {
-            if resync {
-                if !retry_in.is_zero() {
-                    tokio::time::sleep(retry_in).await;
-                }
-                open &= drain(&mut self.feed);
-                match self.reload(true).await {
-                    Ok(()) => {
-                        resync = false;
-                        retry_in = Duration::ZERO;
-                    }
-                    Err(e) => {
-                        self.record_error(&e);
-                        retry_in = backoff(retry_in);
-                    }
-                }
-                continue;
-            }
-            if !open {
-                break;
-            }
-            let mut batch = Vec::new();
-            match self.feed.recv().await {
-                Ok(FeedEvent::Change(change)) => batch.push(change),
-                Ok(FeedEvent::Resync) | Err(RecvError::Lagged(_)) => resync = true,
-                Err(RecvError::Closed) => open = false,
-            }
-            // Take whatever else is already there: one snapshot for all.
-            while !resync && open && batch.len() < MAX_BATCH {
-                match self.feed.try_recv() {
-                    Ok(FeedEvent::Change(change)) => batch.push(change),
-                    Ok(FeedEvent::Resync) | Err(TryRecvError::Lagged(_)) => resync = true,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Closed) => open = false,
-                }
-            }
-            if resync {
-                // The reload covers this batch.
-                self.mark_stale();
-                continue;
-            }
-            if let Err(e) = self.apply(batch).await {
-                self.record_error(&e);
-                self.mark_stale();
-                resync = true;
-            }
-        }
-        self.core.status().following = false;
     }
 }

@@ -1,13 +1,13 @@
 //! The store: a backend, a clock, and typed tables over them.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::files::{FileCleanupFailure, FileStore};
+use crate::files::{FileCleanupFailure, FileState, FileStore};
 use crate::hooks::HookRegistry;
 use crate::schema::KvSchema;
 use crate::table::Table;
@@ -26,13 +26,6 @@ pub struct Store {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hooks: Arc<HookRegistry>,
     pub(crate) files: Arc<FileState>,
-}
-
-/// The file store of a store, and the files it failed to delete.
-#[derive(Debug, Default)]
-pub(crate) struct FileState {
-    pub(crate) store: RwLock<Option<Arc<dyn FileStore>>>,
-    pub(crate) failures: Mutex<Vec<FileCleanupFailure>>,
 }
 
 impl Store {
@@ -124,23 +117,13 @@ impl Store {
     /// Sets the file store that `clean_files` tables delete unreferenced
     /// files from. Shared by every clone of this store.
     pub fn set_file_store(&self, files: impl FileStore) {
-        *self
-            .files
-            .store
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(files));
+        self.files.set(Arc::new(files));
     }
 
     /// Takes the list of files that could not be deleted since the last
     /// call (each was also logged).
     pub fn file_cleanup_failures(&self) -> Vec<FileCleanupFailure> {
-        std::mem::take(
-            &mut *self
-                .files
-                .failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        self.files.take_failures()
     }
 
     /// The typed table `S` of this store.

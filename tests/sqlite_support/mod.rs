@@ -8,13 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use kv_runtime::backend::sqlite::SqliteBackend;
-use kv_runtime::backend::{
-    Backend, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
-    RestoreOutcome,
-};
-use kv_runtime::{Result, Store};
+use kv_runtime::Store;
 
 /// A directory under the system's temporary directory, removed (with
 /// everything in it) when dropped.
@@ -90,74 +85,14 @@ impl Rng {
     }
 }
 
-/// A SQLite backend over a database file in its own temporary directory,
-/// which is removed when the backend is dropped (after its connections
-/// close: fields drop in order).
-pub struct TempSqlite {
-    backend: SqliteBackend,
-    _dir: TempDir,
-}
-
-impl TempSqlite {
-    /// A backend over a new database file.
-    pub async fn new() -> Self {
-        let dir = TempDir::new("sqlite-conformance");
-        let backend = SqliteBackend::open(dir.join("kv.db"))
-            .await
-            .expect("a new SQLite database opens");
-        TempSqlite { backend, _dir: dir }
-    }
-}
-
-#[async_trait]
-impl Backend for TempSqlite {
-    fn name(&self) -> &'static str {
-        self.backend.name()
-    }
-    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
-        self.backend.get(table, key).await
-    }
-    async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
-        self.backend.list(table, after, limit).await
-    }
-    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
-        self.backend.put(table, put).await
-    }
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
-        self.backend.remove(table, remove).await
-    }
-    async fn restore(
-        &self,
-        table: &str,
-        key: &str,
-        updated_by: Option<&str>,
-        now: i64,
-    ) -> Result<RestoreOutcome> {
-        self.backend.restore(table, key, updated_by, now).await
-    }
-    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
-        self.backend.purge(table, deleted_before).await
-    }
-    async fn rate_limit_hit(
-        &self,
-        scope: &str,
-        bucket: &str,
-        max: u32,
-        window_ms: i64,
-        now: i64,
-    ) -> Result<RateDecision> {
-        self.backend
-            .rate_limit_hit(scope, bucket, max, window_ms, now)
-            .await
-    }
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FeedEvent> {
-        self.backend.subscribe()
-    }
-}
-
-/// A store over a new database file, removed when the store is dropped.
-pub async fn temp_store() -> Store {
-    Store::with_backend(TempSqlite::new().await)
+/// A store over a new database file in its own temporary directory, and
+/// the directory (removed when dropped, after the store).
+pub async fn temp_store() -> (Store, TempDir) {
+    let dir = TempDir::new("sqlite-conformance");
+    let backend = SqliteBackend::open(dir.join("kv.db"))
+        .await
+        .expect("a new SQLite database opens");
+    (Store::with_backend(backend), dir)
 }
 
 /// The child process of the re-exec trick: this test binary, running only

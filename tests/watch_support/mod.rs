@@ -1,5 +1,4 @@
-//! Shared by the watch and replica tests: the tables, a backend wrapper that
-//! counts change-feed listeners, bounded waits, temporary directories, the
+//! Shared by the watch and replica tests: the tables, bounded waits, temporary directories, the
 //! re-exec trick for child processes, and scenarios that run unchanged on
 //! every backend.
 #![allow(dead_code)] // each test file uses its own subset
@@ -12,14 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
-use kv_runtime::backend::{
-    Backend, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
-    RestoreOutcome, FEED_CAPACITY,
-};
-use kv_runtime::{Ctx, Kv, Replica, Result, Store, TableWatch, Watch, WatchEvent};
+use kv_runtime::{Ctx, Kv, Replica, Store, Watch, WatchEvent};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 
 /// A soft-delete table with declared keys.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -71,7 +64,7 @@ pub async fn next_ok<S: kv_runtime::KvSchema>(watch: &mut Watch<S>) -> WatchEven
 }
 
 /// The next item of a table watch, which must come within [`BOUND`] and be `Ok`.
-pub async fn next_table_ok<S: kv_runtime::KvSchema>(watch: &mut TableWatch<S>) -> WatchEvent<S> {
+pub async fn next_table_ok<S: kv_runtime::KvSchema>(watch: &mut Watch<S>) -> WatchEvent<S> {
     bounded("the next table-watch item", watch.next())
         .await
         .expect("the watch stays open")
@@ -92,109 +85,6 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// comparing sequences.
 pub fn summary(e: &WatchEvent<Banner>) -> Option<(String, u64)> {
     e.row.as_ref().map(|r| (r.value.text.clone(), r.value.n))
-}
-
-// --- A backend that counts feed listeners ------------------------------------
-
-/// Wraps a backend and hands out receivers of its own feed channel (fed by
-/// a forwarding task from the inner feed), so that a test can count the
-/// receivers alive: [`CountingBackend::listeners`].
-pub struct CountingBackend {
-    inner: Arc<dyn Backend>,
-    feed: broadcast::Sender<FeedEvent>,
-    _forward: tokio::task::JoinHandle<()>,
-}
-
-impl CountingBackend {
-    /// Must be called inside a Tokio runtime (it spawns the forwarder).
-    pub fn new(inner: Arc<dyn Backend>) -> Arc<CountingBackend> {
-        let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        let mut from = inner.subscribe();
-        let to = feed.clone();
-        let forward = tokio::spawn(async move {
-            loop {
-                match from.recv().await {
-                    Ok(event) => {
-                        let _ = to.send(event);
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = to.send(FeedEvent::Resync);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
-        Arc::new(CountingBackend {
-            inner,
-            feed,
-            _forward: forward,
-        })
-    }
-
-    /// Receivers of the feed alive now.
-    pub fn listeners(&self) -> usize {
-        self.feed.receiver_count()
-    }
-}
-
-impl Drop for CountingBackend {
-    fn drop(&mut self) {
-        self._forward.abort();
-    }
-}
-
-#[async_trait]
-impl Backend for CountingBackend {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
-        self.inner.get(table, key).await
-    }
-    fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> bool {
-        self.inner.get_now(table, key, read)
-    }
-    async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
-        self.inner.list(table, after, limit).await
-    }
-    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
-        self.inner.put(table, put).await
-    }
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
-        self.inner.remove(table, remove).await
-    }
-    async fn restore(
-        &self,
-        table: &str,
-        key: &str,
-        updated_by: Option<&str>,
-        now: i64,
-    ) -> Result<RestoreOutcome> {
-        self.inner.restore(table, key, updated_by, now).await
-    }
-    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
-        self.inner.purge(table, deleted_before).await
-    }
-    async fn rate_limit_hit(
-        &self,
-        scope: &str,
-        bucket: &str,
-        max: u32,
-        window_ms: i64,
-        now: i64,
-    ) -> Result<RateDecision> {
-        self.inner
-            .rate_limit_hit(scope, bucket, max, window_ms, now)
-            .await
-    }
-    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
-        self.feed.subscribe()
-    }
-}
-
-/// A store over `counting` (the `Arc` is shared: the test keeps one to count).
-pub fn counting_store(counting: &Arc<CountingBackend>) -> Store {
-    Store::from_arc(Arc::clone(counting) as Arc<dyn Backend>)
 }
 
 // --- Temporary directories and child processes --------------------------------
@@ -497,7 +387,7 @@ pub async fn replica_follows_the_table(store: Store) {
     assert_eq!(replica.get(&BannerKey::Motd), None);
     assert_eq!(replica.get_str("nope"), None);
     assert_eq!(note_replica.len(), 2);
-    let status = replica.staleness();
+    let status = replica.status();
     assert!(status.in_sync && status.following);
     assert_eq!(status.resyncs, 0);
     assert_eq!(status.stale_for(), None);
@@ -537,17 +427,17 @@ pub async fn replica_follows_the_table(store: Store) {
         note_replica.get_str("a").is_none() && note_replica.len() == 1
     })
     .await;
-    let status = replica.staleness();
+    let status = replica.status();
     assert!(status.in_sync);
     assert!(status.changes_applied >= 4, "{status:?}");
 }
 
 /// Listeners (feed receivers) come and go with watches and replicas.
-pub async fn dropping_watches_and_replicas_leaks_nothing(counting: Arc<CountingBackend>) {
-    let store = counting_store(&counting);
+pub async fn dropping_watches_and_replicas_leaks_nothing(store: Store) {
+    let listeners = || store.backend().feed().listeners();
     let t = store.table::<Banner>();
     let baseline = Arc::strong_count(store.backend());
-    assert_eq!(counting.listeners(), 0);
+    assert_eq!(listeners(), 0);
 
     let w1 = bounded("watch", t.watch(BannerKey::Banner)).await.unwrap();
     let mut w2 = bounded("watch", t.watch(BannerKey::Motd)).await.unwrap();
@@ -555,20 +445,16 @@ pub async fn dropping_watches_and_replicas_leaks_nothing(counting: Arc<CountingB
     let r1 = bounded("replica", t.replica()).await.unwrap();
     let r2 = r1.clone();
     let r3: Replica<Banner> = bounded("replica", Replica::start(&t)).await.unwrap();
-    assert_eq!(counting.listeners(), 5);
+    assert_eq!(listeners(), 5);
     // A watch in the middle of waiting for the feed is dropped too.
     assert_eq!(next_ok(&mut w2).await.row, None);
     let pending = tokio::time::timeout(Duration::from_millis(50), w2.next()).await;
     assert!(pending.is_err(), "nothing was written");
 
     drop((w1, w2, tw));
-    assert_eq!(counting.listeners(), 2);
+    assert_eq!(listeners(), 2);
     drop(r1);
-    assert_eq!(
-        counting.listeners(),
-        2,
-        "a clone keeps the replica following"
-    );
+    assert_eq!(listeners(), 2, "a clone keeps the replica following");
     t.set(&admin(), BannerKey::Banner, banner("still", 1))
         .await
         .unwrap();
@@ -578,7 +464,7 @@ pub async fn dropping_watches_and_replicas_leaks_nothing(counting: Arc<CountingB
     .await;
     drop((r2, r3));
     // The follower tasks stop when aborted: soon, not necessarily at once.
-    eventually("every listener is gone", || counting.listeners() == 0).await;
+    eventually("every listener is gone", || listeners() == 0).await;
     eventually("no task holds the store", || {
         Arc::strong_count(store.backend()) == baseline
     })

@@ -3,17 +3,16 @@
 //! Rows live in one ordered map per table behind a read-write lock. Nothing
 //! survives the process.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
 
 use super::{
-    first_version, next_version, Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow,
-    Remove, RemoveOutcome, RestoreOutcome, FEED_CAPACITY,
+    first_version, next_version, Backend, ChangeFeed, MemoryRateCounter, Outcome, Payload,
+    RateCounter, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Write,
 };
 use crate::error::Result;
 
@@ -60,21 +59,19 @@ impl Hasher for Fnv {
 
 /// Rows in process memory. Create one with [`MemoryBackend::new`] or
 /// [`Store::memory`](crate::Store::memory).
-#[derive(Debug)]
+#[derive(Default)]
 pub struct MemoryBackend {
     tables: RwLock<Tables>,
-    /// Admitted write times per (scope, bucket), oldest first.
-    rate: Mutex<HashMap<(String, String), VecDeque<i64>>>,
-    feed: broadcast::Sender<FeedEvent>,
+    rate: MemoryRateCounter,
+    feed: ChangeFeed,
 }
 
-impl Default for MemoryBackend {
-    fn default() -> Self {
-        MemoryBackend {
-            tables: RwLock::default(),
-            rate: Mutex::default(),
-            feed: broadcast::channel(FEED_CAPACITY).0,
-        }
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("MemoryBackend")
+            .field("tables", &tables.len())
+            .finish()
     }
 }
 
@@ -82,17 +79,6 @@ impl MemoryBackend {
     /// An empty backend.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Publishes a change; called with the table lock held so that changes
-    /// arrive in commit order.
-    fn publish(&self, table: &str, key: &str, row: Option<&RawRow>) {
-        // No receivers is not an error: nobody is watching.
-        let _ = self.feed.send(FeedEvent::Change(Change {
-            table: table.to_owned(),
-            key: key.to_owned(),
-            row: row.filter(|r| r.is_live()).cloned(),
-        }));
     }
 
     fn read<T>(&self, f: impl FnOnce(&Tables) -> T) -> T {
@@ -104,7 +90,8 @@ impl MemoryBackend {
     }
 
     /// Runs `f` on the rows of `table` under the write lock, handing it a
-    /// function that publishes a change while the lock is still held.
+    /// function that publishes a change while the lock is still held (so
+    /// that changes arrive in commit order).
     fn write<T>(
         &self,
         table: &str,
@@ -112,7 +99,7 @@ impl MemoryBackend {
     ) -> T {
         let mut guard = self.tables.write().unwrap_or_else(PoisonError::into_inner);
         let rows = guard.entry(table.to_owned()).or_default();
-        f(rows, &|key, row| self.publish(table, key, row))
+        f(rows, &|key, row| self.feed.publish(table, key, row))
     }
 }
 
@@ -122,13 +109,13 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
-    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
-        Ok(self.read(|t| t.get(table).and_then(|t| t.rows.get(key)).cloned()))
+    fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> ReadNow {
+        self.read(|t| read(t.get(table).and_then(|t| t.rows.get(key))));
+        ReadNow::Answered
     }
 
-    fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> bool {
-        self.read(|t| read(t.get(table).and_then(|t| t.rows.get(key))));
-        true
+    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
+        Ok(self.read(|t| t.get(table).and_then(|t| t.rows.get(key)).cloned()))
     }
 
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
@@ -149,76 +136,84 @@ impl Backend for MemoryBackend {
         }))
     }
 
-    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
+    async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {
         Ok(self.write(table, |t, publish| {
-            let existing = t.rows.get(put.key);
+            let existing = t.rows.get(write.key);
             let live = existing.filter(|r| r.is_live()).map(|r| r.updated_at);
-            if !put.expect.admits(live) {
-                return PutOutcome::Conflict {
+            if !write.expect.admits(live) {
+                return Outcome::Conflict {
                     current_updated_at: live,
                 };
             }
             let row = RawRow {
-                key: put.key.to_owned(),
-                value: put.value,
-                created_at: existing.map_or(put.now, |r| r.created_at),
+                key: write.key.to_owned(),
+                value,
+                created_at: existing.map_or(write.now, |r| r.created_at),
                 updated_at: match existing {
-                    Some(r) => next_version(Some(r.updated_at), put.now),
-                    None => first_version(t.floor, put.now),
+                    Some(r) => next_version(Some(r.updated_at), write.now),
+                    None => first_version(t.floor, write.now),
                 },
                 deleted_at: None,
-                updated_by: put.updated_by.map(Arc::from),
+                updated_by: write.updated_by.map(Arc::from),
             };
             let previous = t.rows.insert(row.key.clone(), row.clone());
             publish(&row.key, Some(&row));
-            PutOutcome::Written { row, previous }
+            Outcome::Done(Stored { row, previous })
         }))
     }
 
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
+    async fn rm(&self, table: &str, write: Write<'_>, mode: RmMode) -> Result<Outcome<Removed>> {
         Ok(self.write(table, |t, publish| {
-            let Some(row) = t.rows.get_mut(remove.key).filter(|r| r.is_live()) else {
-                return RemoveOutcome::NotLive;
-            };
-            if remove
-                .expected_updated_at
-                .is_some_and(|expected| expected != row.updated_at)
-            {
-                return RemoveOutcome::Conflict {
-                    current_updated_at: row.updated_at,
+            let live = t.rows.get(write.key).filter(|r| r.is_live());
+            let live_version = live.map(|r| r.updated_at);
+            if !write.expect.admits(live_version) {
+                return Outcome::Conflict {
+                    current_updated_at: live_version,
                 };
             }
+            let Some(row) = t.rows.get_mut(write.key).filter(|r| r.is_live()) else {
+                return Outcome::Done(Removed::NotLive);
+            };
             let before = row.clone();
-            if remove.soft {
-                row.deleted_at = Some(remove.now);
-                row.updated_at = next_version(Some(row.updated_at), remove.now);
-                row.updated_by = remove.updated_by.map(Arc::from);
-            } else {
-                t.rows.remove(remove.key);
-                t.raise_floor(before.updated_at);
+            match mode {
+                RmMode::Soft => {
+                    row.deleted_at = Some(write.now);
+                    row.updated_at = next_version(Some(row.updated_at), write.now);
+                    row.updated_by = write.updated_by.map(Arc::from);
+                }
+                RmMode::Hard => {
+                    t.rows.remove(write.key);
+                    t.raise_floor(before.updated_at);
+                }
             }
-            publish(remove.key, None);
-            RemoveOutcome::Removed(before)
+            publish(write.key, None);
+            Outcome::Done(Removed::Row(before))
         }))
     }
 
-    async fn restore(
-        &self,
-        table: &str,
-        key: &str,
-        updated_by: Option<&str>,
-        now: i64,
-    ) -> Result<RestoreOutcome> {
-        Ok(self.write(table, |t, publish| match t.rows.get_mut(key) {
-            None => RestoreOutcome::NotFound,
-            Some(row) if row.is_live() => RestoreOutcome::AlreadyLive(row.clone()),
-            Some(row) => {
-                row.deleted_at = None;
-                row.updated_at = next_version(Some(row.updated_at), now);
-                row.updated_by = updated_by.map(Arc::from);
-                publish(key, Some(row));
-                RestoreOutcome::Restored(row.clone())
+    async fn restore(&self, table: &str, write: Write<'_>) -> Result<Outcome<Restored>> {
+        Ok(self.write(table, |t, publish| {
+            let live = t
+                .rows
+                .get(write.key)
+                .filter(|r| r.is_live())
+                .map(|r| r.updated_at);
+            if !write.expect.admits(live) {
+                return Outcome::Conflict {
+                    current_updated_at: live,
+                };
             }
+            Outcome::Done(match t.rows.get_mut(write.key) {
+                None => Restored::NotFound,
+                Some(row) if row.is_live() => Restored::AlreadyLive(row.clone()),
+                Some(row) => {
+                    row.deleted_at = None;
+                    row.updated_at = next_version(Some(row.updated_at), write.now);
+                    row.updated_by = write.updated_by.map(Arc::from);
+                    publish(write.key, Some(row));
+                    Restored::Revived(row.clone())
+                }
+            })
         }))
     }
 
@@ -239,33 +234,11 @@ impl Backend for MemoryBackend {
         }))
     }
 
-    async fn rate_limit_hit(
-        &self,
-        scope: &str,
-        bucket: &str,
-        max: u32,
-        window_ms: i64,
-        now: i64,
-    ) -> Result<RateDecision> {
-        let mut rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
-        let hits = rate
-            .entry((scope.to_owned(), bucket.to_owned()))
-            .or_default();
-        let start = now.saturating_sub(window_ms);
-        // Not `pop_front` while old: after the clock steps back, the log is
-        // no longer in time order. It holds at most `max` entries.
-        hits.retain(|&at| at > start);
-        if hits.len() >= max as usize {
-            let oldest = hits.iter().copied().min().unwrap_or(now);
-            return Ok(RateDecision::Limited {
-                retry_after_ms: oldest.saturating_add(window_ms).saturating_sub(now).max(1),
-            });
-        }
-        hits.push_back(now);
-        Ok(RateDecision::Admitted)
+    fn rate_counter(&self) -> &dyn RateCounter {
+        &self.rate
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
-        self.feed.subscribe()
+    fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 }

@@ -959,9 +959,14 @@ pub async fn purge_removes_only_old_soft_deleted_rows(store: Store) {
 /// The backend's rate-limit counter is a true sliding window per bucket.
 pub async fn rate_limit_window_slides_per_bucket(store: Store) {
     use crate::backend::RateDecision::{Admitted, Limited};
-    let b = store.backend();
+    use crate::backend::Window;
+    let b = store.backend().rate_counter();
+    let three_per_second = Window {
+        max: 3,
+        window_ms: 1_000,
+    };
     let hit = |bucket: &'static str, now: i64| async move {
-        b.rate_limit_hit("conformanceBanner", bucket, 3, 1_000, now)
+        b.hit("conformanceBanner", bucket, three_per_second, now)
             .await
             .unwrap()
     };
@@ -978,7 +983,7 @@ pub async fn rate_limit_window_slides_per_bucket(store: Store) {
     // Another bucket, and another scope, have their own budgets.
     assert_eq!(hit("u2", 300).await, Admitted);
     assert_eq!(
-        b.rate_limit_hit("conformanceNote", "u1", 3, 1_000, 300)
+        b.hit("conformanceNote", "u1", three_per_second, 300)
             .await
             .unwrap(),
         Admitted
@@ -1001,7 +1006,7 @@ pub async fn rate_limit_window_slides_per_bucket(store: Store) {
 /// the row's state after it (none once no live row remains).
 pub async fn change_feed_reports_commits_in_order(store: Store) {
     use crate::backend::FeedEvent;
-    let mut feed = store.backend().subscribe();
+    let mut feed = store.backend().feed().subscribe();
     let t = store.table::<Banner>();
     let notes = store.table::<Note>();
     let set = t
@@ -1152,7 +1157,7 @@ pub async fn before_update_hooks_change_values_and_see_previous(store: Store) {
     let stored: Arc<Mutex<Vec<String>>> = Arc::default();
     {
         let seen_previous = Arc::clone(&seen_previous);
-        t.before_update("shout", move |change| {
+        t.before_set("shout", move |change| {
             let seen_previous = Arc::clone(&seen_previous);
             async move {
                 tokio::task::yield_now().await;
@@ -1166,14 +1171,14 @@ pub async fn before_update_hooks_change_values_and_see_previous(store: Store) {
             }
         });
     }
-    t.before_update("suffix", |change| async move {
+    t.before_set("suffix", |change| async move {
         let mut value = change.value;
         value.message.push('!');
         Ok(value)
     });
     {
         let stored = Arc::clone(&stored);
-        t.after_update("record", move |done| {
+        t.after_set("record", move |done| {
             let stored = Arc::clone(&stored);
             async move {
                 stored.lock().unwrap().push(done.row.value.message);
@@ -1204,7 +1209,7 @@ pub async fn before_update_hooks_change_values_and_see_previous(store: Store) {
     );
     assert_eq!(*stored.lock().unwrap(), ["HI!", "AGAIN!"]);
     // A hook output breaking the constraints is refused like any value.
-    t.before_update("blank", |change| async move {
+    t.before_set("blank", |change| async move {
         let mut value = change.value;
         value.message = "x".repeat(300);
         Ok(value)
@@ -1233,7 +1238,7 @@ pub async fn hooks_can_refuse_writes_and_deletes(store: Store) {
         .set(&admin(), BannerKey::Banner, Banner::new("keep"))
         .await
         .unwrap();
-    t.before_update("no-swearing", |change| async move {
+    t.before_set("no-swearing", |change| async move {
         if change.value.message.contains("darn") {
             Err(HookError::new("keep it civil"))
         } else {
@@ -1274,13 +1279,13 @@ pub async fn hooks_can_refuse_writes_and_deletes(store: Store) {
 pub async fn panicking_hooks_do_not_poison_the_store(store: Store) {
     use crate::hooks::HookError;
     let t = store.table::<Banner>();
-    t.before_update("explodes-on-boom", |change| async move {
+    t.before_set("explodes-on-boom", |change| async move {
         if change.value.message == "boom" {
             panic!("hook exploded");
         }
         Ok(change.value)
     });
-    t.after_update("always-fails", |_| async {
+    t.after_set("always-fails", |_| async {
         Err(HookError::new("mail server down"))
     });
     t.after_rm("always-panics", |_| async { panic!("after_rm exploded") });
@@ -1487,7 +1492,7 @@ pub async fn list_skips_undeclared_keys_and_keeps_pages_full(store: Store) {
         ]
     );
     // A hook registered on one schema does not apply to (or erase) the other's.
-    declared.before_update("refuse-all", |_| async {
+    declared.before_set("refuse-all", |_| async {
         Err(crate::hooks::HookError::new("no"))
     });
     any.set(&admin(), "free".to_owned(), v()).await.unwrap();
@@ -1596,7 +1601,7 @@ pub async fn before_update_hooks_rerun_when_the_row_appears_meanwhile(store: Sto
     let seen: Arc<Mutex<Seen>> = Arc::default();
     {
         let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), t.clone());
-        t.before_update("record", move |change| {
+        t.before_set("record", move |change| {
             let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), other.clone());
             async move {
                 seen.lock().unwrap().push((
@@ -1684,49 +1689,141 @@ pub async fn before_rm_hooks_rerun_when_the_row_changes_meanwhile(store: Store) 
     assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
 }
 
-/// `Backend::remove` with an expected version deletes only that version:
-/// another version is a conflict that changes nothing; no live row is
-/// `NotLive`.
-pub async fn conditional_remove_checks_the_version(store: Store) {
-    use crate::backend::{Remove, RemoveOutcome};
+/// `Backend::rm` and `Backend::restore` check their expectation like
+/// `set`: against the live row's version, in the same atomic step, and a
+/// failed one changes nothing.
+pub async fn rm_and_restore_check_the_expectation(store: Store) {
+    use crate::backend::{Expect, Outcome, Removed, Restored, RmMode, Write};
     use crate::schema::KvSchema;
-    let t = store.table::<Note>();
+    let notes = store.table::<Note>();
+    let banners = store.table::<Banner>();
     let k = "n".to_owned();
-    let row = t.set(&editor(), &k, note("x")).await.unwrap();
-    let remove = |expected| Remove {
-        key: "n",
-        soft: false,
+    let row = notes.set(&editor(), &k, note("x")).await.unwrap();
+    let write = |key, expect| Write {
+        key,
+        expect,
         updated_by: None,
-        expected_updated_at: Some(expected),
         now: store.now(),
     };
     let backend = store.backend();
-    let stale = backend
-        .remove(Note::TABLE, remove(row.updated_at - 1))
-        .await
-        .unwrap();
-    assert_eq!(
-        stale,
-        RemoveOutcome::Conflict {
-            current_updated_at: row.updated_at
-        }
-    );
-    assert_eq!(t.get(&k).await.unwrap(), Some(row.clone()));
+    let conflict = |current| Outcome::<Removed>::Conflict {
+        current_updated_at: current,
+    };
+    // rm: a stale version, and "no live row", are conflicts.
+    for expect in [Expect::Version(row.updated_at - 1), Expect::NotLive] {
+        let out = backend
+            .rm(Note::TABLE, write("n", expect), RmMode::Hard)
+            .await
+            .unwrap();
+        assert_eq!(out, conflict(Some(row.updated_at)), "{expect:?}");
+        assert_eq!(notes.get(&k).await.unwrap(), Some(row.clone()));
+    }
     match backend
-        .remove(Note::TABLE, remove(row.updated_at))
+        .rm(
+            Note::TABLE,
+            write("n", Expect::Version(row.updated_at)),
+            RmMode::Hard,
+        )
         .await
         .unwrap()
     {
-        RemoveOutcome::Removed(before) => assert_eq!(before.updated_at, row.updated_at),
-        other => panic!("expected Removed, got {other:?}"),
+        Outcome::Done(Removed::Row(before)) => assert_eq!(before.updated_at, row.updated_at),
+        other => panic!("expected the row removed, got {other:?}"),
     }
-    assert_eq!(t.get(&k).await.unwrap(), None);
+    assert_eq!(notes.get(&k).await.unwrap(), None);
+    // No live row: expecting one is a conflict; otherwise nothing to do.
     assert_eq!(
         backend
-            .remove(Note::TABLE, remove(row.updated_at))
+            .rm(
+                Note::TABLE,
+                write("n", Expect::Version(row.updated_at)),
+                RmMode::Hard
+            )
             .await
             .unwrap(),
-        RemoveOutcome::NotLive
+        conflict(None)
+    );
+    for expect in [Expect::Any, Expect::NotLive] {
+        assert_eq!(
+            backend
+                .rm(Note::TABLE, write("n", expect), RmMode::Hard)
+                .await
+                .unwrap(),
+            Outcome::Done(Removed::NotLive),
+            "{expect:?}"
+        );
+    }
+
+    // restore, on a soft-deleted row: expecting a live row is a conflict
+    // and revives nothing; "no live row" revives it.
+    let b = banners
+        .set(&admin(), BannerKey::Banner, Banner::new("b"))
+        .await
+        .unwrap();
+    assert!(banners.rm(&admin(), BannerKey::Banner).await.unwrap());
+    let out = backend
+        .restore(
+            Banner::TABLE,
+            write("banner", Expect::Version(b.updated_at)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Conflict {
+            current_updated_at: None
+        }
+    );
+    assert_eq!(banners.get(BannerKey::Banner).await.unwrap(), None);
+    let revived = match backend
+        .restore(Banner::TABLE, write("banner", Expect::NotLive))
+        .await
+        .unwrap()
+    {
+        Outcome::Done(Restored::Revived(row)) => row,
+        other => panic!("expected the row revived, got {other:?}"),
+    };
+    assert!(revived.updated_at > b.updated_at);
+    // On a live row: "no live row" and a stale version are conflicts; the
+    // current version (or none) returns it unchanged.
+    for expect in [Expect::NotLive, Expect::Version(b.updated_at)] {
+        assert_eq!(
+            backend
+                .restore(Banner::TABLE, write("banner", expect))
+                .await
+                .unwrap(),
+            Outcome::Conflict {
+                current_updated_at: Some(revived.updated_at)
+            },
+            "{expect:?}"
+        );
+    }
+    for expect in [Expect::Any, Expect::Version(revived.updated_at)] {
+        assert_eq!(
+            backend
+                .restore(Banner::TABLE, write("banner", expect))
+                .await
+                .unwrap(),
+            Outcome::Done(Restored::AlreadyLive(revived.clone())),
+            "{expect:?}"
+        );
+    }
+    // A key never written: not found, or a conflict when a row is expected.
+    assert_eq!(
+        backend
+            .restore(Banner::TABLE, write("motd", Expect::Any))
+            .await
+            .unwrap(),
+        Outcome::Done(Restored::NotFound)
+    );
+    assert_eq!(
+        backend
+            .restore(Banner::TABLE, write("motd", Expect::Version(1)))
+            .await
+            .unwrap(),
+        Outcome::Conflict {
+            current_updated_at: None
+        }
     );
 }
 

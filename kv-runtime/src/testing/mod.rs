@@ -11,12 +11,36 @@
 //!
 //! The expression is evaluated once per case and must give a store over an
 //! empty backend (or at least one without the suite's tables, whose names
-//! all start with `conformance`). Each case becomes its own `#[test]`.
+//! all start with `conformance`), or a store together with something to keep
+//! alive until the case ends, such as a temporary directory ([`Fixture`]).
+//! Each case becomes its own `#[test]`.
 
 pub mod cases;
 pub mod schemas;
 
 use std::future::Future;
+
+use crate::Store;
+
+/// What a conformance factory gives: a [`Store`], or a store and a guard
+/// that must outlive it (dropped after the store, e.g. the temporary
+/// directory holding its database file).
+pub trait Fixture {
+    /// The store the case runs on.
+    fn store(&self) -> Store;
+}
+
+impl Fixture for Store {
+    fn store(&self) -> Store {
+        self.clone()
+    }
+}
+
+impl<G> Fixture for (Store, G) {
+    fn store(&self) -> Store {
+        self.0.clone()
+    }
+}
 
 /// Runs one async case to completion on a fresh multi-thread Tokio runtime.
 pub fn run<F: Future<Output = ()>>(case: F) {
@@ -31,7 +55,8 @@ pub fn run<F: Future<Output = ()>>(case: F) {
 }
 
 /// Expands to one `#[test]` per conformance case, each given a fresh store
-/// from `$factory` (an expression of type `impl Future<Output = Store>`).
+/// from `$factory` (an expression of type `impl Future<Output = F>` where
+/// `F` is a [`Fixture`]: a `Store`, or a `(Store, guard)`).
 #[macro_export]
 macro_rules! conformance_suite {
     ($factory:expr) => {
@@ -83,7 +108,7 @@ macro_rules! conformance_suite {
             concurrent_set_if_absent_admits_exactly_one,
             before_update_hooks_rerun_when_the_row_appears_meanwhile,
             before_rm_hooks_rerun_when_the_row_changes_meanwhile,
-            conditional_remove_checks_the_version,
+            rm_and_restore_check_the_expectation,
             versions_are_not_reused_after_a_hard_delete,
             versions_are_not_reused_after_a_purge
         );
@@ -93,8 +118,10 @@ macro_rules! conformance_suite {
             #[test]
             fn $case() {
                 $crate::testing::run(async {
-                    let store: $crate::Store = $factory.await;
+                    let fixture = $factory.await;
+                    let store = $crate::testing::Fixture::store(&fixture);
                     $crate::testing::cases::$case(store).await;
+                    drop(fixture);
                 });
             }
         )*

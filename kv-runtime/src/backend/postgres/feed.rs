@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, NoTls, Notification};
 
 use super::errors::describe;
 use super::{fetch, sql};
-use crate::backend::{Change, FeedEvent, Payload, RawRow, FEED_CAPACITY};
+use crate::backend::{Change, ChangeFeed, FeedEvent, Payload, RawRow, FEED_CAPACITY};
 use crate::error::{Error, Result};
 
 /// First and longest wait between reconnection attempts.
@@ -50,7 +50,7 @@ struct Listening {
 pub(super) async fn start(
     config: tokio_postgres::Config,
     pool: Pool,
-    sender: broadcast::Sender<FeedEvent>,
+    sender: ChangeFeed,
     target: String,
 ) -> Result<AbortOnDrop> {
     let listening = listen(&config).await.map_err(|e| {
@@ -98,7 +98,7 @@ async fn listen(config: &tokio_postgres::Config) -> Result<Listening, tokio_post
 async fn supervise(
     config: tokio_postgres::Config,
     pool: Pool,
-    sender: broadcast::Sender<FeedEvent>,
+    sender: ChangeFeed,
     target: String,
     mut listening: Listening,
 ) {
@@ -106,13 +106,12 @@ async fn supervise(
         while let Some(notification) = listening.notifications.recv().await {
             if notification.channel() == sql::CHANNEL {
                 if let Some(event) = decode(&pool, &target, notification.payload()).await {
-                    // No receivers is not an error: nobody is watching.
-                    let _ = sender.send(event);
+                    sender.send(event);
                 }
             }
         }
         // The connection is lost: changes may be missed until it is back.
-        let _ = sender.send(FeedEvent::Resync);
+        sender.resync();
         drop(listening);
         let mut delay = BACKOFF_MIN;
         listening = loop {
@@ -123,7 +122,7 @@ async fn supervise(
             }
         };
         // Listening again; whatever changed in between is unknown.
-        let _ = sender.send(FeedEvent::Resync);
+        sender.resync();
     }
 }
 

@@ -65,12 +65,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, PoolError, TimeoutType, Timeouts};
-use tokio::sync::broadcast;
 
 use self::errors::{pg_error, pool_error, write_error};
 use super::{
-    Backend, Expect, FeedEvent, Payload, Put, PutOutcome, RateDecision, RawRow, Remove,
-    RemoveOutcome, RestoreOutcome,
+    Backend, ChangeFeed, Expect, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow,
+    Removed, Restored, RmMode, Stored, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -85,7 +84,7 @@ const PUT_ATTEMPTS: usize = 8;
 /// See the [module documentation](self).
 pub struct PostgresBackend {
     pool: Pool,
-    feed: broadcast::Sender<FeedEvent>,
+    feed: ChangeFeed,
     op_timeout: Option<Duration>,
     /// Timeouts of a pool checkout that does not wait for a busy pool.
     free_now: Timeouts,
@@ -143,6 +142,10 @@ impl Backend for PostgresBackend {
         "postgres"
     }
 
+    fn get_now(&self, _table: &str, _key: &str, _read: &mut dyn FnMut(Option<&RawRow>)) -> ReadNow {
+        ReadNow::NeedsIo
+    }
+
     async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
         self.run("get", async {
             let client = self.client("get").await?;
@@ -178,14 +181,14 @@ impl Backend for PostgresBackend {
         .await
     }
 
-    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
+    async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {
         self.run("set", async {
             let client = self.client("set").await?;
             let stmt = client
                 .prepare_cached(sql::PUT)
                 .await
                 .map_err(|e| pg_error(&self.target, "set", e))?;
-            let (version, not_live) = match put.expect {
+            let (version, not_live) = match write.expect {
                 Expect::Any => (None, false),
                 Expect::Version(v) => (Some(v), false),
                 Expect::NotLive => (None, true),
@@ -196,43 +199,43 @@ impl Backend for PostgresBackend {
                         &stmt,
                         &[
                             &table,
-                            &put.key,
-                            &put.value.json(),
-                            &put.updated_by,
-                            &put.now,
+                            &write.key,
+                            &value.json(),
+                            &write.updated_by,
+                            &write.now,
                             &version,
                             &not_live,
                         ],
                     )
                     .await
                     .map_err(|e| write_error(&self.target, "set", e))?;
-                let previous = read_row(&row, 0, put.key.to_owned(), &self.target)?;
+                let previous = read_row(&row, 0, write.key.to_owned(), &self.target)?;
                 let created_at: Option<i64> = column(&row, 5, &self.target)?;
                 let updated_at: Option<i64> = column(&row, 6, &self.target)?;
                 if let (Some(created_at), Some(updated_at)) = (created_at, updated_at) {
                     let row = RawRow {
-                        key: put.key.to_owned(),
-                        value: put.value.clone(),
+                        key: write.key.to_owned(),
+                        value: value.clone(),
                         created_at,
                         updated_at,
                         deleted_at: None,
-                        updated_by: put.updated_by.map(Arc::from),
+                        updated_by: write.updated_by.map(Arc::from),
                     };
-                    return Ok(PutOutcome::Written { row, previous });
+                    return Ok(Outcome::Done(Stored { row, previous }));
                 }
                 let live = previous
                     .as_ref()
                     .filter(|r| r.is_live())
                     .map(|r| r.updated_at);
-                match put.expect {
+                match write.expect {
                     // The row `old` locked is the latest: its version is current.
                     Expect::Version(_) => {
-                        return Ok(PutOutcome::Conflict {
+                        return Ok(Outcome::Conflict {
                             current_updated_at: live,
                         })
                     }
                     Expect::NotLive if live.is_some() => {
-                        return Ok(PutOutcome::Conflict {
+                        return Ok(Outcome::Conflict {
                             current_updated_at: live,
                         })
                     }
@@ -247,87 +250,123 @@ impl Backend for PostgresBackend {
                 "PostgreSQL ({}): set of key {:?} in table `{table}` kept racing with \
                  concurrent inserts of the same key",
                 self.target,
-                crate::error::shorten(put.key)
+                crate::error::shorten(write.key)
             )))
         })
         .await
     }
 
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
+    async fn rm(&self, table: &str, write: Write<'_>, mode: RmMode) -> Result<Outcome<Removed>> {
         self.run("rm", async {
             let client = self.client("rm").await?;
             let fail = |e| write_error(&self.target, "rm", e);
-            let row = if remove.soft {
-                let stmt = client
-                    .prepare_cached(sql::REMOVE_SOFT)
-                    .await
-                    .map_err(fail)?;
-                client
-                    .query_opt(
-                        &stmt,
-                        &[
-                            &table,
-                            &remove.key,
-                            &remove.now,
-                            &remove.updated_by,
-                            &remove.expected_updated_at,
-                        ],
-                    )
-                    .await
-            } else {
-                let stmt = client
-                    .prepare_cached(sql::REMOVE_HARD)
-                    .await
-                    .map_err(fail)?;
-                client
-                    .query_opt(&stmt, &[&table, &remove.key, &remove.expected_updated_at])
-                    .await
+            let (version, not_live) = match write.expect {
+                Expect::Any => (None, false),
+                Expect::Version(v) => (Some(v), false),
+                Expect::NotLive => (None, true),
+            };
+            let row = match mode {
+                RmMode::Soft => {
+                    let stmt = client
+                        .prepare_cached(sql::REMOVE_SOFT)
+                        .await
+                        .map_err(fail)?;
+                    client
+                        .query_opt(
+                            &stmt,
+                            &[
+                                &table,
+                                &write.key,
+                                &write.now,
+                                &write.updated_by,
+                                &version,
+                                &not_live,
+                            ],
+                        )
+                        .await
+                }
+                RmMode::Hard => {
+                    let stmt = client
+                        .prepare_cached(sql::REMOVE_HARD)
+                        .await
+                        .map_err(fail)?;
+                    client
+                        .query_opt(&stmt, &[&table, &write.key, &version, &not_live])
+                        .await
+                }
             }
             .map_err(fail)?;
             let Some(row) = row else {
-                return Ok(RemoveOutcome::NotLive);
+                return Ok(if write.expect.admits(None) {
+                    Outcome::Done(Removed::NotLive)
+                } else {
+                    Outcome::Conflict {
+                        current_updated_at: None,
+                    }
+                });
             };
-            let Some(before) = read_row(&row, 0, remove.key.to_owned(), &self.target)? else {
+            let Some(before) = read_row(&row, 0, write.key.to_owned(), &self.target)? else {
                 return Err(corrupt(&self.target, "rm returned a row without a value"));
             };
             let removed: bool = column(&row, 5, &self.target)?;
             if removed {
-                Ok(RemoveOutcome::Removed(before))
+                Ok(Outcome::Done(Removed::Row(before)))
             } else {
-                Ok(RemoveOutcome::Conflict {
-                    current_updated_at: before.updated_at,
+                Ok(Outcome::Conflict {
+                    current_updated_at: Some(before.updated_at),
                 })
             }
         })
         .await
     }
 
-    async fn restore(
-        &self,
-        table: &str,
-        key: &str,
-        updated_by: Option<&str>,
-        now: i64,
-    ) -> Result<RestoreOutcome> {
+    async fn restore(&self, table: &str, write: Write<'_>) -> Result<Outcome<Restored>> {
         self.run("restore", async {
             let client = self.client("restore").await?;
             let fail = |e| write_error(&self.target, "restore", e);
             let stmt = client.prepare_cached(sql::RESTORE).await.map_err(fail)?;
+            let may_revive = write.expect.admits(None);
             let Some(row) = client
-                .query_opt(&stmt, &[&table, &key, &now, &updated_by])
+                .query_opt(
+                    &stmt,
+                    &[
+                        &table,
+                        &write.key,
+                        &write.now,
+                        &write.updated_by,
+                        &may_revive,
+                    ],
+                )
                 .await
                 .map_err(fail)?
             else {
-                return Ok(RestoreOutcome::NotFound);
+                return Ok(if may_revive {
+                    Outcome::Done(Restored::NotFound)
+                } else {
+                    Outcome::Conflict {
+                        current_updated_at: None,
+                    }
+                });
             };
-            let Some(before) = read_row(&row, 0, key.to_owned(), &self.target)? else {
+            let Some(before) = read_row(&row, 0, write.key.to_owned(), &self.target)? else {
                 return Err(corrupt(
                     &self.target,
                     "restore returned a row without a value",
                 ));
             };
             if before.is_live() {
-                return Ok(RestoreOutcome::AlreadyLive(before));
+                return Ok(if write.expect.admits(Some(before.updated_at)) {
+                    Outcome::Done(Restored::AlreadyLive(before))
+                } else {
+                    Outcome::Conflict {
+                        current_updated_at: Some(before.updated_at),
+                    }
+                });
+            }
+            if !may_revive {
+                return Ok(Outcome::Conflict {
+                    current_updated_at: None,
+                });
             }
             let updated_at: Option<i64> = column(&row, 5, &self.target)?;
             let updated_at = updated_at.ok_or_else(|| {
@@ -336,12 +375,12 @@ impl Backend for PostgresBackend {
                     "restore locked a deleted row but did not update it",
                 )
             })?;
-            Ok(RestoreOutcome::Restored(RawRow {
+            Ok(Outcome::Done(Restored::Revived(RawRow {
                 deleted_at: None,
                 updated_at,
-                updated_by: updated_by.map(Arc::from),
+                updated_by: write.updated_by.map(Arc::from),
                 ..before
-            }))
+            })))
         })
         .await
     }
@@ -367,21 +406,34 @@ impl Backend for PostgresBackend {
         .await
     }
 
-    async fn rate_limit_hit(
+    fn rate_counter(&self) -> &dyn RateCounter {
+        self
+    }
+
+    fn feed(&self) -> &ChangeFeed {
+        &self.feed
+    }
+}
+
+#[async_trait]
+impl RateCounter for PostgresBackend {
+    async fn hit(
         &self,
         scope: &str,
         bucket: &str,
-        max: u32,
-        window_ms: i64,
+        window: Window,
         now: i64,
     ) -> Result<RateDecision> {
         self.run("rate limit", async {
             let client = self.client("rate limit").await?;
             let fail = |e| pg_error(&self.target, "rate limit", e);
             let stmt = client.prepare_cached(sql::RATE_HIT).await.map_err(fail)?;
-            let start = now.saturating_sub(window_ms);
+            let start = now.saturating_sub(window.window_ms);
             let row = client
-                .query_one(&stmt, &[&scope, &bucket, &now, &i64::from(max), &start])
+                .query_one(
+                    &stmt,
+                    &[&scope, &bucket, &now, &i64::from(window.max), &start],
+                )
                 .await
                 .map_err(|e| write_error(&self.target, "rate limit", e))?;
             let admitted: bool = column(&row, 0, &self.target)?;
@@ -389,16 +441,11 @@ impl Backend for PostgresBackend {
                 return Ok(RateDecision::Admitted);
             }
             let oldest: Option<i64> = column(&row, 1, &self.target)?;
-            let oldest = oldest.unwrap_or(now);
             Ok(RateDecision::Limited {
-                retry_after_ms: oldest.saturating_add(window_ms).saturating_sub(now).max(1),
+                retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
             })
         })
         .await
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
-        self.feed.subscribe()
     }
 }
 

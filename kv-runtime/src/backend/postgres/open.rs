@@ -6,13 +6,12 @@ use std::time::Duration;
 use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts,
 };
-use tokio::sync::broadcast;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
 
 use super::errors::{pg_error, pool_error};
 use super::{feed, sql, PostgresBackend};
-use crate::backend::FEED_CAPACITY;
+use crate::backend::ChangeFeed;
 use crate::error::{Error, Result};
 
 /// The largest pool [`PostgresBackend::connect`] accepts.
@@ -166,7 +165,7 @@ impl PostgresBackend {
         migrate(&mut client, &target).await?;
         drop(client);
 
-        let (sender, _) = broadcast::channel(FEED_CAPACITY);
+        let sender = ChangeFeed::new();
         let listener = feed::start(config, pool.clone(), sender.clone(), target.clone()).await?;
         Ok(PostgresBackend {
             pool,

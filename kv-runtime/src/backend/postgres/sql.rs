@@ -178,10 +178,10 @@ pub const PUT: &str = concat!(
 );
 
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by, `$5` expected
-/// updated_at (NULL: any). Soft-deletes a live row when its version is the
+/// updated_at (NULL: any), `$6` true when no live row is expected (then
+/// nothing is deleted). Soft-deletes a live row when its version is the
 /// expected one. Columns: 0-4 the live row before, as [`GET`] (no row when
-/// there was no live row), 5 whether it was deleted (false: a version
-/// conflict).
+/// there was no live row), 5 whether it was deleted (false: a conflict).
 pub const REMOVE_SOFT: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
@@ -191,7 +191,7 @@ pub const REMOVE_SOFT: &str = concat!(
     next_version!("$3::bigint"),
     ", updated_by = $4::text FROM old ",
     "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NULL ",
-    "AND ($5::bigint IS NULL OR old.updated_at = $5::bigint) ",
+    "AND ($5::bigint IS NULL OR old.updated_at = $5::bigint) AND NOT $6::boolean ",
     "RETURNING r.updated_at",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
     "EXISTS (SELECT 1 FROM w), (SELECT ",
@@ -199,7 +199,8 @@ pub const REMOVE_SOFT: &str = concat!(
     " FROM w) FROM old"
 );
 
-/// `$1` table, `$2` key, `$3` expected updated_at (NULL: any). Removes a
+/// `$1` table, `$2` key, `$3` expected updated_at (NULL: any), `$4` true
+/// when no live row is expected (then nothing is removed). Removes a
 /// live row when its version is the expected one, and raises the table's
 /// version floor to the removed row's `updated_at`. `old` locks the live
 /// row first, so the version compared is the latest committed one.
@@ -211,7 +212,7 @@ pub const REMOVE_HARD: &str = concat!(
     "), d AS (",
     "DELETE FROM kv_rows AS r USING old ",
     "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NULL ",
-    "AND ($3::bigint IS NULL OR old.updated_at = $3::bigint) ",
+    "AND ($3::bigint IS NULL OR old.updated_at = $3::bigint) AND NOT $4::boolean ",
     "RETURNING r.updated_at",
     "), f AS (",
     "INSERT INTO kv_tables AS t (tbl, version_floor) SELECT $1::text, d.updated_at FROM d ",
@@ -223,9 +224,11 @@ pub const REMOVE_HARD: &str = concat!(
     " FROM d) FROM old"
 );
 
-/// `$1` table, `$2` key, `$3` now, `$4` updated_by. Revives a soft-deleted row.
-/// Columns: 0-4 the row before, as [`GET`] (no row: not found), 5 the new
-/// updated_at (NULL when the row was live and nothing changed).
+/// `$1` table, `$2` key, `$3` now, `$4` updated_by, `$5` whether a
+/// soft-deleted row may be revived (false when the write expects a live
+/// row). Revives a soft-deleted row. Columns: 0-4 the row before, as
+/// [`GET`] (no row: not found), 5 the new updated_at (NULL when nothing
+/// changed).
 pub const RESTORE: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
@@ -234,7 +237,7 @@ pub const RESTORE: &str = concat!(
     "UPDATE kv_rows AS r SET deleted_at = NULL, updated_at = ",
     next_version!("$3::bigint"),
     ", updated_by = $4::text FROM old ",
-    "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NOT NULL ",
+    "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NOT NULL AND $5::boolean ",
     "RETURNING r.value, r.created_at, r.updated_at, r.updated_by",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
     "w.updated_at, ",

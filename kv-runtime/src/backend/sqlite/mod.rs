@@ -27,7 +27,7 @@
 //!
 //! # Durability
 //!
-//! Each mutation (`put`, `remove`, `restore`, `purge`, `rate_limit_hit`) is
+//! Each mutation (`set`, `rm`, `restore`, `purge`, a rate-limit hit) is
 //! one `BEGIN IMMEDIATE` transaction doing the conflict check, the version
 //! bump and the write; it is acknowledged only after `COMMIT` returned. By
 //! default ([`Durability::PowerLoss`]) the connection runs with
@@ -61,7 +61,7 @@
 //!
 //! # Change feed
 //!
-//! [`Backend::subscribe`] reports the writes made through this
+//! [`Backend::feed`] reports the writes made through this
 //! `SqliteBackend` (every store sharing it), each published after its
 //! commit while the writer lock is still held, so per key the changes arrive
 //! in commit order. Writes made by other processes sharing the file are not
@@ -78,13 +78,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::Semaphore;
 
 pub use open::{Durability, SqliteOptions, SCHEMA_VERSION};
 
 use super::{
-    Backend, Change, FeedEvent, Put, PutOutcome, RateDecision, RawRow, Remove, RemoveOutcome,
-    RestoreOutcome, FEED_CAPACITY,
+    Backend, ChangeFeed, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow, Removed,
+    Restored, RmMode, Stored, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -108,7 +108,7 @@ struct Shared {
     /// Idle reader connections; `reader_slots` has one permit per reader.
     readers: Mutex<Vec<Connection>>,
     reader_slots: Arc<Semaphore>,
-    feed: broadcast::Sender<FeedEvent>,
+    feed: ChangeFeed,
     rate_hits: AtomicU64,
 }
 
@@ -175,7 +175,7 @@ impl SqliteBackend {
                 reader_slots: Arc::new(Semaphore::new(readers.len())),
                 readers: Mutex::new(readers),
                 writer: Arc::new(tokio::sync::Mutex::new(writer)),
-                feed: broadcast::channel(FEED_CAPACITY).0,
+                feed: ChangeFeed::new(),
                 rate_hits: AtomicU64::new(0),
                 path,
                 options,
@@ -212,11 +212,11 @@ impl SqliteBackend {
     /// Runs a mutation on the writer connection, off the runtime's threads,
     /// and publishes the change it made after the commit, with the writer
     /// lock still held.
-    async fn write<T, F, C>(&self, op: &'static str, mut f: F, change: C) -> Result<T>
+    async fn write<T, F, P>(&self, op: &'static str, mut f: F, publish: P) -> Result<T>
     where
         T: Send + 'static,
         F: FnMut(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-        C: FnOnce(&T) -> Option<Change> + Send + 'static,
+        P: FnOnce(&T, &ChangeFeed) + Send + 'static,
     {
         let mut writer = Arc::clone(&self.shared.writer).lock_owned().await;
         let shared = Arc::clone(&self.shared);
@@ -225,10 +225,7 @@ impl SqliteBackend {
         run_blocking(move || {
             let out = ops::retry_busy(shared.options.busy_timeout, || f(&mut writer))
                 .map_err(|e| shared.error(op, e))?;
-            if let Some(change) = change(&out) {
-                // No receivers is not an error: nobody is watching.
-                let _ = shared.feed.send(FeedEvent::Change(change));
-            }
+            publish(&out, &shared.feed);
             drop(writer);
             Ok(out)
         })
@@ -275,18 +272,14 @@ impl Shared {
     }
 }
 
-fn change(table: &str, key: &str, row: Option<&RawRow>) -> Option<Change> {
-    Some(Change {
-        table: table.to_owned(),
-        key: key.to_owned(),
-        row: row.filter(|r| r.is_live()).cloned(),
-    })
-}
-
 #[async_trait]
 impl Backend for SqliteBackend {
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn get_now(&self, _table: &str, _key: &str, _read: &mut dyn FnMut(Option<&RawRow>)) -> ReadNow {
+        ReadNow::NeedsIo
     }
 
     async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
@@ -303,73 +296,46 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn put(&self, table: &str, put: Put<'_>) -> Result<PutOutcome> {
-        let (tbl, key) = (table.to_owned(), put.key.to_owned());
-        let updated_by = put.updated_by.map(str::to_owned);
-        let (value, expect, now) = (put.value, put.expect, put.now);
-        let feed_table = tbl.clone();
+    async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {
+        let owned = OwnedWrite::new(table, &write);
+        let tbl = owned.table.clone();
         self.write(
-            "put",
-            move |conn| {
-                let put = Put {
-                    key: &key,
-                    value: value.clone(),
-                    expect,
-                    updated_by: updated_by.as_deref(),
-                    now,
-                };
-                ops::put(conn, &tbl, &put)
-            },
-            move |out| match out {
-                PutOutcome::Written { row, .. } => change(&feed_table, &row.key, Some(row)),
-                PutOutcome::Conflict { .. } => None,
+            "set",
+            move |conn| ops::set(conn, &owned.table, &owned.write(), &value),
+            move |out, feed| {
+                if let Outcome::Done(stored) = out {
+                    feed.publish(&tbl, &stored.row.key, Some(&stored.row));
+                }
             },
         )
         .await
     }
 
-    async fn remove(&self, table: &str, remove: Remove<'_>) -> Result<RemoveOutcome> {
-        let (tbl, key) = (table.to_owned(), remove.key.to_owned());
-        let updated_by = remove.updated_by.map(str::to_owned);
-        let (soft, now, expected_updated_at) =
-            (remove.soft, remove.now, remove.expected_updated_at);
-        let feed_table = tbl.clone();
+    async fn rm(&self, table: &str, write: Write<'_>, mode: RmMode) -> Result<Outcome<Removed>> {
+        let owned = OwnedWrite::new(table, &write);
+        let (tbl, key) = (owned.table.clone(), owned.key.clone());
         self.write(
-            "remove",
-            move |conn| {
-                let remove = Remove {
-                    key: &key,
-                    soft,
-                    updated_by: updated_by.as_deref(),
-                    expected_updated_at,
-                    now,
-                };
-                ops::remove(conn, &tbl, &remove)
-            },
-            move |out| match out {
-                RemoveOutcome::Removed(before) => change(&feed_table, &before.key, None),
-                RemoveOutcome::NotLive | RemoveOutcome::Conflict { .. } => None,
+            "rm",
+            move |conn| ops::rm(conn, &owned.table, &owned.write(), mode),
+            move |out, feed| {
+                if let Outcome::Done(Removed::Row(_)) = out {
+                    feed.publish(&tbl, &key, None);
+                }
             },
         )
         .await
     }
 
-    async fn restore(
-        &self,
-        table: &str,
-        key: &str,
-        updated_by: Option<&str>,
-        now: i64,
-    ) -> Result<RestoreOutcome> {
-        let (tbl, key) = (table.to_owned(), key.to_owned());
-        let updated_by = updated_by.map(str::to_owned);
-        let feed_table = tbl.clone();
+    async fn restore(&self, table: &str, write: Write<'_>) -> Result<Outcome<Restored>> {
+        let owned = OwnedWrite::new(table, &write);
+        let tbl = owned.table.clone();
         self.write(
             "restore",
-            move |conn| ops::restore(conn, &tbl, &key, updated_by.as_deref(), now),
-            move |out| match out {
-                RestoreOutcome::Restored(row) => change(&feed_table, &row.key, Some(row)),
-                RestoreOutcome::AlreadyLive(_) | RestoreOutcome::NotFound => None,
+            move |conn| ops::restore(conn, &owned.table, &owned.write()),
+            move |out, feed| {
+                if let Outcome::Done(Restored::Revived(row)) = out {
+                    feed.publish(&tbl, &row.key, Some(row));
+                }
             },
         )
         .await
@@ -381,31 +347,67 @@ impl Backend for SqliteBackend {
         self.write(
             "purge",
             move |conn| ops::purge(conn, &tbl, deleted_before),
-            |_| None,
+            |_, _| {},
         )
         .await
     }
 
-    async fn rate_limit_hit(
+    fn rate_counter(&self) -> &dyn RateCounter {
+        self
+    }
+
+    fn feed(&self) -> &ChangeFeed {
+        &self.shared.feed
+    }
+}
+
+#[async_trait]
+impl RateCounter for SqliteBackend {
+    async fn hit(
         &self,
         scope: &str,
         bucket: &str,
-        max: u32,
-        window_ms: i64,
+        window: Window,
         now: i64,
     ) -> Result<RateDecision> {
         let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
         let sweep = self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % RATE_SWEEP_EVERY
             == RATE_SWEEP_EVERY - 1;
         self.write(
-            "rate_limit_hit",
-            move |conn| ops::rate_limit_hit(conn, &scope, &bucket, max, window_ms, now, sweep),
-            |_| None,
+            "rate limit",
+            move |conn| ops::rate_hit(conn, &scope, &bucket, window, now, sweep),
+            |_, _| {},
         )
         .await
     }
+}
 
-    fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
-        self.shared.feed.subscribe()
+/// A [`Write`] that owns its text, to move onto a blocking thread.
+struct OwnedWrite {
+    table: String,
+    key: String,
+    updated_by: Option<String>,
+    expect: super::Expect,
+    now: i64,
+}
+
+impl OwnedWrite {
+    fn new(table: &str, write: &Write<'_>) -> Self {
+        OwnedWrite {
+            table: table.to_owned(),
+            key: write.key.to_owned(),
+            updated_by: write.updated_by.map(str::to_owned),
+            expect: write.expect,
+            now: write.now,
+        }
+    }
+
+    fn write(&self) -> Write<'_> {
+        Write {
+            key: &self.key,
+            expect: self.expect,
+            updated_by: self.updated_by.as_deref(),
+            now: self.now,
+        }
     }
 }

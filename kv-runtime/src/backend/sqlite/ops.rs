@@ -11,8 +11,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::backend::{
-    first_version, next_version, Payload, Put, PutOutcome, RateDecision, RawRow, Remove,
-    RemoveOutcome, RestoreOutcome,
+    first_version, next_version, Outcome, Payload, RateDecision, RawRow, Removed, Restored, RmMode,
+    Stored, Window, Write,
 };
 
 const GET: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
@@ -181,34 +181,35 @@ pub(super) fn list(
     }
 }
 
-/// The upsert of [`Backend::put`](crate::backend::Backend::put).
-pub(super) fn put(
+/// The upsert of [`Backend::set`](crate::backend::Backend::set).
+pub(super) fn set(
     conn: &mut Connection,
     table: &str,
-    put: &Put<'_>,
-) -> rusqlite::Result<PutOutcome> {
+    write: &Write<'_>,
+    value: &Payload,
+) -> rusqlite::Result<Outcome<Stored>> {
     let tx = begin(conn)?;
-    let existing = get_in(&tx, table, put.key)?;
+    let existing = get_in(&tx, table, write.key)?;
     let live = existing
         .as_ref()
         .filter(|r| r.is_live())
         .map(|r| r.updated_at);
-    if !put.expect.admits(live) {
+    if !write.expect.admits(live) {
         // Dropping `tx` rolls back: nothing was written.
-        return Ok(PutOutcome::Conflict {
+        return Ok(Outcome::Conflict {
             current_updated_at: live,
         });
     }
     let row = RawRow {
-        key: put.key.to_owned(),
-        value: put.value.clone(),
-        created_at: existing.as_ref().map_or(put.now, |r| r.created_at),
+        key: write.key.to_owned(),
+        value: value.clone(),
+        created_at: existing.as_ref().map_or(write.now, |r| r.created_at),
         updated_at: match &existing {
-            Some(r) => next_version(Some(r.updated_at), put.now),
-            None => first_version(floor_in(&tx, table)?, put.now),
+            Some(r) => next_version(Some(r.updated_at), write.now),
+            None => first_version(floor_in(&tx, table)?, write.now),
         },
         deleted_at: None,
-        updated_by: put.updated_by.map(Into::into),
+        updated_by: write.updated_by.map(Into::into),
     };
     tx.prepare_cached(UPSERT)?.execute(params![
         table,
@@ -216,73 +217,90 @@ pub(super) fn put(
         row.value.json(),
         row.created_at,
         row.updated_at,
-        put.updated_by
+        write.updated_by
     ])?;
     tx.commit()?;
-    Ok(PutOutcome::Written {
+    Ok(Outcome::Done(Stored {
         row,
         previous: existing,
-    })
+    }))
 }
 
-/// The delete of [`Backend::remove`](crate::backend::Backend::remove).
-pub(super) fn remove(
+/// The delete of [`Backend::rm`](crate::backend::Backend::rm).
+pub(super) fn rm(
     conn: &mut Connection,
     table: &str,
-    remove: &Remove<'_>,
-) -> rusqlite::Result<RemoveOutcome> {
+    write: &Write<'_>,
+    mode: RmMode,
+) -> rusqlite::Result<Outcome<Removed>> {
     let tx = begin(conn)?;
-    let Some(before) = get_in(&tx, table, remove.key)?.filter(|r| r.is_live()) else {
-        return Ok(RemoveOutcome::NotLive);
-    };
-    if remove
-        .expected_updated_at
-        .is_some_and(|expected| expected != before.updated_at)
-    {
+    let live = get_in(&tx, table, write.key)?.filter(|r| r.is_live());
+    let live_version = live.as_ref().map(|r| r.updated_at);
+    if !write.expect.admits(live_version) {
         // Dropping `tx` rolls back: nothing was written.
-        return Ok(RemoveOutcome::Conflict {
-            current_updated_at: before.updated_at,
+        return Ok(Outcome::Conflict {
+            current_updated_at: live_version,
         });
     }
-    if remove.soft {
-        tx.prepare_cached(SOFT_DELETE)?.execute(params![
-            table,
-            remove.key,
-            remove.now,
-            next_version(Some(before.updated_at), remove.now),
-            remove.updated_by
-        ])?;
-    } else {
-        tx.prepare_cached(HARD_DELETE)?
-            .execute(params![table, remove.key])?;
-        raise_floor(&tx, table, before.updated_at)?;
+    let Some(before) = live else {
+        return Ok(Outcome::Done(Removed::NotLive));
+    };
+    match mode {
+        RmMode::Soft => {
+            tx.prepare_cached(SOFT_DELETE)?.execute(params![
+                table,
+                write.key,
+                write.now,
+                next_version(Some(before.updated_at), write.now),
+                write.updated_by
+            ])?;
+        }
+        RmMode::Hard => {
+            tx.prepare_cached(HARD_DELETE)?
+                .execute(params![table, write.key])?;
+            raise_floor(&tx, table, before.updated_at)?;
+        }
     }
     tx.commit()?;
-    Ok(RemoveOutcome::Removed(before))
+    Ok(Outcome::Done(Removed::Row(before)))
 }
 
 /// The revival of [`Backend::restore`](crate::backend::Backend::restore).
 pub(super) fn restore(
     conn: &mut Connection,
     table: &str,
-    key: &str,
-    updated_by: Option<&str>,
-    now: i64,
-) -> rusqlite::Result<RestoreOutcome> {
+    write: &Write<'_>,
+) -> rusqlite::Result<Outcome<Restored>> {
     let tx = begin(conn)?;
-    let Some(mut row) = get_in(&tx, table, key)? else {
-        return Ok(RestoreOutcome::NotFound);
+    let Some(mut row) = get_in(&tx, table, write.key)? else {
+        return Ok(if write.expect.admits(None) {
+            Outcome::Done(Restored::NotFound)
+        } else {
+            Outcome::Conflict {
+                current_updated_at: None,
+            }
+        });
     };
+    let live = row.is_live().then_some(row.updated_at);
+    if !write.expect.admits(live) {
+        return Ok(Outcome::Conflict {
+            current_updated_at: live,
+        });
+    }
     if row.is_live() {
-        return Ok(RestoreOutcome::AlreadyLive(row));
+        return Ok(Outcome::Done(Restored::AlreadyLive(row)));
     }
     row.deleted_at = None;
-    row.updated_at = next_version(Some(row.updated_at), now);
-    row.updated_by = updated_by.map(Into::into);
-    tx.prepare_cached(RESTORE)?
-        .execute(params![table, key, row.updated_at, updated_by])?;
+    row.updated_at = next_version(Some(row.updated_at), write.now);
+    row.updated_by = write.updated_by.map(Into::into);
+    tx.prepare_cached(RESTORE)?.execute(params![
+        table,
+        write.key,
+        row.updated_at,
+        write.updated_by
+    ])?;
     tx.commit()?;
-    Ok(RestoreOutcome::Restored(row))
+    Ok(Outcome::Done(Restored::Revived(row)))
 }
 
 /// The clean-up of [`Backend::purge`](crate::backend::Backend::purge).
@@ -309,30 +327,28 @@ pub(super) fn purge(
 }
 
 /// The sliding-window count of
-/// [`Backend::rate_limit_hit`](crate::backend::Backend::rate_limit_hit).
+/// [`RateCounter::hit`](crate::backend::RateCounter::hit).
 /// With `expire_scope`, also drops every expired entry of the scope (other
 /// callers' old entries), which keeps the log from growing.
-pub(super) fn rate_limit_hit(
+pub(super) fn rate_hit(
     conn: &mut Connection,
     scope: &str,
     bucket: &str,
-    max: u32,
-    window_ms: i64,
+    window: Window,
     now: i64,
     expire_scope: bool,
 ) -> rusqlite::Result<RateDecision> {
-    let start = now.saturating_sub(window_ms);
+    let start = now.saturating_sub(window.window_ms);
     let tx = begin(conn)?;
     let (count, oldest): (i64, Option<i64>) = tx
         .prepare_cached(RATE_COUNT)?
         .query_row(params![scope, bucket, start], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-    if count >= i64::from(max) {
+    if count >= i64::from(window.max) {
         // Nothing is counted: dropping `tx` rolls back.
-        let oldest = oldest.unwrap_or(now);
         return Ok(RateDecision::Limited {
-            retry_after_ms: oldest.saturating_add(window_ms).saturating_sub(now).max(1),
+            retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
         });
     }
     if expire_scope {

@@ -1,0 +1,97 @@
+//! What backends store: untyped rows whose value is JSON text.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+/// A stored value: its JSON text, and the typed value it was encoded from
+/// when this process wrote it, so that reads of a row held in memory (the
+/// memory backend, the in-process change feed) need not decode it again.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Payload(Arc<PayloadInner>);
+
+struct PayloadInner {
+    json: Box<str>,
+    typed: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Payload {
+    /// Wraps JSON text, as read from storage. The text must be valid JSON
+    /// produced by serializing a table's value (backends return what they
+    /// were given).
+    pub fn from_json(json: impl Into<Box<str>>) -> Self {
+        Payload(Arc::new(PayloadInner {
+            json: json.into(),
+            typed: None,
+        }))
+    }
+
+    /// JSON text together with the value it encodes.
+    pub(crate) fn encoded<T: Any + Send + Sync>(json: String, typed: Arc<T>) -> Self {
+        Payload(Arc::new(PayloadInner {
+            json: json.into_boxed_str(),
+            typed: Some(typed),
+        }))
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        &self.0.json
+    }
+
+    /// The value this payload was encoded from, when it is of type `T`.
+    pub(crate) fn typed<T: 'static>(&self) -> Option<&T> {
+        self.0.typed.as_deref().and_then(|t| t.downcast_ref::<T>())
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Payload").field(&self.json()).finish()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+/// An untyped stored row, as backends keep it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawRow {
+    /// Key text.
+    pub key: String,
+    /// The value.
+    pub value: Payload,
+    /// First insert, ms since the epoch.
+    pub created_at: i64,
+    /// Last mutation, ms since the epoch; the row's version.
+    pub updated_at: i64,
+    /// Set while soft-deleted.
+    pub deleted_at: Option<i64>,
+    /// Who wrote last (shared text: cheap to copy into every read).
+    pub updated_by: Option<Arc<str>>,
+}
+
+impl RawRow {
+    /// Whether the row is live (not soft-deleted).
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_keeps_the_value_it_was_encoded_from() {
+        let p = Payload::encoded("[1,2,3]".to_owned(), Arc::new(vec![1u32, 2, 3]));
+        assert_eq!(p.typed::<Vec<u32>>(), Some(&vec![1, 2, 3]));
+        assert_eq!(p.typed::<Vec<u64>>(), None);
+        assert_eq!(Payload::from_json("[1]").typed::<Vec<u32>>(), None);
+        assert_eq!(p, Payload::from_json("[1,2,3]"));
+    }
+}

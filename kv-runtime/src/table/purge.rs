@@ -1,0 +1,90 @@
+//! Delayed cleanup: removing rows soft-deleted long ago.
+
+use std::time::Duration;
+
+use super::Table;
+use crate::error::{Error, Result};
+use crate::schema::KvSchema;
+
+impl<S: KvSchema> Table<S> {
+    /// Permanently removes rows soft-deleted longer ago than `retention`
+    /// (and, with `clean_files`, their files). Live rows and rows deleted
+    /// more recently are untouched. Returns how many rows were purged.
+    ///
+    /// This is a server-side operation with no caller context; run it from
+    /// a job, or let [`Table::spawn_purge`] run it on an interval. A
+    /// retention under one second or over 100 years is [`Error::Config`].
+    pub async fn purge(&self, retention: Duration) -> Result<usize> {
+        check_retention(retention)?;
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.store.now().saturating_sub(retention_ms);
+        let purged = self.store.backend.purge(S::TABLE, cutoff).await?;
+        if S::CLEAN_FILES {
+            for row in &purged {
+                self.clean_files(row, &[]).await;
+            }
+        }
+        Ok(purged.len())
+    }
+
+    /// Runs [`Table::purge`] every `every` in a background task ("delayed
+    /// cleanup") until the returned handle is dropped. Failures are logged
+    /// and retried on the next tick. Needs a Tokio runtime.
+    pub fn spawn_purge(&self, retention: Duration, every: Duration) -> Result<PurgeTask> {
+        check_retention(retention)?;
+        if every.is_zero() {
+            return Err(Error::Config(
+                "a purge interval of zero would spin; use at least one millisecond".into(),
+            ));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config("spawn_purge needs a Tokio runtime to run its task".into())
+        })?;
+        let table = self.clone();
+        let handle = runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match table.purge(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(
+                        target: "kv_runtime::purge",
+                        table = S::TABLE,
+                        "purged {n} soft-deleted rows"
+                    ),
+                    Err(e) => tracing::warn!(
+                        target: "kv_runtime::purge",
+                        table = S::TABLE,
+                        "purge failed, retrying next tick: {e}"
+                    ),
+                }
+            }
+        });
+        Ok(PurgeTask { handle })
+    }
+}
+
+/// A background purge started by [`Table::spawn_purge`]; dropping it stops
+/// the task.
+#[derive(Debug)]
+pub struct PurgeTask {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PurgeTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+fn check_retention(retention: Duration) -> Result<()> {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    if retention < Duration::from_secs(1) || retention > CENTURY {
+        return Err(Error::Config(format!(
+            "a purge retention of {retention:?} is refused: keep deleted rows between one second \
+             and 100 years"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Reads: `get` (public) and `list` (write role).
+
+use std::borrow::Borrow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{codec, Table};
+use crate::backend::ReadNow;
+use crate::context::Ctx;
+use crate::cursor;
+use crate::error::{Error, FieldError, Result};
+use crate::row::{Page, PageRequest, Row};
+use crate::schema::{BoxFuture, KvKey, KvSchema};
+
+impl<S: KvSchema> Table<S> {
+    /// The live row with `key`, or `None` (also for soft-deleted rows).
+    /// Public: needs no context.
+    ///
+    /// On a backend that holds rows in memory the answer is ready at once:
+    /// the returned future completes on its first poll.
+    pub fn get(
+        &self,
+        key: impl Borrow<S::Key>,
+    ) -> impl Future<Output = Result<Option<Row<S>>>> + Send + '_ {
+        let key = key.borrow();
+        if let Err(e) = key.check(S::TABLE) {
+            return ReadFuture::Ready(Some(Err(e)));
+        }
+        match self.read_now(key) {
+            Some(answer) => ReadFuture::Ready(Some(answer)),
+            None => {
+                let key = key.clone();
+                ReadFuture::Waiting(Box::pin(async move { self.read_io(key).await }))
+            }
+        }
+    }
+
+    /// Like [`Table::get`], with the key as text (as it arrives from a URL);
+    /// an unknown key is [`Error::InvalidKey`].
+    pub async fn get_str(&self, key: &str) -> Result<Option<Row<S>>> {
+        let key = S::Key::parse_key(S::TABLE, key)?;
+        self.get(key).await
+    }
+
+    /// Answers from a backend that can read without waiting.
+    fn read_now(&self, key: &S::Key) -> Option<Result<Option<Row<S>>>> {
+        let mut answer = None;
+        let answered = self
+            .store
+            .backend
+            .get_now(S::TABLE, key.as_str(), &mut |raw| {
+                answer = Some(match raw {
+                    Some(raw) if raw.is_live() => codec::decode(raw, key.clone()).map(Some),
+                    _ => Ok(None),
+                });
+            });
+        match answered {
+            ReadNow::Answered => Some(answer.unwrap_or(Ok(None))),
+            ReadNow::NeedsIo => None,
+        }
+    }
+
+    async fn read_io(&self, key: S::Key) -> Result<Option<Row<S>>> {
+        match self.store.backend.get(S::TABLE, key.as_str()).await? {
+            Some(raw) if raw.is_live() => codec::decode(&raw, key).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// One page of live rows in key order. Requires the write role.
+    ///
+    /// Soft-deleted rows are skipped before paging, so a page is full unless
+    /// it is the last. A malformed cursor, or one from another table, is
+    /// [`Error::InvalidCursor`].
+    pub async fn list(&self, ctx: &Ctx, request: PageRequest) -> Result<Page<S>> {
+        self.authorize(ctx, "list").await?;
+        let limit = match request.num_items {
+            0 => PageRequest::DEFAULT_ITEMS,
+            n if n > PageRequest::MAX_ITEMS => {
+                return Err(Error::ValidationFailed {
+                    table: S::TABLE,
+                    fields: vec![FieldError::new(
+                        "num_items",
+                        format!("at most {} rows per page", PageRequest::MAX_ITEMS),
+                    )],
+                })
+            }
+            n => n,
+        };
+        let mut after = match &request.cursor {
+            Some(c) => Some(cursor::decode(S::TABLE, c)?),
+            None => None,
+        };
+        // Rows whose key is no longer declared in `keys = [...]` are orphans
+        // of an older schema: not readable, so skipped, and more rows are
+        // fetched so that the page is still full unless it is the last.
+        let mut page = Vec::with_capacity(limit.min(64));
+        let is_done = loop {
+            let batch = self
+                .store
+                .backend
+                .list(S::TABLE, after.as_deref(), limit + 1)
+                .await?;
+            let exhausted = batch.len() <= limit;
+            let mut full_with_more = false;
+            for row in batch {
+                if page.len() == limit {
+                    full_with_more = true;
+                    break;
+                }
+                if let Ok(key) = codec::key_of::<S>(&row) {
+                    page.push(codec::decode(&row, key)?);
+                }
+                after = Some(row.key);
+            }
+            if full_with_more {
+                break false;
+            }
+            if exhausted {
+                break true;
+            }
+        };
+        let continue_cursor = match (&after, is_done) {
+            (Some(last), false) => Some(cursor::encode(S::TABLE, last)),
+            _ => None,
+        };
+        Ok(Page {
+            page,
+            is_done,
+            continue_cursor,
+        })
+    }
+}
+
+/// A read that is either answered already or waits on the backend.
+enum ReadFuture<'a, T> {
+    Ready(Option<T>),
+    Waiting(BoxFuture<'a, T>),
+}
+
+// Never pin-projects to `T` (the ready value is moved out by value), so the
+// future may move freely whatever `T` is.
+impl<T> Unpin for ReadFuture<'_, T> {}
+
+impl<T> Future for ReadFuture<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            ReadFuture::Ready(value) => match value.take() {
+                Some(v) => Poll::Ready(v),
+                None => panic!("a kv read future was polled after it completed"),
+            },
+            ReadFuture::Waiting(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
