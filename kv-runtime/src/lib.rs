@@ -45,6 +45,7 @@ mod cursor;
 mod error;
 pub mod files;
 pub mod hooks;
+mod key_rules;
 pub mod replica;
 mod row;
 mod schema;
@@ -78,6 +79,7 @@ pub use watch::{TableWatch, Watch, WatchEvent};
 /// Items the derive's generated code refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::key_rules::key_problem;
     pub use crate::schema::{AsyncPredicate, SyncPredicate};
     pub use serde;
     use std::future::Future;
