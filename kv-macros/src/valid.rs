@@ -1,13 +1,26 @@
-//! Checks that span several keys or options.
+//! Checks that span several keys or options, behind one entry point,
+//! [`check`], which returns the model `expand` emits from.
 
 use darling::Error;
 use proc_macro2::Span;
 
+use crate::ast::Input;
 use crate::attr::KeySpec;
 use crate::case;
 
 /// Longest key text, in bytes (the runtime's `MAX_KEY_BYTES`).
 const MAX_KEY_BYTES: usize = 256;
+
+/// The input with every check done: what `expand` emits from.
+pub struct Checked<'a> {
+    pub input: Input<'a>,
+    /// The table name: `table = "..."`, or the struct name in lowerCamelCase.
+    pub table: String,
+    /// The keys of `keys = [...]` that passed, or `None` without `keys`.
+    pub keys: Option<Vec<Key>>,
+    /// Whether `clean_files` is on and there are `#[kv(file)]` fields.
+    pub clean_files: bool,
+}
 
 /// A checked key: its text and the enum variant it becomes.
 pub struct Key {
@@ -15,14 +28,63 @@ pub struct Key {
     pub variant: syn::Ident,
 }
 
+/// Runs every check on the parsed input, pushing problems to `errors`, and
+/// returns what passed.
+pub fn check<'a>(input: Input<'a>, errors: &mut darling::error::Accumulator) -> Checked<'a> {
+    let table = table(&input, errors);
+    let clean_files = clean_files(&input, errors);
+    let keys = input
+        .options
+        .keys
+        .as_ref()
+        .map(|(specs, span)| keys(specs, *span, errors));
+    Checked {
+        input,
+        table,
+        keys,
+        clean_files,
+    }
+}
+
+/// The table name, checked.
+fn table(input: &Input<'_>, errors: &mut darling::error::Accumulator) -> String {
+    match &input.options.table {
+        Some((name, span)) => {
+            table_name(name, *span, errors);
+            name.clone()
+        }
+        None => {
+            let ident = input.ident.to_string();
+            let name = case::lower_camel(ident.trim_start_matches("r#"));
+            table_name(&name, input.ident.span(), errors);
+            name
+        }
+    }
+}
+
+/// `clean_files` needs fields marked `#[kv(file)]`.
+fn clean_files(input: &Input<'_>, errors: &mut darling::error::Accumulator) -> bool {
+    match input.options.clean_files {
+        Some(span) if input.file_fields.is_empty() => {
+            errors.push(
+                Error::custom(
+                    "`clean_files` deletes stored files no longer referenced, but no field is \
+                     marked `#[kv(file)]`; mark the fields holding file ids, or remove \
+                     `clean_files`",
+                )
+                .with_span(&span),
+            );
+            false
+        }
+        Some(_) => true,
+        None => false,
+    }
+}
+
 /// Checks `keys = [...]`: non-empty, each key a valid key text giving a
 /// valid variant name, no duplicates, no two keys with one variant name.
 /// Returns the keys that passed.
-pub fn keys(
-    specs: &[KeySpec],
-    list_span: Span,
-    errors: &mut darling::error::Accumulator,
-) -> Vec<Key> {
+fn keys(specs: &[KeySpec], list_span: Span, errors: &mut darling::error::Accumulator) -> Vec<Key> {
     if specs.is_empty() {
         errors.push(
             Error::custom(
@@ -109,7 +171,7 @@ fn key_text(text: &str) -> Result<(), String> {
 }
 
 /// Checks a `table = "..."` name: 1 to 128 ASCII letters, digits, `_` or `-`.
-pub fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
+fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
