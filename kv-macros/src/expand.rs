@@ -1,6 +1,7 @@
 //! Code generation: parse, validate, emit, in a straight line.
 //!
-//! Generated code is small: the key enum with its trait impls, the
+//! Generated code is small: the key enum with its trait impls, a constant
+//! per key checking its text against the runtime's key rules, the
 //! `KvSchema` impl with constants, and a row alias. Behaviour lives in
 //! `kv-runtime`. Everything is named by absolute path.
 
@@ -47,6 +48,18 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
     let vis = input.vis;
     let ident = key_enum_ident(input);
     let doc = format!("The keys of table `{table}` ([`{}`]).", input.ident);
+    // The key text rules live in the runtime; each key is checked against
+    // them in a constant, so a bad key is a compile error at its token.
+    let key_rules = keys.iter().map(|k| {
+        let text = &k.text;
+        quote_spanned! {k.span=>
+            const _: () = if let ::core::option::Option::Some(problem) =
+                ::kv_runtime::__private::key_problem(#text)
+            {
+                ::core::panic!("{}", problem)
+            };
+        }
+    });
     let variants = keys.iter().map(|k| {
         let v = &k.variant;
         let doc = format!("Key `{}`.", k.text);
@@ -68,6 +81,8 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
     });
     let texts = keys.iter().map(|k| &k.text);
     quote! {
+        #(#key_rules)*
+
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug,
                  ::core::cmp::PartialEq, ::core::cmp::Eq, ::core::hash::Hash)]

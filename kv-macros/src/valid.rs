@@ -8,9 +8,6 @@ use crate::ast::Input;
 use crate::attr::KeySpec;
 use crate::case;
 
-/// Longest key text, in bytes (the runtime's `MAX_KEY_BYTES`).
-const MAX_KEY_BYTES: usize = 256;
-
 /// The input with every check done: what `expand` emits from.
 pub struct Checked<'a> {
     pub input: Input<'a>,
@@ -22,9 +19,12 @@ pub struct Checked<'a> {
     pub clean_files: bool,
 }
 
-/// A checked key: its text and the enum variant it becomes.
+/// A checked key: its text, where it was written, and the enum variant it
+/// becomes. The key text rules (length, control characters) are the
+/// runtime's, checked at compile time by the code `expand` emits.
 pub struct Key {
     pub text: String,
+    pub span: Span,
     pub variant: syn::Ident,
 }
 
@@ -81,9 +81,9 @@ fn clean_files(input: &Input<'_>, errors: &mut darling::error::Accumulator) -> b
     }
 }
 
-/// Checks `keys = [...]`: non-empty, each key a valid key text giving a
-/// valid variant name, no duplicates, no two keys with one variant name.
-/// Returns the keys that passed.
+/// Checks `keys = [...]`: non-empty, each key giving a valid variant name,
+/// no duplicates, no two keys with one variant name. Returns the keys that
+/// passed.
 fn keys(specs: &[KeySpec], list_span: Span, errors: &mut darling::error::Accumulator) -> Vec<Key> {
     if specs.is_empty() {
         errors.push(
@@ -96,10 +96,6 @@ fn keys(specs: &[KeySpec], list_span: Span, errors: &mut darling::error::Accumul
     }
     let mut out: Vec<Key> = Vec::new();
     for spec in specs {
-        if let Err(msg) = key_text(&spec.text) {
-            errors.push(Error::custom(msg).with_span(&spec.span));
-            continue;
-        }
         if out.iter().any(|k| k.text == spec.text) {
             errors.push(
                 Error::custom(format!("duplicate key `{}`", spec.text)).with_span(&spec.span),
@@ -151,23 +147,11 @@ fn keys(specs: &[KeySpec], list_span: Span, errors: &mut darling::error::Accumul
         }
         out.push(Key {
             text: spec.text.clone(),
+            span: spec.span,
             variant,
         });
     }
     out
-}
-
-fn key_text(text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("a key must not be empty".into());
-    }
-    if text.len() > MAX_KEY_BYTES {
-        return Err(format!("a key is at most {MAX_KEY_BYTES} bytes"));
-    }
-    if text.chars().any(char::is_control) {
-        return Err("a key must not contain control characters".into());
-    }
-    Ok(())
 }
 
 /// Checks a `table = "..."` name: 1 to 128 ASCII letters, digits, `_` or `-`.
