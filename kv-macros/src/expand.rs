@@ -1,6 +1,7 @@
 //! Code generation: parse, validate, emit, in a straight line.
 //!
-//! Generated code is small: the key enum with its trait impls, the
+//! Generated code is small: the key enum with its trait impls, a constant
+//! per key checking its text against the runtime's key rules, the
 //! `KvSchema` impl with constants, and a row alias. Behaviour lives in
 //! `kv-runtime`. Everything is named by absolute path.
 
@@ -9,45 +10,20 @@ use quote::{format_ident, quote, quote_spanned};
 
 use crate::ast::Input;
 use crate::attr::WriteRoleOpt;
-use crate::{case, valid};
+use crate::valid::{self, Checked};
 
-pub fn derive(input: &syn::DeriveInput) -> TokenStream {
+pub fn derive(node: &syn::DeriveInput) -> TokenStream {
     let mut errors = darling::Error::accumulator();
-    let model = Input::from_syn(input, &mut errors);
+    let input = Input::from_syn(node, &mut errors);
+    let model = valid::check(input, &mut errors);
 
-    let table = match &model.options.table {
-        Some((name, span)) => {
-            valid::table_name(name, *span, &mut errors);
-            name.clone()
-        }
-        None => {
-            let ident = model.ident.to_string();
-            let name = case::lower_camel(ident.trim_start_matches("r#"));
-            valid::table_name(&name, model.ident.span(), &mut errors);
-            name
-        }
-    };
-    if let (Some(span), true) = (model.options.clean_files, model.file_fields.is_empty()) {
-        errors.push(
-            darling::Error::custom(
-                "`clean_files` deletes stored files no longer referenced, but no field is marked \
-                 `#[kv(file)]`; mark the fields holding file ids, or remove `clean_files`",
-            )
-            .with_span(&span),
-        );
-    }
-    let keys = model
-        .options
+    let key_enum = model
         .keys
         .as_ref()
-        .map(|(specs, span)| valid::keys(specs, *span, &mut errors));
-
-    let key_enum = keys
-        .as_ref()
-        .map(|keys| key_enum(&model, &table, keys))
+        .map(|keys| key_enum(&model, keys))
         .unwrap_or_default();
-    let schema = if model.is_table {
-        schema_impl(&model, &table, keys.is_some())
+    let schema = if model.input.is_table {
+        schema_impl(&model)
     } else {
         TokenStream::new()
     };
@@ -62,14 +38,28 @@ pub fn derive(input: &syn::DeriveInput) -> TokenStream {
     }
 }
 
-fn key_enum_ident(model: &Input<'_>) -> syn::Ident {
-    format_ident!("{}Key", model.ident)
+fn key_enum_ident(input: &Input<'_>) -> syn::Ident {
+    format_ident!("{}Key", input.ident)
 }
 
-fn key_enum(model: &Input<'_>, table: &str, keys: &[valid::Key]) -> TokenStream {
-    let vis = model.vis;
-    let ident = key_enum_ident(model);
-    let doc = format!("The keys of table `{table}` ([`{}`]).", model.ident);
+fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
+    let input = &model.input;
+    let table = &model.table;
+    let vis = input.vis;
+    let ident = key_enum_ident(input);
+    let doc = format!("The keys of table `{table}` ([`{}`]).", input.ident);
+    // The key text rules live in the runtime; each key is checked against
+    // them in a constant, so a bad key is a compile error at its token.
+    let key_rules = keys.iter().map(|k| {
+        let text = &k.text;
+        quote_spanned! {k.span=>
+            const _: () = if let ::core::option::Option::Some(problem) =
+                ::kv_runtime::__private::key_problem(#text)
+            {
+                ::core::panic!("{}", problem)
+            };
+        }
+    });
     let variants = keys.iter().map(|k| {
         let v = &k.variant;
         let doc = format!("Key `{}`.", k.text);
@@ -91,6 +81,8 @@ fn key_enum(model: &Input<'_>, table: &str, keys: &[valid::Key]) -> TokenStream 
     });
     let texts = keys.iter().map(|k| &k.text);
     quote! {
+        #(#key_rules)*
+
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug,
                  ::core::cmp::PartialEq, ::core::cmp::Eq, ::core::hash::Hash)]
@@ -172,17 +164,23 @@ fn key_enum(model: &Input<'_>, table: &str, keys: &[valid::Key]) -> TokenStream 
     }
 }
 
-fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
-    let ident = model.ident;
-    let vis = model.vis;
-    let key_ty = if has_keys {
-        let k = key_enum_ident(model);
+fn schema_impl(model: &Checked<'_>) -> TokenStream {
+    let Checked {
+        input,
+        table,
+        keys,
+        clean_files,
+    } = model;
+    let ident = input.ident;
+    let vis = input.vis;
+    let key_ty = if keys.is_some() {
+        let k = key_enum_ident(input);
         quote!(#k)
     } else {
         quote!(::std::string::String)
     };
-    let soft_delete = model.options.soft_delete;
-    let write_role = match &model.options.write_role {
+    let soft_delete = input.options.soft_delete;
+    let write_role = match &input.options.write_role {
         WriteRoleOpt::Internal => quote!(::kv_runtime::WriteRole::Internal),
         WriteRoleOpt::Public => quote!(::kv_runtime::WriteRole::Public),
         WriteRoleOpt::Role(r) => quote!(::kv_runtime::WriteRole::Role(#r)),
@@ -191,7 +189,7 @@ fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
             quote!(::kv_runtime::WriteRole::Predicate(#text))
         }
     };
-    let predicate = match &model.options.write_role {
+    let predicate = match &input.options.write_role {
         WriteRoleOpt::Predicate(p) => {
             let span = syn::spanned::Spanned::span(p);
             let call = quote_spanned!(span=> ::kv_runtime::__private::resolve_predicate(#p(ctx)));
@@ -203,11 +201,11 @@ fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
         }
         _ => TokenStream::new(),
     };
-    let max_bytes = model
+    let max_bytes = input
         .options
         .max_value_bytes
         .map(|n| quote!(const MAX_VALUE_BYTES: usize = #n;));
-    let validate = model.has_garde.then(|| {
+    let validate = input.has_garde.then(|| {
         quote! {
             fn validate_value(&self) -> ::core::result::Result<(), ::std::vec::Vec<::kv_runtime::FieldError>> {
                 ::garde::Validate::validate(self).map_err(|report| {
@@ -219,16 +217,15 @@ fn schema_impl(model: &Input<'_>, table: &str, has_keys: bool) -> TokenStream {
             }
         }
     });
-    let rate_limit = model.options.rate_limit.as_ref().map(|r| {
+    let rate_limit = input.options.rate_limit.as_ref().map(|r| {
         let (max, window_ms) = (r.max, r.window_ms);
         quote! {
             const RATE_LIMIT: ::core::option::Option<::kv_runtime::RateLimit> =
                 ::core::option::Option::Some(::kv_runtime::RateLimit { max: #max, window_ms: #window_ms });
         }
     });
-    let clean_files = model.options.clean_files.is_some() && !model.file_fields.is_empty();
-    let file_ids = (!model.file_fields.is_empty()).then(|| {
-        let collect = model.file_fields.iter().map(|f| {
+    let file_ids = (!input.file_fields.is_empty()).then(|| {
+        let collect = input.file_fields.iter().map(|f| {
             let name = f.ident.as_ref().expect("named fields have names");
             let span = syn::spanned::Spanned::span(&f.ty);
             quote_spanned!(span=> ::kv_runtime::files::FileField::collect_file_ids(&self.#name, out);)

@@ -2,10 +2,10 @@
 //! it and documents every option.
 //!
 //! The derive is staged like thiserror's: [`ast`] reads the struct, [`attr`]
-//! parses `#[kv(...)]`, [`valid`] checks what spans several options,
-//! [`expand`] emits code. Every mistake is collected and reported together;
-//! alongside errors the derive still emits the items other code refers to,
-//! so one mistake gives one error.
+//! parses `#[kv(...)]`, [`valid`] runs every check and returns the checked
+//! model, [`expand`] emits code from it. Every mistake is collected and
+//! reported together; alongside errors the derive still emits the items
+//! other code refers to, so one mistake gives one error.
 
 mod ast;
 mod attr;

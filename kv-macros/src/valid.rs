@@ -1,28 +1,90 @@
-//! Checks that span several keys or options.
+//! Checks that span several keys or options, behind one entry point,
+//! [`check`], which returns the model `expand` emits from.
 
 use darling::Error;
 use proc_macro2::Span;
 
+use crate::ast::Input;
 use crate::attr::KeySpec;
 use crate::case;
 
-/// Longest key text, in bytes (the runtime's `MAX_KEY_BYTES`).
-const MAX_KEY_BYTES: usize = 256;
+/// The input with every check done: what `expand` emits from.
+pub struct Checked<'a> {
+    pub input: Input<'a>,
+    /// The table name: `table = "..."`, or the struct name in lowerCamelCase.
+    pub table: String,
+    /// The keys of `keys = [...]` that passed, or `None` without `keys`.
+    pub keys: Option<Vec<Key>>,
+    /// Whether `clean_files` is on and there are `#[kv(file)]` fields.
+    pub clean_files: bool,
+}
 
-/// A checked key: its text and the enum variant it becomes.
+/// A checked key: its text, where it was written, and the enum variant it
+/// becomes. The key text rules (length, control characters) are the
+/// runtime's, checked at compile time by the code `expand` emits.
 pub struct Key {
     pub text: String,
+    pub span: Span,
     pub variant: syn::Ident,
 }
 
-/// Checks `keys = [...]`: non-empty, each key a valid key text giving a
-/// valid variant name, no duplicates, no two keys with one variant name.
-/// Returns the keys that passed.
-pub fn keys(
-    specs: &[KeySpec],
-    list_span: Span,
-    errors: &mut darling::error::Accumulator,
-) -> Vec<Key> {
+/// Runs every check on the parsed input, pushing problems to `errors`, and
+/// returns what passed.
+pub fn check<'a>(input: Input<'a>, errors: &mut darling::error::Accumulator) -> Checked<'a> {
+    let table = table(&input, errors);
+    let clean_files = clean_files(&input, errors);
+    let keys = input
+        .options
+        .keys
+        .as_ref()
+        .map(|(specs, span)| keys(specs, *span, errors));
+    Checked {
+        input,
+        table,
+        keys,
+        clean_files,
+    }
+}
+
+/// The table name, checked.
+fn table(input: &Input<'_>, errors: &mut darling::error::Accumulator) -> String {
+    match &input.options.table {
+        Some((name, span)) => {
+            table_name(name, *span, errors);
+            name.clone()
+        }
+        None => {
+            let ident = input.ident.to_string();
+            let name = case::lower_camel(ident.trim_start_matches("r#"));
+            table_name(&name, input.ident.span(), errors);
+            name
+        }
+    }
+}
+
+/// `clean_files` needs fields marked `#[kv(file)]`.
+fn clean_files(input: &Input<'_>, errors: &mut darling::error::Accumulator) -> bool {
+    match input.options.clean_files {
+        Some(span) if input.file_fields.is_empty() => {
+            errors.push(
+                Error::custom(
+                    "`clean_files` deletes stored files no longer referenced, but no field is \
+                     marked `#[kv(file)]`; mark the fields holding file ids, or remove \
+                     `clean_files`",
+                )
+                .with_span(&span),
+            );
+            false
+        }
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// Checks `keys = [...]`: non-empty, each key giving a valid variant name,
+/// no duplicates, no two keys with one variant name. Returns the keys that
+/// passed.
+fn keys(specs: &[KeySpec], list_span: Span, errors: &mut darling::error::Accumulator) -> Vec<Key> {
     if specs.is_empty() {
         errors.push(
             Error::custom(
@@ -34,10 +96,6 @@ pub fn keys(
     }
     let mut out: Vec<Key> = Vec::new();
     for spec in specs {
-        if let Err(msg) = key_text(&spec.text) {
-            errors.push(Error::custom(msg).with_span(&spec.span));
-            continue;
-        }
         if out.iter().any(|k| k.text == spec.text) {
             errors.push(
                 Error::custom(format!("duplicate key `{}`", spec.text)).with_span(&spec.span),
@@ -56,13 +114,23 @@ pub fn keys(
             );
             continue;
         }
+        if name.is_empty() {
+            // No variant name at all (an empty key, or only punctuation).
+            errors.push(
+                Error::custom(format!(
+                    "key {:?} has no letters or digits, so it gives no variant name; a key \
+                     needs at least one letter",
+                    spec.text
+                ))
+                .with_span(&spec.span),
+            );
+            continue;
+        }
         let variant = match syn::parse_str::<syn::Ident>(&name) {
             Ok(_) if name != "Self" => syn::Ident::new(&name, spec.span),
             _ => {
                 let fix = if name.starts_with(|c: char| c.is_alphabetic()) {
                     "it is a Rust keyword; rename the key"
-                } else if name.is_empty() {
-                    "the key has no letters or digits; add some"
                 } else {
                     "start the key with a letter"
                 };
@@ -89,27 +157,15 @@ pub fn keys(
         }
         out.push(Key {
             text: spec.text.clone(),
+            span: spec.span,
             variant,
         });
     }
     out
 }
 
-fn key_text(text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("a key must not be empty".into());
-    }
-    if text.len() > MAX_KEY_BYTES {
-        return Err(format!("a key is at most {MAX_KEY_BYTES} bytes"));
-    }
-    if text.chars().any(char::is_control) {
-        return Err("a key must not contain control characters".into());
-    }
-    Ok(())
-}
-
 /// Checks a `table = "..."` name: 1 to 128 ASCII letters, digits, `_` or `-`.
-pub fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
+fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name

@@ -46,6 +46,7 @@ mod error;
 pub mod files;
 mod follow;
 pub mod hooks;
+mod key_rules;
 mod replica;
 mod row;
 mod schema;
@@ -79,7 +80,8 @@ pub use watch::{Watch, WatchEvent};
 /// Items the derive's generated code refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::schema::{check_key_text, AsyncPredicate, PredicateOutput, SyncPredicate};
+    pub use crate::key_rules::key_problem;
+    pub use crate::schema::{AsyncPredicate, PredicateOutput, SyncPredicate};
     pub use serde;
     use std::future::Future;
 

@@ -14,8 +14,7 @@ use crate::error::{Error, FieldError, Result};
 /// A boxed future, as returned by write-role predicates and backends.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The longest key text accepted, in bytes of UTF-8.
-pub const MAX_KEY_BYTES: usize = 256;
+pub use crate::key_rules::MAX_KEY_BYTES;
 
 /// The default limit on a value's serialized (JSON) size: 1 MiB.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
@@ -38,29 +37,13 @@ pub trait KvKey:
 }
 
 /// Checks free key text: non-empty, at most [`MAX_KEY_BYTES`] bytes, no
-/// control characters.
-pub fn check_key_text(table: &'static str, text: &str) -> Result<()> {
-    if text.is_empty() {
-        return Err(Error::invalid_key(table, text, "a key must not be empty"));
+/// control characters. The derive checks declared keys with the same rules
+/// at compile time.
+pub(crate) fn check_key_text(table: &'static str, text: &str) -> Result<()> {
+    match crate::key_rules::key_problem(text) {
+        None => Ok(()),
+        Some(problem) => Err(Error::invalid_key(table, text, problem)),
     }
-    if text.len() > MAX_KEY_BYTES {
-        return Err(Error::invalid_key(
-            table,
-            text,
-            format!(
-                "a key is at most {MAX_KEY_BYTES} bytes of UTF-8, this one is {}",
-                text.len()
-            ),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(Error::invalid_key(
-            table,
-            text,
-            "a key must not contain control characters",
-        ));
-    }
-    Ok(())
 }
 
 impl KvKey for String {
