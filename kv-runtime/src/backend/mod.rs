@@ -45,11 +45,11 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
-pub mod feed;
+mod feed;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-pub mod rate;
+mod rate;
 mod row;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -15,7 +15,9 @@
 //! alive until the case ends, such as a temporary directory ([`Fixture`]).
 //! Each case becomes its own `#[test]`.
 
+#[doc(hidden)]
 pub mod cases;
+#[doc(hidden)]
 pub mod schemas;
 
 use std::future::Future;

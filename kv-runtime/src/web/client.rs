@@ -401,12 +401,27 @@ fn error_from_response<S: KvSchema>(
                 .unwrap_or(Duration::from_secs(1));
             Error::RateLimited { table, retry_after }
         }
-        // Not retryable: a hook panicked (a bug), or the server is
-        // misconfigured. Reported as such rather than as BACKEND.
-        "INTERNAL" => Error::HookPanicked {
+        "CONTENDED" => Error::Contended {
             table,
-            hook: body.hook.unwrap_or_default(),
-            message: body.message,
+            key,
+            op,
+            attempts: 0,
+        },
+        // Not retryable: a stored row the server cannot read, a hook that
+        // panicked or another bug, a misconfigured server. Reported as such
+        // rather than as BACKEND.
+        "UNREADABLE" => Error::Unreadable {
+            table,
+            key,
+            reason: body.message,
+        },
+        "INTERNAL" => match body.hook {
+            Some(hook) => Error::HookPanicked {
+                table,
+                hook,
+                message: body.message,
+            },
+            None => Error::Internal(body.message),
         },
         "CONFIG" => Error::Config(body.message),
         code => Error::backend_msg(format!(

@@ -54,7 +54,9 @@ pub mod codes {
 /// | `NOT_FOUND` | 404 | `table`, `key` |
 /// | `RATE_LIMITED` | 429 | `table`, `retry_after_ms`; header `Retry-After` in whole seconds, rounded up |
 /// | `REJECTED` | 422 | `table`, `op`, `hook`, `reason` (the hook's) |
-/// | `INTERNAL` | 500 | `table`, `hook` (the message is generic: a hook panicked) |
+/// | `CONTENDED` | 503 | `table`, `key`, `op`; header `Retry-After: 1` |
+/// | `UNREADABLE` | 500 | `table`, `key` (the message is generic: the decoder's may quote stored data) |
+/// | `INTERNAL` | 500 | `table`, `hook` when a hook panicked (the message is generic) |
 /// | `CONFIG` | 500 | none (the message is generic) |
 /// | `BACKEND` | 503 | none (the message is generic: storage details stay on the server) |
 ///
@@ -186,7 +188,14 @@ impl From<Error> for ApiError {
             }
             ErrorCode::Config => "the server's store is misconfigured".to_owned(),
             // A hook's panic message is the application's internals.
-            ErrorCode::Internal => "a hook failed on the server; nothing was written".to_owned(),
+            ErrorCode::Internal if matches!(err, Error::HookPanicked { .. }) => {
+                "a hook failed on the server; nothing was written".to_owned()
+            }
+            ErrorCode::Internal => "the server hit a bug; nothing was written".to_owned(),
+            // The decoder's message may quote stored data.
+            ErrorCode::Unreadable => {
+                "a stored row cannot be read by the server's schema".to_owned()
+            }
             _ => err.to_string(),
         };
         let mut out = ApiError::new(status, code.as_str(), message);
@@ -216,6 +225,11 @@ impl From<Error> for ApiError {
                 message,
             } => json!({ "table": table, "op": op, "hook": hook, "reason": message }),
             Error::HookPanicked { table, hook, .. } => json!({ "table": table, "hook": hook }),
+            Error::Contended { table, key, op, .. } => {
+                out.retry_after = Some(Duration::from_secs(1));
+                json!({ "table": table, "key": key, "op": op })
+            }
+            Error::Unreadable { table, key, .. } => json!({ "table": table, "key": key }),
             Error::RateLimited { table, retry_after } => {
                 out.retry_after = Some(*retry_after);
                 let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
