@@ -40,7 +40,13 @@ pub(crate) fn decode(table: &'static str, cursor: &str) -> Result<String> {
         return Err(bad("the cursor belongs to another table"));
     }
     let k = unhex(k).ok_or_else(|| bad("the cursor is malformed"))?;
-    String::from_utf8(k).map_err(|_| bad("the cursor is malformed"))
+    let key = String::from_utf8(k).map_err(|_| bad("the cursor is malformed"))?;
+    // Only a key can be continued after: anything else (NUL, other control
+    // characters, an over-long key) was forged, and would reach the backend.
+    if crate::key_rules::key_problem(&key).is_some() {
+        return Err(bad("the cursor is malformed"));
+    }
+    Ok(key)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -100,6 +106,9 @@ mod tests {
             "v1.73697465436f6e666967.f".into(),
             "v1.73697465436f6e666967.ff".into(), // not UTF-8
             "v1.".repeat(10_000),
+            encode("siteConfig", "a\0b"),
+            encode("siteConfig", ""),
+            encode("siteConfig", &"x".repeat(257)),
         ];
         for c in cases {
             let err = decode("siteConfig", &c).unwrap_err();

@@ -24,6 +24,17 @@ pub(crate) fn encode<S: KvSchema>(value: &S) -> Result<Payload> {
     }
     let json = serde_json::to_string(value)
         .map_err(|e| invalid(format!("the value cannot be serialized: {e}")))?;
+    if let Some(path) = nul_path(&json) {
+        // PostgreSQL's JSONB cannot hold it; refused everywhere, so that
+        // every backend gives the same answer.
+        return Err(Error::ValidationFailed {
+            table: S::TABLE,
+            fields: vec![FieldError::new(
+                path,
+                "text must not contain the NUL character (U+0000)",
+            )],
+        });
+    }
     if json.len() > S::MAX_VALUE_BYTES {
         return Err(invalid(format!(
             "the value is {} bytes as JSON; this table accepts at most {}",
@@ -39,6 +50,58 @@ pub(crate) fn encode<S: KvSchema>(value: &S) -> Result<Payload> {
         )));
     }
     Ok(Payload::encoded(json, Arc::new(value.clone())))
+}
+
+/// Where the JSON text `json` (as serde_json writes it) holds the NUL
+/// character in a string or an object key: `None` when nowhere, else the
+/// path of the first such place (`""` for the value itself, `a.b[2]`).
+fn nul_path(json: &str) -> Option<String> {
+    // Fast scan: NUL is always written as the escape `\u0000`; `\\` (an
+    // escaped backslash) is skipped whole so that `\\u0000` is not taken
+    // for one.
+    let bytes = json.as_bytes();
+    let mut i = 0;
+    let mut found = false;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1..i + 6) == Some(&b"u0000"[..]) {
+                found = true;
+                break;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    if !found {
+        return None;
+    }
+    // Rare: find where, for the error.
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    Some(find_nul(&value, String::new()).unwrap_or_default())
+}
+
+fn find_nul(value: &serde_json::Value, path: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_nul(v, format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                find_nul(v, here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The typed key of a stored row; a key the schema does not declare (an
@@ -75,4 +138,29 @@ pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
 /// [`decode`] with the key read from the row ([`key_of`]).
 pub(crate) fn decode_row<S: KvSchema>(raw: &RawRow) -> Result<Row<S>> {
     decode(raw, key_of::<S>(raw)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nul_path;
+
+    #[test]
+    fn finds_nul_in_strings_and_keys_only() {
+        let text = |v: serde_json::Value| serde_json::to_string(&v).unwrap();
+        assert_eq!(nul_path(&text(serde_json::json!({"a": "x"}))), None);
+        // A backslash followed by "u0000" is not a NUL.
+        assert_eq!(nul_path(&text(serde_json::json!({"a": "\\u0000"}))), None);
+        assert_eq!(
+            nul_path(&text(serde_json::json!("a\0b"))),
+            Some(String::new())
+        );
+        assert_eq!(
+            nul_path(&text(serde_json::json!({"a": {"b": ["ok", "n\0"]}}))),
+            Some("a.b[1]".to_owned())
+        );
+        assert_eq!(
+            nul_path(&text(serde_json::json!({"k\0": 1}))),
+            Some("k\0".to_owned())
+        );
+    }
 }

@@ -188,11 +188,7 @@ impl Backend for PostgresBackend {
                 .prepare_cached(sql::PUT)
                 .await
                 .map_err(|e| pg_error(&self.target, "set", e))?;
-            let (version, not_live) = match write.expect {
-                Expect::Any => (None, false),
-                Expect::Version(v) => (Some(v), false),
-                Expect::NotLive => (None, true),
-            };
+            let (version, not_live) = expect_params(write.expect);
             for _ in 0..PUT_ATTEMPTS {
                 let row = client
                     .query_one(
@@ -260,11 +256,7 @@ impl Backend for PostgresBackend {
         self.run("rm", async {
             let client = self.client("rm").await?;
             let fail = |e| write_error(&self.target, "rm", e);
-            let (version, not_live) = match write.expect {
-                Expect::Any => (None, false),
-                Expect::Version(v) => (Some(v), false),
-                Expect::NotLive => (None, true),
-            };
+            let (version, not_live) = expect_params(write.expect);
             let row = match mode {
                 RmMode::Soft => {
                     let stmt = client
@@ -446,6 +438,16 @@ impl RateCounter for PostgresBackend {
             })
         })
         .await
+    }
+}
+
+/// An expectation as the statements take it: the expected version (NULL:
+/// any) and whether no live row is expected.
+fn expect_params(expect: Expect) -> (Option<i64>, bool) {
+    match expect {
+        Expect::Any => (None, false),
+        Expect::Version(v) => (Some(v), false),
+        Expect::NotLive => (None, true),
     }
 }
 
