@@ -451,7 +451,7 @@ fn a_held_lock_is_a_retryable_backend_error() {
         let path = dir.join("kv.db");
         let backend = SqliteBackend::open_with(
             &path,
-            SqliteOptions::default().busy_timeout(Duration::from_millis(200)),
+            SqliteOptions::default().timeout(Duration::from_millis(200)),
         )
         .await
         .expect("opens");
@@ -481,5 +481,65 @@ fn a_held_lock_is_a_retryable_backend_error() {
             .expect("the lock is free again");
         let row = t.get("k".to_owned()).await.expect("get").expect("row");
         assert_eq!(row.value, note("after"));
+    });
+}
+
+/// One deadline per call: writers queued behind an outside transaction
+/// holding the write lock each fail at their own deadline, not one busy
+/// timeout after the writer ahead of them gave up (which made the k-th of
+/// them wait k timeouts).
+#[test]
+fn queued_writers_each_fail_at_their_deadline() {
+    run(async {
+        const WRITERS: usize = 8;
+        let timeout = Duration::from_millis(300);
+        let dir = TempDir::new("sqlite-queued");
+        let path = dir.join("kv.db");
+        let backend = SqliteBackend::open_with(&path, SqliteOptions::default().timeout(timeout))
+            .await
+            .expect("opens");
+        let store = Store::with_backend(backend);
+        let t = store.table::<Note>();
+        t.set(&Ctx::anonymous(), "k".to_owned(), note("before"))
+            .await
+            .expect("set");
+
+        let mut other = rusqlite::Connection::open(&path).expect("open");
+        let tx = other
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("the other connection takes the write lock");
+        let started = std::time::Instant::now();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    let result = t
+                        .set(&Ctx::anonymous(), "k".to_owned(), note(&format!("w{i}")))
+                        .await;
+                    (result, started.elapsed())
+                })
+            })
+            .collect();
+        let mut slowest = Duration::ZERO;
+        for writer in writers {
+            let (result, took) = writer.await.expect("the task ends");
+            let err = result.expect_err("the lock is held throughout");
+            assert_eq!(err.code(), ErrorCode::Backend, "{err}");
+            slowest = slowest.max(took);
+        }
+        // Queued one after another, the last would have failed after about
+        // WRITERS timeouts (2.4 s); with one deadline each, after about one.
+        // The bound leaves room for a slow machine.
+        assert!(
+            slowest < timeout * (WRITERS as u32) / 2,
+            "the slowest writer failed after {slowest:?}; its deadline was {timeout:?}"
+        );
+        tx.rollback().expect("release");
+        let row = t.get("k".to_owned()).await.expect("get").expect("row");
+        assert_eq!(
+            row.value,
+            note("before"),
+            "no failed write changed anything"
+        );
     });
 }

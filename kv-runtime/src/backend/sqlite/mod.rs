@@ -52,9 +52,11 @@
 //! processes may share the file: `BEGIN IMMEDIATE` takes the database's
 //! write lock before the row is read, so a conflict-checked write is atomic
 //! across processes too. A call that finds the lock held by another
-//! process retries with short random pauses for up to the busy timeout (5 s
-//! by default), then fails with [`Error::Backend`], as does any other
-//! SQLite failure; nothing here panics on a storage error. Dropping the
+//! process retries with short random pauses. Every call has one deadline
+//! ([`SqliteOptions::timeout`], 5 s by default) covering all it waits for
+//! (a free reader, this process's earlier writes, another process's lock):
+//! at the deadline it fails with [`Error::Backend`] and changes nothing, as
+//! does any other SQLite failure; nothing here panics on a storage error. Dropping the
 //! last handle closes the connections on the dropping thread, where SQLite
 //! may checkpoint the log into the file: drop stores at shutdown, not per
 //! request.
@@ -75,6 +77,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -119,6 +122,15 @@ impl fmt::Debug for SqliteBackend {
             .field("options", &self.shared.options)
             .finish()
     }
+}
+
+/// Waits for `fut` until `deadline`: `None` when the deadline came first.
+/// Outside a Tokio runtime (no timer) it simply waits.
+async fn within<T>(deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Some(fut.await);
+    }
+    tokio::time::timeout_at(deadline.into(), fut).await.ok()
 }
 
 /// Runs blocking work off the async runtime's threads (inline when called
@@ -188,21 +200,24 @@ impl SqliteBackend {
         &self.shared.path
     }
 
-    /// Runs a read on a pooled reader connection, off the runtime's threads.
+    /// Runs a read on a pooled reader connection, off the runtime's threads,
+    /// within the call's deadline.
     async fn read<T, F>(&self, op: &'static str, mut f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let permit = Arc::clone(&self.shared.reader_slots)
-            .acquire_owned()
+        let deadline = Instant::now() + self.shared.options.timeout;
+        let slots = Arc::clone(&self.shared.reader_slots);
+        let permit = within(deadline, slots.acquire_owned())
             .await
+            .ok_or_else(|| self.shared.late(op, "a free read connection"))?
             .map_err(|e| Error::backend("the SQLite reader pool is closed", e))?;
         let shared = Arc::clone(&self.shared);
         run_blocking(move || {
             let _permit = permit;
             let conn = shared.take_reader()?;
-            let out = ops::retry_busy(shared.options.busy_timeout, || f(&conn));
+            let out = ops::retry_busy(deadline, || f(&conn));
             shared.give_back_reader(conn);
             out.map_err(|e| shared.error(op, e))
         })
@@ -218,13 +233,18 @@ impl SqliteBackend {
         F: FnMut(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
         P: FnOnce(&T, &ChangeFeed) + Send + 'static,
     {
-        let mut writer = Arc::clone(&self.shared.writer).lock_owned().await;
+        let deadline = Instant::now() + self.shared.options.timeout;
+        let writer = Arc::clone(&self.shared.writer);
+        let mut writer = within(deadline, writer.lock_owned())
+            .await
+            .ok_or_else(|| self.shared.late(op, "this process's earlier writes"))?;
         let shared = Arc::clone(&self.shared);
         // The closure owns the lock: if the caller stops waiting, the write
-        // still completes and is published before the lock is released.
+        // still completes (or fails at the deadline) and is published
+        // before the lock is released.
         run_blocking(move || {
-            let out = ops::retry_busy(shared.options.busy_timeout, || f(&mut writer))
-                .map_err(|e| shared.error(op, e))?;
+            let out =
+                ops::retry_busy(deadline, || f(&mut writer)).map_err(|e| shared.error(op, e))?;
             publish(&out, &shared.feed);
             drop(writer);
             Ok(out)
@@ -255,14 +275,23 @@ impl Shared {
             .push(conn);
     }
 
+    /// The error of a call that reached its deadline waiting for `what`.
+    fn late(&self, op: &str, what: &str) -> Error {
+        Error::backend_msg(format!(
+            "SQLite {op} on `{}` gave up after {:?} waiting for {what}; nothing was changed",
+            self.path.display(),
+            self.options.timeout
+        ))
+    }
+
     fn error(&self, op: &str, e: rusqlite::Error) -> Error {
         let path = self.path.display();
         if ops::sqlite_code(&e) == Some(rusqlite::ErrorCode::DatabaseBusy) {
             Error::backend(
                 format!(
-                    "SQLite {op} on `{path}` gave up: another connection held the database \
-                     lock for more than {:?}",
-                    self.options.busy_timeout
+                    "SQLite {op} on `{path}` gave up after {:?}: another connection held the \
+                     database lock; nothing was changed",
+                    self.options.timeout
                 ),
                 e,
             )

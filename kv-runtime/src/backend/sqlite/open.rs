@@ -2,7 +2,7 @@
 //! set-up and the versioned schema.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -35,13 +35,13 @@ pub enum Durability {
 ///
 /// let options = SqliteOptions::default()
 ///     .readers(2)
-///     .busy_timeout(Duration::from_secs(2));
+///     .timeout(Duration::from_secs(2));
 /// # let _ = options;
 /// ```
 #[derive(Clone, Debug)]
 pub struct SqliteOptions {
     pub(super) readers: usize,
-    pub(super) busy_timeout: Duration,
+    pub(super) timeout: Duration,
     pub(super) durability: Durability,
 }
 
@@ -49,7 +49,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             readers: 4,
-            busy_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
             durability: Durability::PowerLoss,
         }
     }
@@ -63,10 +63,14 @@ impl SqliteOptions {
         self
     }
 
-    /// How long a call waits for another process that holds the database's
-    /// write lock before failing with [`Error::Backend`] (default 5 s).
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
+    /// The deadline of each call (default 5 s). Everything a call waits
+    /// for counts against it: a free read connection, this process's
+    /// earlier writes (one writer at a time), and another process holding
+    /// the database's write lock. A call that reaches it fails with
+    /// [`Error::Backend`] and changes nothing; so a write queued behind
+    /// others fails at its deadline, however many wait before it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -281,14 +285,14 @@ pub(super) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
             path.display()
         )));
     }
-    let version = retry_busy(options.busy_timeout, || stored_version(&conn))
+    let version = retry_busy(Instant::now() + options.timeout, || stored_version(&conn))
         .map_err(|e| open_error(path, e))?;
     if version > SCHEMA_VERSION {
         refuse_quietly(&conn);
         return Err(too_new(path, version));
     }
     if version == 0 {
-        let clash = retry_busy(options.busy_timeout, || foreign_table(&conn))
+        let clash = retry_busy(Instant::now() + options.timeout, || foreign_table(&conn))
             .map_err(|e| open_error(path, e))?;
         if let Some(name) = clash {
             return Err(Error::Config(format!(
@@ -300,7 +304,7 @@ pub(super) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     }
 
     // From here on the file is ours to write.
-    let journal: String = retry_busy(options.busy_timeout, || {
+    let journal: String = retry_busy(Instant::now() + options.timeout, || {
         conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
     })
     .map_err(|e| open_error(path, e))?;
@@ -317,7 +321,7 @@ pub(super) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     };
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(|e| open_error(path, e))?;
-    retry_busy(options.busy_timeout, || migrate(&mut conn))
+    retry_busy(Instant::now() + options.timeout, || migrate(&mut conn))
         .map_err(|e| open_error(path, e))?
         .map_err(|found| too_new(path, found))?;
     Ok(conn)

@@ -57,18 +57,22 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     sqlite_code(e) == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
-/// Runs `f` again while another connection holds the lock it needs, for up
-/// to `timeout`, sleeping a short random time between tries (so that
+/// Runs `f` again while another connection holds the lock it needs, until
+/// `deadline`, sleeping a short random time between tries (so that
 /// processes polling for the lock do not fall into step).
 pub(super) fn retry_busy<T>(
-    timeout: Duration,
+    deadline: Instant,
     mut f: impl FnMut() -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
-    let deadline = Instant::now() + timeout;
     loop {
         match f() {
-            Err(e) if is_busy(&e) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_micros(200 + jitter() % 1_800));
+            Err(e) if is_busy(&e) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(e);
+                }
+                let pause = Duration::from_micros(200 + jitter() % 1_800);
+                std::thread::sleep(pause.min(left));
             }
             other => return other,
         }
