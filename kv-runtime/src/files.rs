@@ -2,15 +2,30 @@
 //!
 //! A field marked `#[kv(file)]` holds the id of a file kept in a
 //! [`FileStore`]. On a table declared with `clean_files`, a file id that an
-//! overwrite, a hard delete or a purge leaves unreferenced by the row is
-//! deleted from the file store. A soft delete keeps the files, so `restore`
-//! brings the row back intact. A file that cannot be deleted is logged and
-//! recorded ([`Store::file_cleanup_failures`](crate::Store::file_cleanup_failures)),
+//! overwrite, a hard delete or a purge leaves unreferenced is deleted from
+//! the file store: unreferenced by the row, and by every other row of the
+//! table, live or soft-deleted (the table is read to check, so keep
+//! `clean_files` tables small; a reference written by another call at the
+//! same moment can still be missed). A soft delete keeps the files, so
+//! `restore` brings the row back intact. A file that cannot be deleted is
+//! logged and recorded
+//! ([`Store::file_cleanup_failures`](crate::Store::file_cleanup_failures)),
 //! never fatal to the write.
+//!
+//! # What a file store must check
+//!
+//! File ids come from stored values, and on a table that untrusted callers
+//! may write, from those callers. [`FileStore::delete`] must delete only
+//! files it owns: refuse ids that could name anything else (paths, `..`,
+//! other objects of the bucket), ideally ids it did not mint itself, as
+//! [`LocalDirFileStore`] does (its ids are 32 hex digits, checked on
+//! delete).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::schema::BoxFuture;
@@ -78,14 +93,19 @@ impl FileField for FileId {
 }
 
 /// Where stored files live. Implement it over your object store; a
-/// local-directory implementation ships ([`LocalDirFileStore`]).
+/// local-directory implementation ships ([`LocalDirFileStore`]). See the
+/// [module documentation](self) for what it must check.
 pub trait FileStore: Send + Sync + fmt::Debug + 'static {
     /// Deletes the file `id`. Deleting a file that does not exist is not an
-    /// error.
+    /// error; an id that is not one of this store's must be refused (an
+    /// error), never deleted.
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, io::Result<()>>;
 }
 
-/// Files in one local directory, named by their ids.
+/// Files in one local directory, named by the ids the store mints (32
+/// lowercase hex digits). It deletes only files named like that: another
+/// name in the directory (`.env`, the database file) is never deleted,
+/// whatever a row holds.
 #[derive(Clone, Debug)]
 pub struct LocalDirFileStore {
     dir: PathBuf,
@@ -132,9 +152,24 @@ impl LocalDirFileStore {
     }
 }
 
+/// Whether `id` has the form of the ids [`LocalDirFileStore::put`] mints.
+fn is_minted(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl FileStore for LocalDirFileStore {
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
+            if !is_minted(id) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{:?} is not an id this store minted (32 hex digits); the file is left \
+                         alone",
+                        crate::error::shorten(id)
+                    ),
+                ));
+            }
             let path = self.path(id)?;
             match std::fs::remove_file(path) {
                 Ok(()) => Ok(()),
@@ -175,12 +210,18 @@ fn random_id() -> String {
     out
 }
 
+/// How many recent cleanup failures a store keeps for
+/// [`Store::file_cleanup_failures`](crate::Store::file_cleanup_failures);
+/// older ones are only counted.
+pub const KEPT_FAILURES: usize = 100;
+
 /// The file store of a [`Store`](crate::Store), and the files it failed to
-/// delete.
+/// delete (the most recent [`KEPT_FAILURES`], and a count of all).
 #[derive(Debug, Default)]
 pub(crate) struct FileState {
     store: RwLock<Option<Arc<dyn FileStore>>>,
-    failures: Mutex<Vec<FileCleanupFailure>>,
+    failures: Mutex<VecDeque<FileCleanupFailure>>,
+    total_failures: AtomicU64,
 }
 
 impl FileState {
@@ -189,29 +230,27 @@ impl FileState {
         *self.store.write().unwrap_or_else(PoisonError::into_inner) = Some(files);
     }
 
-    /// Takes the failures recorded so far.
+    /// Takes the failures recorded since the last call (the most recent
+    /// [`KEPT_FAILURES`] of them).
     pub(crate) fn take_failures(&self) -> Vec<FileCleanupFailure> {
-        std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
+        let mut kept = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.drain(..).collect()
     }
 
-    /// Deletes the files of `old` that `keep` does not hold; a file that
-    /// cannot be deleted is logged and recorded, never an error.
-    pub(crate) async fn delete_unreferenced(
-        &self,
-        table: &'static str,
-        old: &[&str],
-        keep: &[&str],
-    ) {
-        let doomed = unreferenced(old, keep);
-        if doomed.is_empty() {
-            return;
-        }
+    /// How many deletions failed since the store was made.
+    pub(crate) fn total_failures(&self) -> u64 {
+        self.total_failures.load(Ordering::Relaxed)
+    }
+
+    /// Deletes the files `doomed`; a file that cannot be deleted is logged
+    /// and recorded, never an error.
+    pub(crate) async fn delete(&self, table: &'static str, doomed: &[&str]) {
         let files = self
             .store
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        for id in doomed {
+        for &id in doomed.iter() {
             let result = match &files {
                 Some(files) => files.delete(id).await.map_err(|e| e.to_string()),
                 None => Err("no file store is set on this store (Store::set_file_store)".into()),
@@ -223,21 +262,24 @@ impl FileState {
                     file_id = id,
                     "could not delete an unreferenced file: {reason}"
                 );
-                self.failures
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(FileCleanupFailure {
-                        table,
-                        file_id: id.to_owned(),
-                        reason,
-                    });
+                self.total_failures.fetch_add(1, Ordering::Relaxed);
+                let mut kept = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                if kept.len() == KEPT_FAILURES {
+                    kept.pop_front();
+                }
+                kept.push_back(FileCleanupFailure {
+                    table,
+                    file_id: crate::error::shorten(id),
+                    reason,
+                });
             }
         }
     }
 }
 
-/// File ids referenced by `old` but not by `new`.
-fn unreferenced<'a>(old: &[&'a str], new: &[&str]) -> Vec<&'a str> {
+/// File ids referenced by `old` but not by `new`, sorted, each once.
+pub(crate) fn unreferenced<'a>(old: &[&'a str], new: &[&str]) -> Vec<&'a str> {
+    let new: std::collections::HashSet<&str> = new.iter().copied().collect();
     let mut out: Vec<&'a str> = old.iter().copied().filter(|id| !new.contains(id)).collect();
     out.sort_unstable();
     out.dedup();
@@ -272,6 +314,7 @@ mod tests {
             assert!(store.path(bad).is_err(), "{bad:?}");
         }
         let id = store.put(b"hello").unwrap();
+        assert!(is_minted(id.as_str()));
         assert_eq!(
             std::fs::read(store.path(id.as_str()).unwrap()).unwrap(),
             b"hello"
@@ -282,6 +325,12 @@ mod tests {
         rt.block_on(store.delete(id.as_str())).unwrap();
         assert!(!store.path(id.as_str()).unwrap().exists());
         rt.block_on(store.delete(id.as_str())).unwrap();
+        // Names it did not mint are never deleted, even safe ones.
+        for other in [".env", "kv.db", "ABCDEF0123456789abcdef0123456789"] {
+            std::fs::write(dir.join(other), b"keep").unwrap();
+            assert!(rt.block_on(store.delete(other)).is_err(), "{other}");
+            assert!(dir.join(other).exists(), "{other}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

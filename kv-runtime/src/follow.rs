@@ -263,11 +263,20 @@ impl<S: KvSchema> Follower<S> {
             .or_insert_with(|| KeyState::from_read(None));
         match state.judge(change.row.as_ref()) {
             Verdict::Skip => {}
-            Verdict::Apply => out.push(Event::State {
-                key,
-                row: change.row,
-                resynced: false,
-            }),
+            Verdict::Apply => {
+                if change.row.is_none() && self.only.is_none() {
+                    // A whole-table follower forgets deleted keys, so that
+                    // its memory follows the table, not every key it ever
+                    // held. Should the key come back, it is read once
+                    // (the verdict for a key never seen), which is safe.
+                    self.keys.remove(&change.key);
+                }
+                out.push(Event::State {
+                    key,
+                    row: change.row,
+                    resynced: false,
+                });
+            }
             Verdict::Reread => {
                 let read = self
                     .table

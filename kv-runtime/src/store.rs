@@ -121,9 +121,18 @@ impl Store {
     }
 
     /// Takes the list of files that could not be deleted since the last
-    /// call (each was also logged).
+    /// call (each was also logged): the most recent
+    /// [`KEPT_FAILURES`](crate::files::KEPT_FAILURES) of them, so that the
+    /// list stays small whatever callers write.
     pub fn file_cleanup_failures(&self) -> Vec<FileCleanupFailure> {
         self.files.take_failures()
+    }
+
+    /// How many file deletions failed since this store was made (all of
+    /// them, including those no longer in
+    /// [`Store::file_cleanup_failures`]).
+    pub fn file_cleanup_failure_count(&self) -> u64 {
+        self.files.total_failures()
     }
 
     /// The typed table `S` of this store.

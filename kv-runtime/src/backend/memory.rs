@@ -89,6 +89,32 @@ impl MemoryBackend {
         f(&guard)
     }
 
+    /// Up to `limit` rows of `table` after `after` that pass `keep`, in key
+    /// order.
+    fn page(
+        &self,
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&RawRow) -> bool,
+    ) -> Vec<RawRow> {
+        self.read(|t| {
+            let Some(TableRows { rows, .. }) = t.get(table) else {
+                return Vec::new();
+            };
+            let lower = match after {
+                Some(k) => Bound::Excluded(k),
+                None => Bound::Unbounded,
+            };
+            rows.range::<str, _>((lower, Bound::Unbounded))
+                .map(|(_, row)| row)
+                .filter(|row| keep(row))
+                .take(limit)
+                .cloned()
+                .collect()
+        })
+    }
+
     /// Runs `f` on the rows of `table` under the write lock, handing it a
     /// function that publishes a change while the lock is still held (so
     /// that changes arrive in commit order).
@@ -119,21 +145,11 @@ impl Backend for MemoryBackend {
     }
 
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
-        Ok(self.read(|t| {
-            let Some(TableRows { rows, .. }) = t.get(table) else {
-                return Vec::new();
-            };
-            let lower = match after {
-                Some(k) => Bound::Excluded(k),
-                None => Bound::Unbounded,
-            };
-            rows.range::<str, _>((lower, Bound::Unbounded))
-                .map(|(_, row)| row)
-                .filter(|row| row.is_live())
-                .take(limit)
-                .cloned()
-                .collect()
-        }))
+        Ok(self.page(table, after, limit, RawRow::is_live))
+    }
+
+    async fn scan(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        Ok(self.page(table, after, limit, |_| true))
     }
 
     async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {

@@ -207,6 +207,12 @@ pub trait Backend: Send + Sync + 'static {
     /// `None`), in key order. Soft-deleted rows are skipped before counting.
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>>;
 
+    /// Up to `limit` rows, live or soft-deleted, with keys greater than
+    /// `after` (all keys when `None`), in key order: every stored row of the
+    /// table, page by page (file cleanup checks references with it; exports
+    /// read with it).
+    async fn scan(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>>;
+
     /// Stores `value` under `write.key` (an upsert) when
     /// [`Write::expect`] admits the live row. Creating a row sets
     /// `created_at = now`; writing a soft-deleted row revives it
@@ -252,6 +258,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
         (**self).list(table, after, limit).await
+    }
+    async fn scan(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        (**self).scan(table, after, limit).await
     }
     async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {
         (**self).set(table, write, value).await

@@ -187,7 +187,7 @@ impl<S: KvSchema> Table<S> {
         let finished = op.finish(key, applied)?;
         if S::CLEAN_FILES {
             if let Some((replaced, keep)) = &finished.replaced {
-                self.clean_files(replaced, keep).await;
+                self.clean_files(std::slice::from_ref(replaced), keep).await;
             }
         }
         if let Some(hooks) = &hooks {
@@ -256,25 +256,71 @@ impl<S: KvSchema> Table<S> {
         }
     }
 
-    /// Step 7: deletes the files `replaced` referenced that `keep` does not.
-    pub(super) async fn clean_files(&self, replaced: &RawRow, keep: &[String]) {
-        let old = match codec::decode_row::<S>(replaced) {
-            Ok(row) => row.value,
+    /// Step 7 (and purge): deletes the files the `replaced` rows referenced
+    /// that `keep` does not hold and no other row of the table (live or
+    /// soft-deleted) references.
+    pub(super) async fn clean_files(&self, replaced: &[RawRow], keep: &[String]) {
+        let mut old = Vec::new();
+        for raw in replaced {
+            match codec::decode_row::<S>(raw) {
+                Ok(row) => old.push(row.value),
+                Err(e) => tracing::warn!(
+                    target: "kv_runtime::files",
+                    table = S::TABLE,
+                    "cannot read a replaced row's file ids: {e}"
+                ),
+            }
+        }
+        let mut old_ids = Vec::new();
+        for value in &old {
+            value.file_ids(&mut old_ids);
+        }
+        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+        let mut doomed = crate::files::unreferenced(&old_ids, &keep);
+        if doomed.is_empty() {
+            return;
+        }
+        match self.referenced(&doomed).await {
+            Ok(used) => doomed.retain(|id| !used.contains(*id)),
             Err(e) => {
                 tracing::warn!(
                     target: "kv_runtime::files",
                     table = S::TABLE,
-                    "cannot read the replaced row's file ids: {e}"
+                    "files left in place: cannot check which rows still reference them: {e}"
                 );
                 return;
             }
-        };
-        let mut old_ids = Vec::new();
-        old.file_ids(&mut old_ids);
-        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
-        self.store
-            .files
-            .delete_unreferenced(S::TABLE, &old_ids, &keep)
-            .await;
+        }
+        self.store.files.delete(S::TABLE, &doomed).await;
+    }
+
+    /// Which of `ids` a row of the table (live or soft-deleted) references.
+    async fn referenced(&self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+        const PAGE: usize = 500;
+        let ids: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        let mut used = std::collections::HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self
+                .store
+                .backend
+                .scan(S::TABLE, after.as_deref(), PAGE)
+                .await?;
+            for raw in &rows {
+                // A row whose ids cannot be read may reference any of them.
+                let row = codec::decode_row::<S>(raw)?;
+                let mut held = Vec::new();
+                row.value.file_ids(&mut held);
+                used.extend(
+                    held.into_iter()
+                        .filter(|id| ids.contains(id))
+                        .map(str::to_owned),
+                );
+            }
+            match rows.last() {
+                Some(last) if rows.len() == PAGE => after = Some(last.key.clone()),
+                _ => return Ok(used),
+            }
+        }
     }
 }

@@ -8,7 +8,8 @@ use crate::schema::KvSchema;
 
 impl<S: KvSchema> Table<S> {
     /// Permanently removes rows soft-deleted longer ago than `retention`
-    /// (and, with `clean_files`, their files). Live rows and rows deleted
+    /// (and, with `clean_files`, their files), and forgets the rate-limit
+    /// counts of callers that have gone quiet. Live rows and rows deleted
     /// more recently are untouched. Returns how many rows were purged.
     ///
     /// This is a server-side operation with no caller context; run it from
@@ -19,10 +20,17 @@ impl<S: KvSchema> Table<S> {
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = self.store.now().saturating_sub(retention_ms);
         let purged = self.store.backend.purge(S::TABLE, cutoff).await?;
-        if S::CLEAN_FILES {
-            for row in &purged {
-                self.clean_files(row, &[]).await;
-            }
+        if S::CLEAN_FILES && !purged.is_empty() {
+            self.clean_files(&purged, &[]).await;
+        }
+        if let Some(limit) = S::RATE_LIMIT {
+            // Forget callers that have gone quiet.
+            let window = crate::backend::Window {
+                max: limit.max,
+                window_ms: i64::try_from(limit.window_ms).unwrap_or(i64::MAX),
+            };
+            let counter = self.store.backend.rate_counter();
+            counter.sweep(S::TABLE, window, self.store.now()).await?;
         }
         Ok(purged.len())
     }

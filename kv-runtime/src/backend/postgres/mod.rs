@@ -60,6 +60,7 @@ pub mod sql;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Pool, PoolError, TimeoutType, Timeouts};
 
 use self::errors::{pg_error, pool_error, write_error};
+use super::rate::SWEEP_EVERY;
 use super::{
     Backend, ChangeFeed, Expect, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow,
     Removed, Restored, RmMode, Stored, Window, Write,
@@ -89,6 +91,8 @@ pub struct PostgresBackend {
     /// Timeouts of a pool checkout that does not wait for a busy pool.
     free_now: Timeouts,
     target: String,
+    /// Rate-limit hits admitted by this process (to sweep every so often).
+    rate_hits: AtomicU64,
     /// The listener task; aborted when the backend is dropped.
     _listener: feed::AbortOnDrop,
 }
@@ -124,6 +128,46 @@ impl PostgresBackend {
         }
     }
 
+    /// A page of rows by one of two statements (from the start, or after a
+    /// key), as `list` and `scan` read them.
+    async fn page(
+        &self,
+        op: &str,
+        (first, next): (&str, &str),
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>> {
+        self.run(op, async {
+            let client = self.client(op).await?;
+            let fail = |e| pg_error(&self.target, op, e);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = match after {
+                None => {
+                    let stmt = client.prepare_cached(first).await.map_err(fail)?;
+                    client.query(&stmt, &[&table, &limit]).await
+                }
+                Some(after) => {
+                    let stmt = client.prepare_cached(next).await.map_err(fail)?;
+                    client.query(&stmt, &[&table, &after, &limit]).await
+                }
+            }
+            .map_err(fail)?;
+            rows.iter()
+                .map(|row| {
+                    let key: String = column(row, 0, &self.target)?;
+                    read_row(row, 1, key, &self.target)?.ok_or_else(|| {
+                        corrupt(
+                            &self.target,
+                            &format!("{op} returned a row without a value"),
+                        )
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// A pooled connection. A free one is taken without arming the wait
     /// timer (the common case costs no timer); only when all are busy does
     /// the call wait, up to the pool's wait timeout.
@@ -155,29 +199,24 @@ impl Backend for PostgresBackend {
     }
 
     async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
-        self.run("list", async {
-            let client = self.client("list").await?;
-            let fail = |e| pg_error(&self.target, "list", e);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = match after {
-                None => {
-                    let stmt = client.prepare_cached(sql::LIST_FIRST).await.map_err(fail)?;
-                    client.query(&stmt, &[&table, &limit]).await
-                }
-                Some(after) => {
-                    let stmt = client.prepare_cached(sql::LIST_AFTER).await.map_err(fail)?;
-                    client.query(&stmt, &[&table, &after, &limit]).await
-                }
-            }
-            .map_err(fail)?;
-            rows.iter()
-                .map(|row| {
-                    let key: String = column(row, 0, &self.target)?;
-                    read_row(row, 1, key, &self.target)?
-                        .ok_or_else(|| corrupt(&self.target, "list returned a row without a value"))
-                })
-                .collect()
-        })
+        self.page(
+            "list",
+            (sql::LIST_FIRST, sql::LIST_AFTER),
+            table,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn scan(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        self.page(
+            "scan",
+            (sql::SCAN_FIRST, sql::SCAN_AFTER),
+            table,
+            after,
+            limit,
+        )
         .await
     }
 
@@ -430,12 +469,31 @@ impl RateCounter for PostgresBackend {
                 .map_err(|e| write_error(&self.target, "rate limit", e))?;
             let admitted: bool = column(&row, 0, &self.target)?;
             if admitted {
+                // Every so often, forget the scope's idle callers.
+                if self.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+                    let stmt = client.prepare_cached(sql::RATE_SWEEP).await.map_err(fail)?;
+                    client
+                        .execute(&stmt, &[&scope, &start])
+                        .await
+                        .map_err(fail)?;
+                }
                 return Ok(RateDecision::Admitted);
             }
             let oldest: Option<i64> = column(&row, 1, &self.target)?;
             Ok(RateDecision::Limited {
                 retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
             })
+        })
+        .await
+    }
+
+    async fn sweep(&self, scope: &str, window: Window, now: i64) -> Result<u64> {
+        self.run("rate-limit sweep", async {
+            let client = self.client("rate-limit sweep").await?;
+            let fail = |e| pg_error(&self.target, "rate-limit sweep", e);
+            let stmt = client.prepare_cached(sql::RATE_SWEEP).await.map_err(fail)?;
+            let start = now.saturating_sub(window.window_ms);
+            client.execute(&stmt, &[&scope, &start]).await.map_err(fail)
         })
         .await
     }

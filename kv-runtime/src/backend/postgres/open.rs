@@ -1,6 +1,7 @@
 //! Opening the backend: options, URL handling, the pool, and the schema.
 
 use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -173,6 +174,7 @@ impl PostgresBackend {
             op_timeout: options.op_timeout,
             free_now,
             target,
+            rate_hits: AtomicU64::new(0),
             _listener: listener,
         })
     }

@@ -96,6 +96,18 @@ pub const LIST_AFTER: &str =
     FROM kv_rows WHERE tbl = $1::text AND key > $2::text AND deleted_at IS NULL \
     ORDER BY key LIMIT $3::bigint";
 
+/// `$1` table, `$2` limit. Every row, live or soft-deleted. Columns: as
+/// [`LIST_FIRST`].
+pub const SCAN_FIRST: &str =
+    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
+    FROM kv_rows WHERE tbl = $1::text ORDER BY key LIMIT $2::bigint";
+
+/// `$1` table, `$2` exclusive lower key bound, `$3` limit. Columns: as
+/// [`LIST_FIRST`].
+pub const SCAN_AFTER: &str =
+    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
+    FROM kv_rows WHERE tbl = $1::text AND key > $2::text ORDER BY key LIMIT $3::bigint";
+
 /// `GREATEST(now, previous + 1)` without overflowing at `i64::MAX`.
 macro_rules! next_version {
     ($now:literal) => {
@@ -275,6 +287,11 @@ pub const RATE_HIT: &str = "INSERT INTO kv_rate AS r (scope, bucket, hits, admit
     count(*) < $4::bigint \
     FROM unnest(r.hits) AS h (at) WHERE h.at > $5::bigint) \
     RETURNING admitted, (SELECT min(h.at) FROM unnest(r.hits) AS h (at) WHERE h.at > $5::bigint)";
+
+/// `$1` scope, `$2` window start. Deletes the buckets of the scope with no
+/// hit left in the window. Returns the number of rows deleted.
+pub const RATE_SWEEP: &str = "DELETE FROM kv_rate AS r WHERE r.scope = $1::text \
+    AND NOT EXISTS (SELECT 1 FROM unnest(r.hits) AS h (at) WHERE h.at > $2::bigint)";
 
 #[cfg(test)]
 mod tests {

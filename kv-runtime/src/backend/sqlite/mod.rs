@@ -85,15 +85,12 @@ use tokio::sync::Semaphore;
 
 pub use open::{Durability, SqliteOptions, SCHEMA_VERSION};
 
+use super::rate::SWEEP_EVERY;
 use super::{
     Backend, ChangeFeed, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow, Removed,
     Restored, RmMode, Stored, Window, Write,
 };
 use crate::error::{Error, Result};
-
-/// How many admitted rate-limit hits between sweeps of a whole scope's
-/// expired entries (each hit already drops its own bucket's).
-const RATE_SWEEP_EVERY: u64 = 1024;
 
 /// A kv store in one SQLite file. See the [module documentation](self).
 ///
@@ -325,6 +322,14 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    async fn scan(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        let (table, after) = (table.to_owned(), after.map(str::to_owned));
+        self.read("scan", move |conn| {
+            ops::scan(conn, &table, after.as_deref(), limit)
+        })
+        .await
+    }
+
     async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {
         let owned = OwnedWrite::new(table, &write);
         let tbl = owned.table.clone();
@@ -400,11 +405,23 @@ impl RateCounter for SqliteBackend {
         now: i64,
     ) -> Result<RateDecision> {
         let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
-        let sweep = self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % RATE_SWEEP_EVERY
-            == RATE_SWEEP_EVERY - 1;
+        // Each hit drops its own bucket's expired entries; every so often a
+        // hit drops the whole scope's.
+        let sweep =
+            self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
         self.write(
             "rate limit",
             move |conn| ops::rate_hit(conn, &scope, &bucket, window, now, sweep),
+            |_, _| {},
+        )
+        .await
+    }
+
+    async fn sweep(&self, scope: &str, window: Window, now: i64) -> Result<u64> {
+        let scope = scope.to_owned();
+        self.write(
+            "rate-limit sweep",
+            move |conn| ops::rate_sweep(conn, &scope, window, now),
             |_, _| {},
         )
         .await

@@ -21,6 +21,10 @@ const LIST_FIRST: &str = "SELECT key, value, created_at, updated_at, deleted_at,
      FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NULL ORDER BY key LIMIT ?2";
 const LIST_AFTER: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
      FROM kv_rows WHERE tbl = ?1 AND key > ?2 AND deleted_at IS NULL ORDER BY key LIMIT ?3";
+const SCAN_FIRST: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 ORDER BY key LIMIT ?2";
+const SCAN_AFTER: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+     FROM kv_rows WHERE tbl = ?1 AND key > ?2 ORDER BY key LIMIT ?3";
 const UPSERT: &str =
     "INSERT INTO kv_rows (tbl, key, value, created_at, updated_at, deleted_at, updated_by)
      VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)
@@ -185,6 +189,26 @@ pub(super) fn list(
     }
 }
 
+/// Up to `limit` rows, live or soft-deleted, after `after`, in key order.
+pub(super) fn scan(
+    conn: &Connection,
+    table: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<RawRow>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    match after {
+        None => conn
+            .prepare_cached(SCAN_FIRST)?
+            .query_map(params![table, limit], read_row)?
+            .collect(),
+        Some(after) => conn
+            .prepare_cached(SCAN_AFTER)?
+            .query_map(params![table, after, limit], read_row)?
+            .collect(),
+    }
+}
+
 /// The upsert of [`Backend::set`](crate::backend::Backend::set).
 pub(super) fn set(
     conn: &mut Connection,
@@ -328,6 +352,20 @@ pub(super) fn purge(
     }
     tx.commit()?;
     Ok(doomed)
+}
+
+/// Drops the expired entries of `scope`, returning how many.
+pub(super) fn rate_sweep(
+    conn: &mut Connection,
+    scope: &str,
+    window: Window,
+    now: i64,
+) -> rusqlite::Result<u64> {
+    let start = now.saturating_sub(window.window_ms);
+    let n = conn
+        .prepare_cached(RATE_EXPIRE_SCOPE)?
+        .execute(params![scope, start])?;
+    Ok(n as u64)
 }
 
 /// The sliding-window count of
