@@ -45,6 +45,7 @@ mod cursor;
 mod error;
 pub mod files;
 mod follow;
+mod health;
 pub mod hooks;
 mod key_rules;
 mod replica;
@@ -66,6 +67,7 @@ mod readme {}
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
 pub use error::{Error, ErrorCode, FieldError, Result};
+pub use health::{Health, ReplicaHealth};
 pub use kv_macros::Kv;
 pub use replica::{Replica, ReplicaStatus};
 pub use row::{Page, PageRequest, Row};

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::follow::{Event, Follower};
+use crate::health::ReplicaProbe;
 use crate::row::Row;
 use crate::schema::{KvKey, KvSchema};
 use crate::table::{codec, Table};
@@ -139,6 +140,18 @@ impl<S: KvSchema> Core<S> {
     }
 }
 
+impl<S: KvSchema> ReplicaProbe for Core<S> {
+    fn table(&self) -> &'static str {
+        S::TABLE
+    }
+
+    fn status(&self) -> ReplicaStatus {
+        let mut status = self.status().clone();
+        status.checked_at = self.now();
+        status
+    }
+}
+
 /// Stops the applier task when the last [`Replica`] clone is dropped.
 struct StopOnDrop(tokio::task::AbortHandle);
 
@@ -235,6 +248,8 @@ impl<S: KvSchema> Replica<S> {
             }),
             clock,
         });
+        let probe: Arc<dyn ReplicaProbe> = Arc::clone(&core) as Arc<dyn ReplicaProbe>;
+        table.store().replicas.add(Arc::downgrade(&probe));
         let mut events = Vec::new();
         let mut follower = Follower::start(table, None, &mut events).await?;
         core.apply(&mut events);
@@ -287,8 +302,6 @@ impl<S: KvSchema> Replica<S> {
     /// reloading after possible loss (and since when), when it last applied
     /// a change, how many reloads it needed.
     pub fn status(&self) -> ReplicaStatus {
-        let mut status = self.core.status().clone();
-        status.checked_at = self.core.now();
-        status
+        ReplicaProbe::status(&*self.core)
     }
 }

@@ -8,6 +8,7 @@ use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::files::{FileCleanupFailure, FileState, FileStore};
+use crate::health::Replicas;
 use crate::hooks::HookRegistry;
 use crate::schema::KvSchema;
 use crate::table::Table;
@@ -26,6 +27,7 @@ pub struct Store {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hooks: Arc<HookRegistry>,
     pub(crate) files: Arc<FileState>,
+    pub(crate) replicas: Arc<Replicas>,
 }
 
 impl Store {
@@ -46,6 +48,7 @@ impl Store {
             clock: Arc::new(SystemClock),
             hooks: Arc::default(),
             files: Arc::default(),
+            replicas: Arc::default(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Store {
             clock: Arc::new(clock),
             hooks: Arc::clone(&self.hooks),
             files: Arc::clone(&self.files),
+            replicas: Arc::clone(&self.replicas),
         }
     }
 

@@ -10,9 +10,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 
+use std::time::Duration;
+
 use super::{
-    first_version, next_version, Backend, ChangeFeed, MemoryRateCounter, Outcome, Payload,
-    RateCounter, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Write,
+    first_version, next_version, Backend, BackendHealth, ChangeFeed, FeedHealth, MemoryRateCounter,
+    Outcome, Payload, RateCounter, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Write,
 };
 use crate::error::Result;
 
@@ -256,5 +258,9 @@ impl Backend for MemoryBackend {
 
     fn feed(&self) -> &ChangeFeed {
         &self.feed
+    }
+
+    async fn health(&self) -> BackendHealth {
+        BackendHealth::reachable("memory", Duration::ZERO, FeedHealth::InProcess)
     }
 }

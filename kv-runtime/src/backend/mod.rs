@@ -46,6 +46,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 
 mod feed;
+mod health;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -55,6 +56,7 @@ mod row;
 pub mod sqlite;
 
 pub use feed::{Change, ChangeFeed, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY};
+pub use health::{BackendHealth, FeedHealth};
 pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Window};
 pub use row::{Payload, RawRow};
 
@@ -243,6 +245,11 @@ pub trait Backend: Send + Sync + 'static {
     /// subscriber. In-process backends see their own writes; shared
     /// backends (PostgreSQL) also see other processes' writes.
     fn feed(&self) -> &ChangeFeed;
+
+    /// A health check: a trivial read (its round trip) and the state of the
+    /// change feed. Never fails: an unreachable backend says so. Required,
+    /// so that a wrapper cannot hide the state of the feed it wraps.
+    async fn health(&self) -> BackendHealth;
 }
 
 #[async_trait]
@@ -279,6 +286,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     fn feed(&self) -> &ChangeFeed {
         (**self).feed()
+    }
+    async fn health(&self) -> BackendHealth {
+        (**self).health().await
     }
 }
 

@@ -70,8 +70,8 @@ use deadpool_postgres::{Pool, PoolError, TimeoutType, Timeouts};
 use self::errors::{pg_error, pool_error, write_error};
 use super::rate::SWEEP_EVERY;
 use super::{
-    Backend, ChangeFeed, Expect, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow,
-    Removed, Restored, RmMode, Stored, Window, Write,
+    Backend, BackendHealth, ChangeFeed, Expect, FeedHealth, Outcome, Payload, RateCounter,
+    RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -443,6 +443,25 @@ impl Backend for PostgresBackend {
 
     fn feed(&self) -> &ChangeFeed {
         &self.feed
+    }
+
+    async fn health(&self) -> BackendHealth {
+        let started = std::time::Instant::now();
+        let ping = self.run("health check", async {
+            let client = self.client("health check").await?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| pg_error(&self.target, "health check", e))
+        });
+        // Until the feed verifies itself, it is only known to be listening.
+        let feed = FeedHealth::Unverified {
+            reason: "the change feed does not verify its notifications yet".into(),
+        };
+        match ping.await {
+            Ok(_) => BackendHealth::reachable("postgres", started.elapsed(), feed),
+            Err(e) => BackendHealth::unreachable("postgres", e.to_string(), feed),
+        }
     }
 }
 

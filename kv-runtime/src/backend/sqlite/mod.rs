@@ -87,8 +87,8 @@ pub use open::{Durability, SqliteOptions, SCHEMA_VERSION};
 
 use super::rate::SWEEP_EVERY;
 use super::{
-    Backend, ChangeFeed, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow, Removed,
-    Restored, RmMode, Stored, Window, Write,
+    Backend, BackendHealth, ChangeFeed, FeedHealth, Outcome, Payload, RateCounter, RateDecision,
+    RawRow, ReadNow, Removed, Restored, RmMode, Stored, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -392,6 +392,14 @@ impl Backend for SqliteBackend {
 
     fn feed(&self) -> &ChangeFeed {
         &self.shared.feed
+    }
+
+    async fn health(&self) -> BackendHealth {
+        let started = Instant::now();
+        match self.read("health check", ops::ping).await {
+            Ok(()) => BackendHealth::reachable("sqlite", started.elapsed(), FeedHealth::InProcess),
+            Err(e) => BackendHealth::unreachable("sqlite", e.to_string(), FeedHealth::InProcess),
+        }
     }
 }
 

@@ -163,6 +163,12 @@ fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
+/// A trivial read that touches the schema: the health check.
+pub(super) fn ping(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("SELECT count(*) FROM kv_meta")?
+        .query_row([], |_| Ok(()))
+}
+
 /// The row with `key`, live or soft-deleted.
 pub(super) fn get(conn: &Connection, table: &str, key: &str) -> rusqlite::Result<Option<RawRow>> {
     get_in(conn, table, key)
