@@ -263,6 +263,7 @@ impl FileState {
                     "could not delete an unreferenced file: {reason}"
                 );
                 self.total_failures.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::file_cleanup_failed(table);
                 let mut kept = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
                 if kept.len() == KEPT_FAILURES {
                     kept.pop_front();

@@ -53,6 +53,7 @@ mod row;
 mod schema;
 mod store;
 mod table;
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod watch;

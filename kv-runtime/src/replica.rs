@@ -15,6 +15,7 @@ use crate::health::ReplicaProbe;
 use crate::row::Row;
 use crate::schema::{KvKey, KvSchema};
 use crate::table::{codec, Table};
+use crate::telemetry;
 
 /// The most feed changes applied as one snapshot swap.
 const MAX_BATCH: usize = 1024;
@@ -90,6 +91,7 @@ impl<S: KvSchema> Core<S> {
     /// its states, and the status updated.
     fn apply(&self, events: &mut Vec<Event<S>>) {
         let mut next: Option<RowMap<S>> = None;
+        let mut resynced = false;
         let now = self.now();
         let mut status = self.status();
         for event in events.drain(..) {
@@ -125,6 +127,7 @@ impl<S: KvSchema> Core<S> {
                 Event::Loaded => {
                     if !status.in_sync {
                         status.resyncs += 1;
+                        resynced = true;
                     }
                     status.in_sync = true;
                     status.stale_since = None;
@@ -137,6 +140,7 @@ impl<S: KvSchema> Core<S> {
             self.rows.store(Arc::new(map));
             status.last_applied_at = now;
         }
+        telemetry::replica(S::TABLE, status.in_sync, status.last_delay_ms, resynced);
     }
 }
 

@@ -80,6 +80,7 @@ impl ChangeFeed {
 
     /// Tells every subscriber that changes may have been missed.
     pub fn resync(&self) {
+        crate::telemetry::feed_resync();
         self.send(FeedEvent::Resync);
     }
 
@@ -120,7 +121,10 @@ impl FeedReceiver {
     pub async fn recv(&mut self) -> Option<FeedEvent> {
         match self.receiver.recv().await {
             Ok(event) => Some(event),
-            Err(broadcast::error::RecvError::Lagged(_)) => Some(FeedEvent::Resync),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                crate::telemetry::feed_resync();
+                Some(FeedEvent::Resync)
+            }
             Err(broadcast::error::RecvError::Closed) => None,
         }
     }

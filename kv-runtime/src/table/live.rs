@@ -7,6 +7,7 @@ use super::Table;
 use crate::error::Result;
 use crate::replica::Replica;
 use crate::schema::{KvKey, KvSchema};
+use crate::telemetry;
 use crate::watch::Watch;
 
 impl<S: KvSchema> Table<S> {
@@ -39,8 +40,11 @@ impl<S: KvSchema> Table<S> {
     ) -> impl Future<Output = Result<Watch<S>>> + Send + '_ {
         let key = key.borrow().clone();
         async move {
-            key.check(S::TABLE)?;
-            Watch::start(self, Some(key)).await
+            let start = async {
+                key.check(S::TABLE)?;
+                Watch::start(self, Some(key.clone())).await
+            };
+            telemetry::measured(S::TABLE, "watch", Some(key.as_str()), start).await
         }
     }
 
@@ -51,7 +55,7 @@ impl<S: KvSchema> Table<S> {
     /// Fails when the rows cannot be read; a row that cannot be decoded is
     /// an `Err` item instead, and the stream goes on.
     pub async fn watch_table(&self) -> Result<Watch<S>> {
-        Watch::start(self, None).await
+        telemetry::measured(S::TABLE, "watch", None, Watch::start(self, None)).await
     }
 
     /// Mirrors this table in process memory, kept current by the change

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{self, TableHooks};
 use crate::row::Row;
 use crate::schema::{KvKey, KvSchema};
+use crate::telemetry;
 
 /// How many times a write with before-hooks reads the row and runs the
 /// hooks while other writers keep changing the row in between, before it
@@ -106,8 +107,20 @@ pub(super) enum After<S: KvSchema> {
 }
 
 impl<S: KvSchema> Table<S> {
-    /// Runs `op` on `key` through every step of the pipeline.
+    /// Runs `op` on `key` through every step of the pipeline, in its span
+    /// and counted ([`telemetry`](crate::telemetry)).
     pub(super) async fn write<O: WriteOp<S>>(
+        &self,
+        ctx: &Ctx,
+        key: &S::Key,
+        op: O,
+        expect: Expect,
+    ) -> Result<O::Output> {
+        let steps = self.run_steps(ctx, key, op, expect);
+        telemetry::measured(S::TABLE, O::NAME, Some(key.as_str()), steps).await
+    }
+
+    async fn run_steps<O: WriteOp<S>>(
         &self,
         ctx: &Ctx,
         key: &S::Key,

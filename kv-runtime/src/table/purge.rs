@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::Table;
 use crate::error::{Error, Result};
 use crate::schema::KvSchema;
+use crate::telemetry;
 
 impl<S: KvSchema> Table<S> {
     /// Permanently removes rows soft-deleted longer ago than `retention`
@@ -16,6 +17,10 @@ impl<S: KvSchema> Table<S> {
     /// a job, or let [`Table::spawn_purge`] run it on an interval. A
     /// retention under one second or over 100 years is [`Error::Config`].
     pub async fn purge(&self, retention: Duration) -> Result<usize> {
+        telemetry::measured(S::TABLE, "purge", None, self.purge_now(retention)).await
+    }
+
+    async fn purge_now(&self, retention: Duration) -> Result<usize> {
         check_retention(retention)?;
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = self.store.now().saturating_sub(retention_ms);

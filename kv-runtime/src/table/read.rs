@@ -12,6 +12,7 @@ use crate::cursor;
 use crate::error::{Error, FieldError, Result};
 use crate::row::{Page, PageRequest, Row};
 use crate::schema::{BoxFuture, KvKey, KvSchema};
+use crate::telemetry;
 
 impl<S: KvSchema> Table<S> {
     /// The live row with `key`, or `None` (also for soft-deleted rows).
@@ -25,13 +26,22 @@ impl<S: KvSchema> Table<S> {
     ) -> impl Future<Output = Result<Option<Row<S>>>> + Send + '_ {
         let key = key.borrow();
         if let Err(e) = key.check(S::TABLE) {
-            return ReadFuture::Ready(Some(Err(e)));
+            let answer = Err(e);
+            telemetry::count_get(S::TABLE, &answer);
+            return ReadFuture::Ready(Some(answer));
         }
         match self.read_now(key) {
-            Some(answer) => ReadFuture::Ready(Some(answer)),
+            Some(answer) => {
+                telemetry::count_get(S::TABLE, &answer);
+                ReadFuture::Ready(Some(answer))
+            }
             None => {
                 let key = key.clone();
-                ReadFuture::Waiting(Box::pin(async move { self.read_io(key).await }))
+                ReadFuture::Waiting(Box::pin(async move {
+                    let answer = self.read_io(key).await;
+                    telemetry::count_get(S::TABLE, &answer);
+                    answer
+                }))
             }
         }
     }
@@ -74,6 +84,10 @@ impl<S: KvSchema> Table<S> {
     /// it is the last. A malformed cursor, or one from another table, is
     /// [`Error::InvalidCursor`].
     pub async fn list(&self, ctx: &Ctx, request: PageRequest) -> Result<Page<S>> {
+        telemetry::measured(S::TABLE, "list", None, self.list_page(ctx, request)).await
+    }
+
+    async fn list_page(&self, ctx: &Ctx, request: PageRequest) -> Result<Page<S>> {
         self.authorize(ctx, "list").await?;
         let limit = match request.num_items {
             0 => PageRequest::DEFAULT_ITEMS,

@@ -1,0 +1,139 @@
+//! Metrics move for every operation and outcome (feature `metrics`), seen
+//! through `metrics-util`'s debugging recorder.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kv_runtime::{Ctx, Kv, ManualClock, PageRequest, Store};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::MetricKind;
+use serde::{Deserialize, Serialize};
+
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "metered", keys = [a, b], write_role = admin, soft_delete, rate_limit = 3)]
+struct Metered {
+    n: u32,
+}
+
+type Counters = HashMap<(String, Vec<(String, String)>), u64>;
+
+/// Counters and which histograms and gauges were recorded, by name and labels.
+fn snapshot(
+    recorder: &DebuggingRecorder,
+) -> (
+    Counters,
+    Vec<(String, Vec<(String, String)>)>,
+    HashMap<String, f64>,
+) {
+    let mut counters = HashMap::new();
+    let mut histograms = Vec::new();
+    let mut gauges = HashMap::new();
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        let (kind, key) = key.into_parts();
+        let mut labels: Vec<(String, String)> = key
+            .labels()
+            .map(|l| (l.key().to_owned(), l.value().to_owned()))
+            .collect();
+        labels.sort();
+        let name = key.name().to_owned();
+        match (kind, value) {
+            (MetricKind::Counter, DebugValue::Counter(n)) => {
+                counters.insert((name, labels), n);
+            }
+            (MetricKind::Histogram, DebugValue::Histogram(values)) if !values.is_empty() => {
+                histograms.push((name, labels));
+            }
+            (MetricKind::Gauge, DebugValue::Gauge(v)) => {
+                gauges.insert(name, v.into_inner());
+            }
+            _ => {}
+        }
+    }
+    (counters, histograms, gauges)
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn operations_are_counted_by_outcome_and_timed() {
+    let recorder = DebuggingRecorder::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let clock = ManualClock::new(1_700_000_000_000);
+            let store = Store::memory().with_clock(clock.clone());
+            let t = store.table::<Metered>();
+            let replica = t.replica().await.unwrap();
+            let ada = Ctx::user("ada").with_role("admin");
+            let row = t.set(&ada, MeteredKey::A, Metered { n: 1 }).await.unwrap();
+            t.set_expecting(&ada, MeteredKey::A, Metered { n: 2 }, row.updated_at - 1)
+                .await
+                .unwrap_err(); // CONFLICT
+            t.set(&Ctx::anonymous(), MeteredKey::A, Metered { n: 3 })
+                .await
+                .unwrap_err(); // FORBIDDEN
+            t.rm(&ada, MeteredKey::A).await.unwrap();
+            t.set(&ada, MeteredKey::B, Metered { n: 4 })
+                .await
+                .unwrap_err(); // RATE_LIMITED
+            t.restore(&ada, MeteredKey::A).await.unwrap();
+            t.get(MeteredKey::A).await.unwrap();
+            t.list(&ada, PageRequest::first(10)).await.unwrap();
+            clock.advance(Duration::from_secs(120));
+            t.purge(Duration::from_secs(60)).await.unwrap();
+            // The replica applies the changes on its task.
+            for _ in 0..100 {
+                if replica.get(&MeteredKey::A).is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    });
+    let (counters, histograms, gauges) = snapshot(&recorder);
+    let count = |op: &str, outcome: &str| {
+        counters
+            .get(&(
+                "kv_operations_total".to_owned(),
+                labels(&[("table", "metered"), ("op", op), ("outcome", outcome)]),
+            ))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(count("set", "ok"), 1, "{counters:?}");
+    assert_eq!(count("set", "CONFLICT"), 1);
+    assert_eq!(count("set", "FORBIDDEN"), 1);
+    assert_eq!(count("set", "RATE_LIMITED"), 1);
+    assert_eq!(count("rm", "ok"), 1);
+    assert_eq!(count("restore", "ok"), 1);
+    assert_eq!(count("get", "ok"), 1);
+    assert_eq!(count("list", "ok"), 1);
+    assert_eq!(count("purge", "ok"), 1);
+    for op in ["set", "rm", "restore", "list", "purge"] {
+        assert!(
+            histograms.contains(&(
+                "kv_operation_duration_seconds".to_owned(),
+                labels(&[("table", "metered"), ("op", op)])
+            )),
+            "{op} is timed: {histograms:?}"
+        );
+    }
+    assert!(
+        !histograms
+            .iter()
+            .any(|(_, l)| l.contains(&("op".to_owned(), "get".to_owned()))),
+        "get is not timed"
+    );
+    assert_eq!(gauges.get("kv_replica_in_sync"), Some(&1.0), "{gauges:?}");
+    assert!(gauges.contains_key("kv_replica_lag_seconds"), "{gauges:?}");
+}
