@@ -7,13 +7,13 @@
 //!   it is validated again) or refuses the write; `before_rm` may refuse.
 //!   Several hooks of one kind run in registration order, each seeing the
 //!   previous one's output. A refused write changes nothing and fails with
-//!   [`Error::Rejected`](crate::Error::Rejected) naming the hook.
+//!   [`Error::Rejected`] naming the hook.
 //! - Before-hooks may run more than once for one call. They see the row as
 //!   read just before the write, and the write goes ahead only if that row
 //!   (or its absence) is still what is stored; when another writer changed,
 //!   created, revived or deleted the row in between, the row is read again
 //!   and the hooks run again on it (a bounded number of times; then the
-//!   call fails with [`Error::Contended`](crate::Error::Contended)). Keep
+//!   call fails with [`Error::Contended`]). Keep
 //!   them free of side effects that must happen once: do those in
 //!   after-hooks.
 //! - After-hooks run once the write has committed, outside its transaction.
@@ -21,7 +21,7 @@
 //!   logged (`tracing`, target `kv_runtime::hooks`) and the write still
 //!   returns `Ok`.
 //! - A hook that panics never poisons the store: a panicking before-hook
-//!   fails that write with [`Error::HookPanicked`](crate::Error::HookPanicked);
+//!   fails that write with [`Error::HookPanicked`];
 //!   other writes go on.
 //! - `restore` runs no hooks.
 //!

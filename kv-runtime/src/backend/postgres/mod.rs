@@ -37,8 +37,8 @@
 //! the notification is delivered on commit, in commit order, to every
 //! process listening on the database. Each backend keeps one dedicated
 //! listening connection; when it is lost the feed sends
-//! [`FeedEvent::Resync`], reconnects with backoff, and sends `Resync` again
-//! once it listens again.
+//! [`FeedEvent::Resync`](crate::backend::FeedEvent::Resync), reconnects
+//! with backoff, and sends `Resync` again once it listens again.
 //!
 //! # Failures
 //!
