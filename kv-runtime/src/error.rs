@@ -19,7 +19,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorCode {
     /// The key is not one of the table's keys, or is not an acceptable key text.
     InvalidKey,
-    /// The value broke a field constraint or the table's size limit.
+    /// The value broke a field constraint or the table's size limit, or
+    /// would not read back; or a request parameter (a page size) is out of
+    /// range.
     ValidationFailed,
     /// The caller may not perform this operation.
     Forbidden,
