@@ -49,7 +49,7 @@
 //!   retry, when it happens and what it carries.
 //! - [Live reads](#live-reads): watch streams and in-process replicas.
 //! - [Backends](#backends): memory, SQLite, PostgreSQL, and your own.
-//! - The [`web`] module: the HTTP routes and the web layer's own error
+//! - The [`web`][web-module] module: the HTTP routes and the web layer's own error
 //!   codes.
 //! - The [`hooks`] module: code that runs before and after writes.
 //!
@@ -61,17 +61,25 @@
 #![doc = include_str!("../docs/live.md")]
 #![doc = include_str!("../docs/backends.md")]
 // Links to items behind features: to the item when it is compiled in, else
-// to the feature table.
-#![cfg_attr(feature = "sqlite", doc = "[`backend::sqlite`]: crate::backend::sqlite")]
-#![cfg_attr(not(feature = "sqlite"), doc = "[`backend::sqlite`]: #cargo-features")]
-#![cfg_attr(feature = "postgres", doc = "[`backend::postgres`]: crate::backend::postgres")]
-#![cfg_attr(not(feature = "postgres"), doc = "[`backend::postgres`]: #cargo-features")]
-#![cfg_attr(feature = "web", doc = "[`web`]: crate::web")]
-#![cfg_attr(not(feature = "web"), doc = "[`web`]: #cargo-features")]
-#![cfg_attr(feature = "testing", doc = "[`testing`]: crate::testing")]
-#![cfg_attr(not(feature = "testing"), doc = "[`testing`]: #cargo-features")]
-#![cfg_attr(feature = "testing", doc = "[`conformance_suite!`]: crate::conformance_suite")]
-#![cfg_attr(not(feature = "testing"), doc = "[`conformance_suite!`]: #cargo-features")]
+// to the feature table. (The empty line ends the last paragraph, so that
+// the definitions are not read as part of it.)
+#![doc = ""]
+#![cfg_attr(feature = "sqlite", doc = "[sqlite-module]: crate::backend::sqlite")]
+#![cfg_attr(not(feature = "sqlite"), doc = "[sqlite-module]: #cargo-features")]
+#![cfg_attr(
+    feature = "postgres",
+    doc = "[postgres-module]: crate::backend::postgres"
+)]
+#![cfg_attr(not(feature = "postgres"), doc = "[postgres-module]: #cargo-features")]
+#![cfg_attr(feature = "web", doc = "[web-module]: crate::web")]
+#![cfg_attr(not(feature = "web"), doc = "[web-module]: #cargo-features")]
+#![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
+#![cfg_attr(not(feature = "testing"), doc = "[testing-module]: #cargo-features")]
+#![cfg_attr(
+    feature = "testing",
+    doc = "[conformance-suite]: crate::conformance_suite"
+)]
+#![cfg_attr(not(feature = "testing"), doc = "[conformance-suite]: #cargo-features")]
 #![warn(missing_docs)]
 
 extern crate self as kv_runtime;
