@@ -15,16 +15,12 @@ struct Metered {
     n: u32,
 }
 
-type Counters = HashMap<(String, Vec<(String, String)>), u64>;
+type Labels = Vec<(String, String)>;
+type Counters = HashMap<(String, Labels), u64>;
+type Snapshot = (Counters, Vec<(String, Labels)>, HashMap<String, f64>);
 
 /// Counters and which histograms and gauges were recorded, by name and labels.
-fn snapshot(
-    recorder: &DebuggingRecorder,
-) -> (
-    Counters,
-    Vec<(String, Vec<(String, String)>)>,
-    HashMap<String, f64>,
-) {
+fn snapshot(recorder: &DebuggingRecorder) -> Snapshot {
     let mut counters = HashMap::new();
     let mut histograms = Vec::new();
     let mut gauges = HashMap::new();

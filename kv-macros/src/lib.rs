@@ -15,7 +15,10 @@ mod valid;
 
 use proc_macro::TokenStream;
 
-/// Turns a struct into a kv table. See the `kv-runtime` crate documentation.
+/// `#[derive(Kv)]` generates the key enum `<Struct>Key` (with `keys = [...]`),
+/// `impl KvSchema` (and `SoftDelete` with `soft_delete`) and the row alias
+/// `<Struct>Row`. `kv-runtime` re-exports it and documents every option in
+/// the "Options" section of its crate documentation.
 #[proc_macro_derive(Kv, attributes(kv))]
 pub fn derive_kv(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -10,13 +10,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Codes never change meaning between releases; match on them (or on
 /// [`ErrorCode::as_str`]) rather than on messages. Each maps to exactly one
-/// HTTP status ([`ErrorCode::http_status`]).
+/// HTTP status ([`ErrorCode::http_status`]) and is retryable or not
+/// ([`ErrorCode::is_retryable`]). The [error table](crate#errors) says, for
+/// every code, its status, whether to retry, when it happens and the
+/// details it carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// The key is not one of the table's keys, or is not an acceptable key text.
     InvalidKey,
-    /// The value broke a field constraint or the table's size limit.
+    /// The value broke a field constraint or the table's size limit, or
+    /// would not read back; or a request parameter (a page size) is out of
+    /// range.
     ValidationFailed,
     /// The caller may not perform this operation.
     Forbidden,
@@ -134,7 +139,9 @@ impl FieldError {
 }
 
 /// Why a call failed. Every variant has a stable [`ErrorCode`] (see
-/// [`Error::code`]); a failed write never changes stored state.
+/// [`Error::code`]); a failed write never changes a row. The
+/// [error table](crate#errors) lists the codes, when each happens and
+/// the fields each variant carries.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

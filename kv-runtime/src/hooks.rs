@@ -1,19 +1,77 @@
 //! Hooks registered at run time per table: `before_set`, `after_set`,
-//! `before_rm`, `after_rm` (register them with [`Table::before_set`] and
-//! friends).
+//! `before_rm`, `after_rm` (register them with [`Table::before_set`],
+//! [`Table::after_set`], [`Table::before_rm`] and [`Table::after_rm`]).
 //!
-//! - Before-hooks run after the access check and validation, before the
-//!   write. `before_set` returns the value to store (possibly changed;
+//! ```
+//! use std::sync::{Arc, Mutex};
+//!
+//! use kv_runtime::hooks::HookError;
+//! use kv_runtime::{Ctx, ErrorCode, Kv, Store};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Kv, Serialize, Deserialize, Clone, Debug)]
+//! #[kv(keys = [banner, motd], write_role = admin)]
+//! pub struct Site {
+//!     pub active: bool,
+//!     pub message: String,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> kv_runtime::Result<()> {
+//! let site = Store::memory().table::<Site>();
+//! let audit: Arc<Mutex<Vec<String>>> = Arc::default(); // application state
+//!
+//! site.before_set("tidy", |mut change| async move {
+//!     change.value.message = change.value.message.trim().to_owned();
+//!     if change.value.active && change.value.message.is_empty() {
+//!         return Err(HookError::new("an active banner needs a message"));
+//!     }
+//!     Ok(change.value) // may be changed; it is validated again
+//! });
+//! let log = Arc::clone(&audit);
+//! site.after_set("audit", move |done| {
+//!     let log = Arc::clone(&log);
+//!     async move {
+//!         let who = done.ctx.user_id().unwrap_or("anonymous").to_owned();
+//!         log.lock().unwrap().push(format!("{who} set {}", done.row.key));
+//!         Ok(())
+//!     }
+//! });
+//! site.before_rm("keep-motd", |removal| async move {
+//!     if removal.row.key == SiteKey::Motd {
+//!         return Err(HookError::new("the message of the day stays"));
+//!     }
+//!     Ok(())
+//! });
+//!
+//! let ada = Ctx::user("ada").with_role("admin");
+//! let value = |active, message: &str| Site { active, message: message.into() };
+//! let row = site.set(&ada, SiteKey::Banner, value(true, "  Back at 5pm ")).await?;
+//! assert_eq!(row.value.message, "Back at 5pm");
+//!
+//! let err = site.set(&ada, SiteKey::Banner, value(true, " ")).await.unwrap_err();
+//! assert_eq!(err.code(), ErrorCode::Rejected); // names the hook: "tidy"
+//!
+//! site.set(&ada, SiteKey::Motd, value(true, "Hello")).await?;
+//! let err = site.rm(&ada, SiteKey::Motd).await.unwrap_err();
+//! assert_eq!(err.code(), ErrorCode::Rejected);
+//! assert_eq!(*audit.lock().unwrap(), ["ada set banner", "ada set motd"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - Before-hooks run after the access check, validation and the rate
+//!   limit, before the write. `before_set` returns the value to store (possibly changed;
 //!   it is validated again) or refuses the write; `before_rm` may refuse.
 //!   Several hooks of one kind run in registration order, each seeing the
 //!   previous one's output. A refused write changes nothing and fails with
-//!   [`Error::Rejected`](crate::Error::Rejected) naming the hook.
+//!   [`Error::Rejected`] naming the hook.
 //! - Before-hooks may run more than once for one call. They see the row as
 //!   read just before the write, and the write goes ahead only if that row
 //!   (or its absence) is still what is stored; when another writer changed,
 //!   created, revived or deleted the row in between, the row is read again
 //!   and the hooks run again on it (a bounded number of times; then the
-//!   call fails with [`Error::Contended`](crate::Error::Contended)). Keep
+//!   call fails with [`Error::Contended`]). Keep
 //!   them free of side effects that must happen once: do those in
 //!   after-hooks.
 //! - After-hooks run once the write has committed, outside its transaction.
@@ -21,7 +79,7 @@
 //!   logged (`tracing`, target `kv_runtime::hooks`) and the write still
 //!   returns `Ok`.
 //! - A hook that panics never poisons the store: a panicking before-hook
-//!   fails that write with [`Error::HookPanicked`](crate::Error::HookPanicked);
+//!   fails that write with [`Error::HookPanicked`];
 //!   other writes go on.
 //! - `restore` runs no hooks.
 //!

@@ -33,7 +33,55 @@
 //! # }
 //! ```
 //!
-//! See the crate README for every `#[kv(...)]` option.
+//! # Where to find what
+//!
+//! This page and the module pages are the reference: each table exists
+//! once, on this page or in the module it belongs to.
+//!
+//! - [Cargo features](#cargo-features): what each feature adds.
+//! - [Names](#names): one name per operation, and how HTTP maps onto them.
+//! - [Options](#options): every `#[kv(...)]` option and field attribute,
+//!   what the derive generates, write roles, rate limits, soft delete and
+//!   purge, files.
+//! - [Operations](#operations): what each operation does and who may call
+//!   it; rows and their versions; the order of the checks.
+//! - [Errors](#errors): every error code, its HTTP status, whether to
+//!   retry, when it happens and what it carries.
+//! - [Live reads](#live-reads): watch streams and in-process replicas.
+//! - [Backends](#backends): memory, SQLite, PostgreSQL, and your own.
+//! - [Observability](#observability): traces, metrics and health checks.
+//! - The [`web`][web-module] module: the HTTP routes and the web layer's own error
+//!   codes.
+//! - The [`hooks`] module: code that runs before and after writes.
+//!
+#![doc = include_str!("../docs/features.md")]
+#![doc = include_str!("../docs/naming.md")]
+#![doc = include_str!("../docs/options.md")]
+#![doc = include_str!("../docs/operations.md")]
+#![doc = include_str!("../docs/errors.md")]
+#![doc = include_str!("../docs/live.md")]
+#![doc = include_str!("../docs/backends.md")]
+#![doc = include_str!("../docs/observability.md")]
+// Links to items behind features: to the item when it is compiled in, else
+// to the feature table. (The empty line ends the last paragraph, so that
+// the definitions are not read as part of it.)
+#![doc = ""]
+#![cfg_attr(feature = "sqlite", doc = "[sqlite-module]: crate::backend::sqlite")]
+#![cfg_attr(not(feature = "sqlite"), doc = "[sqlite-module]: #cargo-features")]
+#![cfg_attr(
+    feature = "postgres",
+    doc = "[postgres-module]: crate::backend::postgres"
+)]
+#![cfg_attr(not(feature = "postgres"), doc = "[postgres-module]: #cargo-features")]
+#![cfg_attr(feature = "web", doc = "[web-module]: crate::web")]
+#![cfg_attr(not(feature = "web"), doc = "[web-module]: #cargo-features")]
+#![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
+#![cfg_attr(not(feature = "testing"), doc = "[testing-module]: #cargo-features")]
+#![cfg_attr(
+    feature = "testing",
+    doc = "[conformance-suite]: crate::conformance_suite"
+)]
+#![cfg_attr(not(feature = "testing"), doc = "[conformance-suite]: #cargo-features")]
 #![warn(missing_docs)]
 
 extern crate self as kv_runtime;
@@ -69,6 +117,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use health::{Health, ReplicaHealth};
+/// The derive that turns a struct into a kv table; every `#[kv(...)]`
+/// option and what it generates is in [Options](crate#options).
 pub use kv_macros::Kv;
 pub use replica::{Replica, ReplicaStatus};
 pub use row::{Page, PageRequest, Row};

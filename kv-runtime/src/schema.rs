@@ -62,17 +62,21 @@ impl KvKey for String {
 }
 
 /// Who may call `set`, `rm`, `restore` and `list` on a table
-/// (`#[kv(write_role = ...)]`). Internal callers always may.
+/// (`#[kv(write_role ...)]`, see [Options](crate#options)). Internal
+/// callers always may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteRole {
-    /// `write_role` omitted: internal callers only.
+    /// `write_role` omitted, or `write_role = internal`: internal callers
+    /// only.
     Internal,
     /// `write_role = public`: any caller.
     Public,
-    /// `write_role = admin`: callers holding the named role.
+    /// `write_role = admin` or `write_role = "content-editor"`: callers
+    /// holding the named role.
     Role(&'static str),
-    /// `write_role = path::to::predicate`: callers for whom the function
-    /// returns true ([`KvSchema::write_predicate`]).
+    /// `write_role(predicate = path::to::function)`: callers for whom the
+    /// function returns true ([`KvSchema::write_predicate`]). Holds the
+    /// function's path as written, for messages.
     Predicate(&'static str),
 }
 
@@ -91,8 +95,9 @@ impl WriteRole {
 }
 
 /// A table: implemented by `#[derive(Kv)]` on a struct whose fields are the
-/// stored value. Do not implement it by hand unless you know you need to;
-/// every behaviour lives in [`Table`](crate::Table), generic over this trait.
+/// stored value, from its `#[kv(...)]` [options](crate#options). Do not
+/// implement it by hand unless you know you need to; every behaviour lives
+/// in [`Table`](crate::Table), generic over this trait.
 pub trait KvSchema: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The key type: the generated `<Struct>Key` enum, or `String`.
     type Key: KvKey;
@@ -122,8 +127,9 @@ pub trait KvSchema: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
         let _ = out;
     }
 
-    /// Runs the predicate of `write_role = path` for a non-internal caller.
-    /// Only consulted when [`KvSchema::WRITE_ROLE`] is `Predicate`.
+    /// Runs the predicate of `write_role(predicate = path::to::function)`
+    /// for a non-internal caller. Only consulted when
+    /// [`KvSchema::WRITE_ROLE`] is [`WriteRole::Predicate`].
     fn write_predicate(ctx: &Ctx) -> BoxFuture<'_, bool> {
         let _ = ctx;
         Box::pin(async { false })

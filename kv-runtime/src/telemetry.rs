@@ -1,31 +1,4 @@
-//! What the store tells operators: a `tracing` span per operation, and
-//! metrics through the [`metrics`](https://docs.rs/metrics) facade (feature
-//! `metrics`), which the application connects to Prometheus, OpenTelemetry
-//! or anything else by installing a recorder.
-//!
-//! # Metrics
-//!
-//! | name | kind | labels | what |
-//! |---|---|---|---|
-//! | `kv_operations_total` | counter | `table`, `op`, `outcome` | calls of `set`, `rm`, `restore`, `list`, `purge`, `watch` and `get`; `outcome` is `ok` or the error code (`RATE_LIMITED`, `CONFLICT`, `FORBIDDEN`, ...) |
-//! | `kv_operation_duration_seconds` | histogram | `table`, `op` | how long each call took, all but `get` |
-//! | `kv_replica_lag_seconds` | gauge | `table` | the delay of the last change a replica applied (its `updated_at` to applied) |
-//! | `kv_replica_in_sync` | gauge | `table` | 1 while a replica follows its feed with nothing known to be missed, else 0 |
-//! | `kv_replica_resyncs_total` | counter | `table` | full reloads after the feed may have missed changes |
-//! | `kv_feed_resyncs_total` | counter | | times a change feed announced possible loss (a lost connection, a lagging subscriber) |
-//! | `kv_file_cleanup_failures_total` | counter | `table` | files `clean_files` could not delete |
-//!
-//! `get` is counted but not timed, and [`Replica::get`](crate::Replica::get)
-//! is neither: they run on every request and stay within nanoseconds of a
-//! plain map lookup (BENCHMARKS.md). Without the `metrics` feature, or with
-//! no recorder installed, nothing is recorded.
-//!
-//! # Traces
-//!
-//! Every operation but `get` runs in a span named `kv` (target
-//! `kv_runtime::ops`, level INFO) with the fields `table`, `op` and
-//! `outcome`; the key text is recorded (field `key`) only when DEBUG is
-//! enabled for that target, since keys may be user data.
+//! Metrics and traces; documented in the crate docs (Observability).
 
 use tracing::field::Empty;
 use tracing::{Instrument, Span};

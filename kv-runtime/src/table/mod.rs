@@ -35,7 +35,8 @@ pub use purge::PurgeTask;
 /// Reads (`get`, `watch`, replicas) are public and take no context. Writes
 /// and `list` take the caller's [`Ctx`] and are checked against the table's
 /// `write_role`; every write validates the value first. A failed call
-/// changes nothing.
+/// changes nothing. The [operations table](crate#operations) says what each
+/// operation does, who may call it and in which order a write is checked.
 pub struct Table<S: KvSchema> {
     store: Store,
     _schema: PhantomData<fn() -> S>,

@@ -42,7 +42,11 @@ impl<S: KvSchema> Table<S> {
 
     /// Runs [`Table::purge`] every `every` in a background task ("delayed
     /// cleanup") until the returned handle is dropped. Failures are logged
-    /// and retried on the next tick. Needs a Tokio runtime.
+    /// and retried on the next tick.
+    ///
+    /// Fails with [`Error::Config`] for a retention [`Table::purge`]
+    /// refuses, an interval of zero, or a call outside a Tokio runtime
+    /// (which runs the task).
     pub fn spawn_purge(&self, retention: Duration, every: Duration) -> Result<PurgeTask> {
         check_retention(retention)?;
         if every.is_zero() {

@@ -13,8 +13,9 @@ use crate::row::Row;
 use crate::schema::{KvKey, KvSchema, SoftDelete};
 
 impl<S: KvSchema> Table<S> {
-    /// Stores `value` under `key` (insert or overwrite) and returns the row.
-    /// Setting a soft-deleted key brings it back. Requires the write role.
+    /// Stores `value` under `key`, creating or overwriting the row, and
+    /// returns the row. Setting a soft-deleted key brings it back. Requires
+    /// the write role; counts against the rate limit.
     pub async fn set(&self, ctx: &Ctx, key: impl Borrow<S::Key>, value: S) -> Result<Row<S>> {
         self.write(ctx, key.borrow(), SetOp::new(value), Expect::Any)
             .await
@@ -23,7 +24,8 @@ impl<S: KvSchema> Table<S> {
     /// Like [`Table::set`], but only if the stored live row still has
     /// `updated_at == expected_updated_at`; otherwise [`Error::Conflict`]
     /// carrying the current `updated_at` (`None` when there is no live row).
-    /// The check and the write are one atomic step.
+    /// The check and the write are one atomic step. Over HTTP this is `PUT`
+    /// with `If-Match`.
     pub async fn set_expecting(
         &self,
         ctx: &Ctx,
@@ -66,8 +68,9 @@ impl<S: KvSchema> Table<S> {
 
     /// Brings back a soft-deleted row, bumping its `updated_at`; a live row
     /// is returned unchanged. A key that never existed (or was purged) is
-    /// [`Error::NotFound`]. Requires the write role. Only tables declared
-    /// with `soft_delete` have this method.
+    /// [`Error::NotFound`]. Requires the write role; not rate-limited, and
+    /// runs no hooks. Only tables declared with `soft_delete` have this
+    /// method.
     pub async fn restore(&self, ctx: &Ctx, key: impl Borrow<S::Key>) -> Result<Row<S>>
     where
         S: SoftDelete,

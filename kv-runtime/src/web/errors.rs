@@ -11,8 +11,10 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, ErrorCode, FieldError};
 
 /// Error codes that only the web layer produces, beside the codes of
-/// [`ErrorCode`]. None of these requests reaches the table, so none of them
-/// changes state.
+/// [`ErrorCode`], with their statuses. None of these requests reaches the
+/// table, so none of them changes state. The
+/// [module docs](super#requests-refused-before-they-reach-the-table) list
+/// them in one table.
 pub mod codes {
     /// 400: the body is not JSON (a syntax error, an empty body, trailing
     /// text, nesting deeper than the decoder accepts), or could not be read.
@@ -39,30 +41,15 @@ pub mod codes {
 }
 
 /// An error answered as JSON: `{ "code", "message", ...details }` with the
-/// status that belongs to the code.
+/// status that belongs to the code, and `Cache-Control: no-store`.
 ///
 /// From a [`kv_runtime::Error`](crate::Error) (via `From`), the status is
-/// [`ErrorCode::http_status`] and the details are the error's fields:
-///
-/// | code | status | extra fields |
-/// |---|---|---|
-/// | `INVALID_KEY` | 400 | `table`, `key`, `reason` |
-/// | `INVALID_CURSOR` | 400 | `table`, `reason` |
-/// | `VALIDATION_FAILED` | 422 | `table`, `fields: [{ "path", "message" }]` |
-/// | `FORBIDDEN` | 403 | `table`, `op`, `required` |
-/// | `CONFLICT` | 409 | `table`, `key`, `current_updated_at` (a number, or `null` when no live row exists) |
-/// | `NOT_FOUND` | 404 | `table`, `key` |
-/// | `RATE_LIMITED` | 429 | `table`, `retry_after_ms`; header `Retry-After` in whole seconds, rounded up |
-/// | `REJECTED` | 422 | `table`, `op`, `hook`, `reason` (the hook's) |
-/// | `CONTENDED` | 503 | `table`, `key`, `op`; header `Retry-After: 1` |
-/// | `UNREADABLE` | 500 | `table`, `key` (the message is generic: the decoder's may quote stored data) |
-/// | `INTERNAL` | 500 | `table`, `hook` when a hook panicked (the message is generic) |
-/// | `CONFIG` | 500 | none (the message is generic) |
-/// | `BACKEND` | 503 | none (the message is generic: storage details stay on the server) |
-///
-/// The web layer's own codes are in [`codes`]. An application's context
-/// function returns one of these to refuse a request, typically
-/// [`ApiError::unauthorized`].
+/// [`ErrorCode::http_status`] and the details are the error's fields, as
+/// the [error table](crate#errors) lists them. The web layer's own codes
+/// are in [`codes`], and listed with their statuses in the
+/// [module docs](super#requests-refused-before-they-reach-the-table). An
+/// application's context function returns an `ApiError` to refuse a
+/// request, typically [`ApiError::unauthorized`].
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,

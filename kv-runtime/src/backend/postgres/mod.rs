@@ -6,8 +6,10 @@
 //! [`PostgresBackend::connect`] and [`PostgresOptions`]. The URL may carry
 //! `?pool_size=N` (connections in the pool, default 10) besides the
 //! parameters PostgreSQL itself knows (`connect_timeout`,
-//! `application_name`, ...). TLS is not supported: connect over a trusted
-//! network or a local socket tunnel.
+//! `application_name`, ...). TLS is not supported: `sslmode=disable` and
+//! `sslmode=prefer` (the default) connect without it, and a URL asking for
+//! `sslmode=require` or stricter is refused with [`Error::Config`]; connect
+//! over a trusted network or a local tunnel.
 //!
 //! # Storage
 //!
@@ -37,8 +39,8 @@
 //! the notification is delivered on commit, in commit order, to every
 //! process listening on the database. Each backend keeps one dedicated
 //! listening connection; when it is lost the feed sends
-//! [`FeedEvent::Resync`], reconnects with backoff, and sends `Resync` again
-//! once it listens again.
+//! [`FeedEvent::Resync`](crate::backend::FeedEvent::Resync), reconnects
+//! with backoff, and sends `Resync` again once it listens again.
 //!
 //! # Failures
 //!
@@ -77,9 +79,9 @@ use crate::error::{Error, Result};
 
 pub use self::open::{PostgresOptions, MAX_POOL_SIZE};
 
-/// How many times a `put` that raced with a concurrent insert of the same
-/// key is run again (each run takes a fresh snapshot, so one retry normally
-/// suffices).
+/// How many times the statement of a `set` ([`sql::PUT`]) that raced with
+/// a concurrent insert of the same key is run again (each run takes a fresh
+/// snapshot, so one retry normally suffices).
 const PUT_ATTEMPTS: usize = 8;
 
 /// Rows in a PostgreSQL database, shared by every process that opens it.

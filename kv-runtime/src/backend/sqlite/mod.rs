@@ -22,8 +22,8 @@
 //! header or schema is corrupt, a read-only one and a path that cannot be
 //! created; such files are not written to. (Damage deeper in a file is not
 //! looked for at open, which would read the whole file: it surfaces as
-//! [`Error::Backend`] when the damaged rows are read.) Every statement is parameterised and prepared once per
-//! connection (`prepare_cached`).
+//! [`Error::Backend`] when the damaged rows are read.) Every statement is
+//! parameterised and prepared once per connection (`prepare_cached`).
 //!
 //! # Durability
 //!
