@@ -360,3 +360,21 @@ async fn network_failures_are_backend_errors() {
         .expect_err("header name");
     assert_eq!(err.code(), ErrorCode::Config);
 }
+
+/// A request the web layer itself refuses (here: a base URL with no routes
+/// behind it) is CONFIG, which says not to retry; not a retryable BACKEND.
+#[tokio::test]
+async fn refusals_of_the_web_layer_are_not_retryable() {
+    let server = serve().await;
+    let lost = Client::<SiteBanner>::new(&format!("{}/api/kv/nowhere", server.base))
+        .expect("client")
+        .with_header("authorization", "Bearer admin")
+        .expect("header");
+    let err = lost
+        .set(SiteBannerKey::Banner, banner("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Config, "{err}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("base URL"), "{err}");
+}

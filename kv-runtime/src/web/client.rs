@@ -27,8 +27,9 @@ type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 /// same code (`CONFLICT` with its `current_updated_at`, `RATE_LIMITED` with
 /// its wait, ...). The web layer's own refusals map to the nearest code:
 /// 401 `UNAUTHORIZED` to [`Error::Forbidden`], 413 `PAYLOAD_TOO_LARGE` to
-/// [`Error::ValidationFailed`]; anything else, and every network failure or
-/// timeout, is [`Error::Backend`].
+/// [`Error::ValidationFailed`], any other 4xx to [`Error::Config`] (not
+/// retryable: the same request would be refused again); every network
+/// failure, timeout or 5xx without a kv error is [`Error::Backend`].
 ///
 /// Plain HTTP/1.1 only (`http://`): no TLS is compiled in. Cheap to clone;
 /// clones share one connection pool.
@@ -102,6 +103,7 @@ struct ErrorBody {
     fields: Option<Vec<FieldError>>,
     current_updated_at: Option<i64>,
     retry_after_ms: Option<u64>,
+    attempts: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -348,7 +350,14 @@ fn error_from_response<S: KvSchema>(
 ) -> Error {
     let table = S::TABLE;
     let Ok(body) = serde_json::from_slice::<ErrorBody>(bytes) else {
-        return Error::backend_msg(format!("the server answered {status} without a kv error"));
+        return if refused_for_good(status) {
+            Error::Config(format!(
+                "the server answered {status} without a kv error: no kv router at this URL? \
+                 check the client's base URL"
+            ))
+        } else {
+            Error::backend_msg(format!("the server answered {status} without a kv error"))
+        };
     };
     let key = body.key.clone().unwrap_or_else(|| key.to_owned());
     match body.code.as_str() {
@@ -405,7 +414,7 @@ fn error_from_response<S: KvSchema>(
             table,
             key,
             op,
-            attempts: 0,
+            attempts: body.attempts.unwrap_or_default(),
         },
         // Not retryable: a stored row the server cannot read, a hook that
         // panicked or another bug, a misconfigured server. Reported as such
@@ -424,11 +433,27 @@ fn error_from_response<S: KvSchema>(
             None => Error::Internal(body.message),
         },
         "CONFIG" => Error::Config(body.message),
+        // The web layer refused the request itself (a malformed request, a
+        // path or method the router does not have): the same request will
+        // be refused again, so not a retryable outage.
+        code if refused_for_good(status) => Error::Config(format!(
+            "the server refused the request with {status} {code}: {}; check the client's \
+             base URL and version",
+            body.message
+        )),
         code => Error::backend_msg(format!(
             "the server answered {status} {code}: {}",
             body.message
         )),
     }
+}
+
+/// Whether an error status means the same request will be refused again
+/// (a 4xx other than a timeout or a rate limit).
+fn refused_for_good(status: StatusCode) -> bool {
+    status.is_client_error()
+        && status != StatusCode::REQUEST_TIMEOUT
+        && status != StatusCode::TOO_MANY_REQUESTS
 }
 
 /// Percent-encodes text for one path segment or query value: everything but

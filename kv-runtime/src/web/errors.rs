@@ -212,9 +212,14 @@ impl From<Error> for ApiError {
                 message,
             } => json!({ "table": table, "op": op, "hook": hook, "reason": message }),
             Error::HookPanicked { table, hook, .. } => json!({ "table": table, "hook": hook }),
-            Error::Contended { table, key, op, .. } => {
+            Error::Contended {
+                table,
+                key,
+                op,
+                attempts,
+            } => {
                 out.retry_after = Some(Duration::from_secs(1));
-                json!({ "table": table, "key": key, "op": op })
+                json!({ "table": table, "key": key, "op": op, "attempts": attempts })
             }
             Error::Unreadable { table, key, .. } => json!({ "table": table, "key": key }),
             Error::RateLimited { table, retry_after } => {
