@@ -20,8 +20,8 @@
 #   scripts/compat.sh sqlx08-sqlite diesel2-sqlite   # the apps named
 #
 # The sqlx-postgres apps make a round trip through PostgreSQL only when
-# KV_TEST_POSTGRES_URL is set (scripts/test.sh sets it); otherwise they build
-# a pool and a query without connecting.
+# KV_TEST_POSTGRES_URL is set (as inside scripts/test.sh); otherwise they
+# build a pool and a query without connecting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -68,6 +68,7 @@ run_app() {
 # The bounds of kv-runtime's rusqlite requirement `">=A, <B"`.
 rusqlite_req="$(sed -n 's/^rusqlite = { version = "\(>=[^"]*\)".*/\1/p' kv-runtime/Cargo.toml)"
 lowest="$(printf '%s' "$rusqlite_req" | sed -n 's/^>=\([0-9.]*\),.*/\1/p')"
+case "$lowest" in *.*.*) ;; ?*) lowest="$lowest.0" ;; esac
 
 # Runs the SQLite tests in a copy of the workspace whose lockfile is moved
 # to the lowest ("lowest") or newest ("highest") rusqlite of the range.
@@ -90,7 +91,7 @@ run_range_end() {
     if (
         cd "$copy"
         if [ "$end" = lowest ]; then
-            cargo update --quiet -p rusqlite --precise "$lowest.0"
+            cargo update --quiet -p rusqlite --precise "$lowest"
         else
             cargo update --quiet -p rusqlite
         fi
