@@ -278,7 +278,12 @@ fn too_new(path: &Path, version: i64) -> Error {
 pub(super) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     check_path(path)?;
     let mut conn = connect(path)?;
-    if conn.is_readonly("main").map_err(|e| open_error(path, e))? {
+    // `MAIN_DB` rather than "main": it is a `DatabaseName` before rusqlite
+    // 0.36 and a `&CStr` after, and `is_readonly` takes either in its version.
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| open_error(path, e))?
+    {
         return Err(Error::Config(format!(
             "the SQLite database `{}` can only be opened read-only; kv needs to write to it \
              (check the file's permissions and the file system)",

@@ -107,9 +107,11 @@ fn jitter() -> u64 {
 fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
     match r.get_ref(i)? {
         ValueRef::Null => Ok(None),
-        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
-            .map(Some)
-            .map_err(|e| rusqlite::Error::Utf8Error(i, e)),
+        // Not `Error::Utf8Error`: it gained the column index in rusqlite
+        // 0.39, and kv accepts versions on both sides of that change.
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        }),
         other => Err(rusqlite::Error::InvalidColumnType(
             i,
             format!("column {i}"),
