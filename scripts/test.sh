@@ -5,7 +5,10 @@
 #   stopped again on exit; PostgreSQL is installed with apt when missing;
 # - Chromium and ChromeDriver for the browser test, installed when missing.
 #
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test conformance_sqlite`).
+# Without arguments it then runs scripts/compat.sh: kv beside sqlx, diesel
+# and sea-orm, and kv's SQLite tests at both ends of its rusqlite range.
+# Extra arguments go to `cargo test` instead, and only that runs
+# (e.g. `scripts/test.sh --test conformance_sqlite`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,3 +88,6 @@ export CHROMEDRIVER="$(command -v chromedriver)"
 export CHROME="$(command -v chromium)"
 
 cargo test --workspace --all-features "$@"
+if [ "$#" -eq 0 ]; then
+    scripts/compat.sh
+fi
