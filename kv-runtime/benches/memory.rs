@@ -26,7 +26,7 @@ struct SiteConfig {
 
 fn value(i: u64) -> SiteConfig {
     SiteConfig {
-        active: i % 2 == 0,
+        active: i.is_multiple_of(2),
         message: format!("Scheduled maintenance tonight at 22:00 UTC ({i})"),
     }
 }

@@ -40,7 +40,7 @@ struct Item {
 
 fn config(i: u64) -> SiteConfig {
     SiteConfig {
-        active: i % 2 == 0,
+        active: i.is_multiple_of(2),
         message: format!("Scheduled maintenance tonight at 22:00 UTC ({i})"),
     }
 }

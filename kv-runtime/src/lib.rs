@@ -83,6 +83,7 @@
 )]
 #![cfg_attr(not(feature = "testing"), doc = "[conformance-suite]: #cargo-features")]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate self as kv_runtime;
 
@@ -103,15 +104,22 @@ mod store;
 mod table;
 mod telemetry;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod watch;
 #[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub mod web;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 mod readme {}
+
+/// The crate's own README (shown on crates.io), compiled and run too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod crate_readme {}
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;

@@ -49,10 +49,12 @@ mod feed;
 mod health;
 pub mod memory;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 mod rate;
 mod row;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 
 pub use feed::{Change, ChangeFeed, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY};
