@@ -12,7 +12,7 @@
 
 #[path = "../examples/site_banner/app.rs"]
 mod app;
-mod sqlite_support;
+mod support;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -24,18 +24,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use kv_runtime::{Ctx, Store};
 use serde_json::{json, Value};
-use sqlite_support::TempDir;
-
-/// Writes past the test harness's output capture.
-fn loud(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n{line}\n");
-}
-
-fn in_ci() -> bool {
-    let ci = std::env::var("CI").unwrap_or_default();
-    !ci.is_empty() && ci != "false" && ci != "0"
-}
+use support::skip::{in_ci, loud};
+use support::tempdir::TempDir;
 
 /// Finds a program: the environment variable, else the candidates on the
 /// PATH or as absolute paths.

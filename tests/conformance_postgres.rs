@@ -5,8 +5,9 @@
 //! `KV_TEST_POSTGRES_URL` the cases skip loudly (and fail in CI); run them
 //! with `scripts/test.sh --test conformance_postgres`.
 
-#[path = "support/pg.rs"]
-mod pg;
+mod support;
+
+use support::pg;
 
 kv_runtime::conformance_suite!({
     let Some(url) = pg::server_url() else {

@@ -2,6 +2,6 @@
 //! gets a new database file in its own temporary directory, removed when
 //! the case's store is dropped.
 
-mod sqlite_support;
+mod support;
 
-kv_runtime::conformance_suite!(sqlite_support::temp_store());
+kv_runtime::conformance_suite!(support::sqlite::temp_store());

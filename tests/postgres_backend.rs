@@ -6,8 +6,7 @@
 //! Tests needing a server skip loudly without `KV_TEST_POSTGRES_URL` (and
 //! fail in CI); run them with `scripts/test.sh --test postgres_backend`.
 
-#[path = "support/pg.rs"]
-mod pg;
+mod support;
 
 use std::time::Duration;
 
@@ -15,6 +14,8 @@ use kv_runtime::backend::postgres::{PostgresBackend, PostgresOptions};
 use kv_runtime::backend::{FeedEvent, RateDecision};
 use kv_runtime::{Ctx, ErrorCode, Kv, Store};
 use serde::{Deserialize, Serialize};
+use support::pg;
+use support::wait::bounded;
 
 /// Free keys, any JSON, internal writers only.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -25,15 +26,6 @@ struct Doc {
 
 fn doc(body: serde_json::Value) -> Doc {
     Doc { body }
-}
-
-/// Hang detection only: every call must come back, fast or not.
-const BOUND: Duration = Duration::from_secs(60);
-
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not return within {BOUND:?}"))
 }
 
 /// The next event of the feed that concerns `table`, skipping others.

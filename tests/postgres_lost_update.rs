@@ -8,14 +8,14 @@
 //! lost_update_worker`) with `KV_PG_WORKER_URL` set; without it that test
 //! does nothing.
 
-#[path = "support/pg.rs"]
-mod pg;
+mod support;
 
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kv_runtime::{Ctx, ErrorCode, Kv, Store};
 use serde::{Deserialize, Serialize};
+use support::pg;
 
 const PROCESSES: usize = 2;
 const TASKS: usize = 4;

@@ -16,13 +16,13 @@
 //! Workers are this test binary run again (`--exact rate_limit_worker`)
 //! with `KV_PG_RATE_URL` set; without it that test does nothing.
 
-#[path = "support/pg.rs"]
-mod pg;
+mod support;
 
 use std::process::{Command, Stdio};
 
 use kv_runtime::{Ctx, ErrorCode, Kv, ManualClock, Store};
 use serde::{Deserialize, Serialize};
+use support::pg;
 
 const WORKER_URL: &str = "KV_PG_RATE_URL";
 const WORKER_NOW: &str = "KV_PG_RATE_NOW_MS";

@@ -8,30 +8,21 @@
 //! (`KV_TEST_PG_CTL`, `KV_TEST_PG_DATA`, `KV_TEST_PG_RUN_AS`,
 //! `KV_TEST_PG_OPTS`, `KV_TEST_PG_LOG`).
 
-#[path = "support/pg.rs"]
-mod pg;
-#[path = "support/pg_server.rs"]
-mod pg_server;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use kv_runtime::backend::FeedEvent;
 use kv_runtime::{Ctx, ErrorCode, Kv};
 use serde::{Deserialize, Serialize};
+use support::pg;
+use support::pg_server::Server;
+use support::wait::{bounded, BOUND};
 
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kv(table = "pgFlag", keys = [beta])]
 struct Flag {
     on: bool,
-}
-
-/// Hang detection only: each call must return within this, fast or not.
-const BOUND: Duration = Duration::from_secs(60);
-
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not return within {BOUND:?}"))
 }
 
 async fn next_event(feed: &mut kv_runtime::backend::FeedReceiver) -> FeedEvent {
@@ -43,17 +34,8 @@ async fn next_event(feed: &mut kv_runtime::backend::FeedReceiver) -> FeedEvent {
 #[test]
 fn the_store_fails_cleanly_while_the_server_is_down_and_recovers() {
     let Some(url) = pg::server_url() else { return };
-    let Some(server) = pg_server::Server::from_env() else {
-        // server_url() passed, so the URL is set, but not by scripts/test.sh.
-        let ci = std::env::var("CI").unwrap_or_default();
-        assert!(
-            ci.is_empty() || ci == "false" || ci == "0",
-            "KV_TEST_PG_CTL and friends are not set in CI: run scripts/test.sh"
-        );
-        pg::loud(
-            "*** SKIPPED: the server restart test needs KV_TEST_PG_CTL, KV_TEST_PG_DATA, \
-             KV_TEST_PG_RUN_AS, KV_TEST_PG_OPTS and KV_TEST_PG_LOG (scripts/test.sh sets them) ***",
-        );
+    // server_url() passed, so the URL is set, but maybe not by scripts/test.sh.
+    let Some(server) = Server::from_env_or_skip() else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

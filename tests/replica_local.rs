@@ -1,12 +1,16 @@
 //! Replicas on the in-process backends (memory, SQLite): loading, following
 //! changes, resynchronising after the feed overflowed.
 
-mod watch_support;
+mod support;
 
 use std::future::Future;
 
 use kv_runtime::Store;
-use watch_support::*;
+use support::sqlite;
+use support::tables::*;
+use support::tempdir::TempDir;
+use support::wait::eventually;
+use support::watch::replica_follows_the_table;
 
 #[tokio::test]
 async fn replica_follows_the_table_in_memory() {
@@ -16,7 +20,7 @@ async fn replica_follows_the_table_in_memory() {
 #[tokio::test]
 async fn replica_follows_the_table_on_sqlite() {
     let dir = TempDir::new("replica");
-    replica_follows_the_table(sqlite_store(&dir).await).await;
+    replica_follows_the_table(sqlite::store_in(&dir).await).await;
 }
 
 /// More writes than the feed holds, made while the follower cannot run (a

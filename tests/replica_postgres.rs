@@ -11,9 +11,7 @@
 //! just before the write and the time it was acknowledged (both processes
 //! read the same system clock, so the times compare).
 
-#[path = "support/pg.rs"]
-mod pg;
-mod watch_support;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kv_runtime::Store;
-use watch_support::*;
+use support::pg;
+use support::process::{child_lines, spawn_child, wait_child, LINE};
+use support::tables::*;
+use support::wait::BOUND;
 
 const WRITER_ENV: &str = "KV_REPLICA_PG_LATENCY_DB";
 const WRITES: u64 = 1000;

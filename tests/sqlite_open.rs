@@ -2,7 +2,7 @@
 //! refused (not a database, corrupt, unwritable, a newer schema) without
 //! being changed; a lock held by another connection.
 
-mod sqlite_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -11,7 +11,10 @@ use std::time::Duration;
 use kv_runtime::backend::sqlite::{SqliteBackend, SqliteOptions, SCHEMA_VERSION};
 use kv_runtime::{Ctx, ErrorCode, Kv, Store};
 use serde::{Deserialize, Serialize};
-use sqlite_support::{Rng, TempDir};
+use support::rng::Rng;
+use support::skip::in_ci;
+use support::sqlite::url;
+use support::tempdir::TempDir;
 
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kv(table = "openNote", write_role = public)]
@@ -29,10 +32,6 @@ fn run<F: std::future::Future<Output = ()>>(f: F) {
         .build()
         .expect("a Tokio runtime can be built")
         .block_on(f)
-}
-
-fn url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
 }
 
 /// Opening `url` fails with CONFIG and a message containing `needle`.
@@ -391,7 +390,7 @@ fn unwritable_paths_are_refused() {
         if std::fs::OpenOptions::new().write(true).open(&path).is_ok() {
             // In CI the case must run, not quietly pass.
             assert!(
-                std::env::var_os("CI").is_none(),
+                !in_ci(),
                 "the read-only-file case cannot run here (this user can write a 0444 file and \
                  `chattr +i` is not available); CI must be able to run it"
             );

@@ -8,7 +8,7 @@
 //! variable a worker test returns at once, so a plain `cargo test` run sees
 //! it pass trivially.
 
-mod sqlite_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::sync::mpsc;
@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use kv_runtime::{Ctx, ErrorCode, Kv, Store};
 use serde::{Deserialize, Serialize};
-use sqlite_support::{worker_command, Rng, TempDir};
+use support::process::worker_command;
+use support::rng::Rng;
+use support::sqlite::url;
+use support::tempdir::TempDir;
 
 /// One shared counter, written by server code.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -32,10 +35,6 @@ struct Entry {
     round: u64,
     i: u64,
     pad: String,
-}
-
-fn url(path: &std::path::Path) -> String {
-    format!("sqlite://{}", path.display())
 }
 
 fn multi_thread_runtime() -> tokio::runtime::Runtime {

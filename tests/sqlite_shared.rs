@@ -2,7 +2,7 @@
 //! rows, versions and the rate limiter's window; each one's change feed
 //! reports its own writes only, as documented.
 
-mod sqlite_support;
+mod support;
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use kv_runtime::backend::sqlite::{Durability, SqliteBackend, SqliteOptions};
 use kv_runtime::backend::{Backend, FeedEvent, RateDecision};
 use kv_runtime::{Ctx, ErrorCode, Kv, Store};
 use serde::{Deserialize, Serialize};
-use sqlite_support::TempDir;
+use support::tempdir::TempDir;
 
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kv(table = "sharedFlag", keys = [beta], write_role = admin, soft_delete)]

@@ -2,42 +2,44 @@
 //! an in-process backend lets a test provoke (a lagging watcher, a stored
 //! value that no longer matches the schema).
 
-mod watch_support;
+mod support;
 
 use std::sync::Arc;
 
 use kv_runtime::backend::{Backend, Expect, Payload};
 use kv_runtime::{ErrorCode, Store};
-use watch_support::*;
+use support::tables::*;
+use support::wait::{bounded, eventually};
+use support::watch::{self, next_ok};
 
 #[tokio::test]
 async fn first_item_is_the_current_state() {
-    watch_support::first_item_is_the_current_state(Store::memory()).await;
+    watch::first_item_is_the_current_state(Store::memory()).await;
 }
 
 #[tokio::test]
 async fn watch_sees_each_change_in_order() {
-    watch_support::watch_sees_each_change_in_order(Store::memory()).await;
+    watch::watch_sees_each_change_in_order(Store::memory()).await;
 }
 
 #[tokio::test]
 async fn watch_sees_hard_deletes() {
-    watch_support::watch_sees_hard_deletes(Store::memory()).await;
+    watch::watch_sees_hard_deletes(Store::memory()).await;
 }
 
 #[tokio::test]
 async fn watch_keeps_commit_order_of_a_burst() {
-    watch_support::watch_keeps_commit_order_of_a_burst(Store::memory()).await;
+    watch::watch_keeps_commit_order_of_a_burst(Store::memory()).await;
 }
 
 #[tokio::test]
 async fn table_watch_starts_with_every_live_row() {
-    watch_support::table_watch_starts_with_every_live_row(Store::memory()).await;
+    watch::table_watch_starts_with_every_live_row(Store::memory()).await;
 }
 
 #[tokio::test]
 async fn dropping_watches_and_replicas_leaks_nothing() {
-    watch_support::dropping_watches_and_replicas_leaks_nothing(Store::memory()).await;
+    watch::dropping_watches_and_replicas_leaks_nothing(Store::memory()).await;
 }
 
 /// A watcher that falls more than the feed's capacity behind gets the
@@ -78,7 +80,7 @@ async fn a_lagging_watcher_resynchronises() {
     // The table watch too: it delivers every live row again, flagged.
     let mut resynced = false;
     loop {
-        let e = next_table_ok(&mut tw).await;
+        let e = next_ok(&mut tw).await;
         resynced |= e.resynced;
         if e.row.as_ref() == Some(&last) {
             break;
@@ -128,7 +130,7 @@ async fn an_unreadable_row_is_an_error_item() {
         .await
         .unwrap();
     assert_eq!(next_ok(&mut w).await.row.as_ref(), Some(&good));
-    assert_eq!(next_table_ok(&mut tw).await.row.as_ref(), Some(&good));
+    assert_eq!(next_ok(&mut tw).await.row.as_ref(), Some(&good));
     raw_put(r#"[]"#).await;
     assert!(bounded("watch", w.next()).await.unwrap().is_err());
     eventually("the replica drops the unreadable row", || {
@@ -166,7 +168,7 @@ async fn undeclared_keys_are_skipped() {
     let t = store.table::<Banner>();
     let mut tw = t.watch_table().await.unwrap();
     let replica = t.replica().await.unwrap();
-    assert_eq!(next_table_ok(&mut tw).await.key, BannerKey::Banner);
+    assert_eq!(next_ok(&mut tw).await.key, BannerKey::Banner);
     assert_eq!(replica.len(), 1);
     assert_eq!(replica.get_str("retired"), None);
     backend
@@ -186,7 +188,7 @@ async fn undeclared_keys_are_skipped() {
         .set(&admin(), BannerKey::Motd, banner("m", 1))
         .await
         .unwrap();
-    let e = next_table_ok(&mut tw).await;
+    let e = next_ok(&mut tw).await;
     assert_eq!(
         e.row.as_ref(),
         Some(&motd),

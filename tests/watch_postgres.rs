@@ -12,13 +12,15 @@
 //! naming the database; without that variable the writer test returns at
 //! once.
 
-#[path = "support/pg.rs"]
-mod pg;
-mod watch_support;
+mod support;
 
 use kv_runtime::backend::postgres::PostgresBackend;
 use kv_runtime::{Ctx, Store};
-use watch_support::*;
+use support::pg;
+use support::process::{child_lines, spawn_child, wait_child, LINE};
+use support::tables::*;
+use support::wait::{bounded, eventually, BOUND};
+use support::watch::{self, next_ok, summary};
 
 /// Runs a shared scenario on a store over a fresh database.
 macro_rules! on_postgres {
@@ -26,7 +28,7 @@ macro_rules! on_postgres {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             let Some(url) = pg::server_url() else { return };
-            watch_support::$name(pg::fresh_store(&url).await).await;
+            watch::$name(pg::fresh_store(&url).await).await;
         }
     )*};
 }
@@ -45,7 +47,7 @@ async fn dropping_watches_and_replicas_leaks_nothing() {
     let Some(url) = pg::server_url() else { return };
     let db = pg::fresh_database(&url).await;
     let backend = PostgresBackend::open_url(&db).await.unwrap();
-    watch_support::dropping_watches_and_replicas_leaks_nothing(Store::with_backend(backend)).await;
+    watch::dropping_watches_and_replicas_leaks_nothing(Store::with_backend(backend)).await;
 }
 
 const WRITER_ENV: &str = "KV_WATCH_PG_WRITER_DB";
@@ -145,7 +147,7 @@ async fn a_write_in_another_process_reaches_watchers_and_replicas() {
 
     let mut table_seen = Vec::new();
     while table_seen.len() < written.len() {
-        let e = next_table_ok(&mut tw).await;
+        let e = next_ok(&mut tw).await;
         assert_eq!(e.key, BannerKey::Banner);
         table_seen.push(e.row.map(|r| r.updated_at));
     }

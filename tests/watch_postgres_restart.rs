@@ -10,17 +10,17 @@
 //! `KV_TEST_PG_OPTS`, `KV_TEST_PG_LOG`); run it with
 //! `scripts/test.sh --test watch_postgres_restart`.
 
-#[path = "support/pg.rs"]
-mod pg;
-#[path = "support/pg_server.rs"]
-mod pg_server;
-mod watch_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kv_runtime::{ErrorCode, Store, WatchEvent};
-use watch_support::*;
+use support::pg;
+use support::pg_server::Server;
+use support::tables::*;
+use support::wait::{bounded, eventually};
+use support::watch::next_ok;
 
 /// What the watcher delivered, as a background task consumes it.
 #[derive(Default)]
@@ -32,16 +32,7 @@ struct Log {
 #[test]
 fn watcher_and_replica_end_on_the_right_state_after_a_server_restart() {
     let Some(url) = pg::server_url() else { return };
-    let Some(server) = pg_server::Server::from_env() else {
-        let ci = std::env::var("CI").unwrap_or_default();
-        assert!(
-            ci.is_empty() || ci == "false" || ci == "0",
-            "KV_TEST_PG_CTL and friends are not set in CI: run scripts/test.sh"
-        );
-        eprintln!(
-            "\n*** SKIPPED: the restart test needs KV_TEST_PG_CTL, KV_TEST_PG_DATA, \
-             KV_TEST_PG_RUN_AS, KV_TEST_PG_OPTS and KV_TEST_PG_LOG (scripts/test.sh sets them) ***\n"
-        );
+    let Some(server) = Server::from_env_or_skip() else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,7 +1,7 @@
 //! `GET /{key}/events`: the current state first, then every change, as
 //! server-sent events; public, on memory and SQLite.
 
-mod sqlite_support;
+mod support;
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use kv_runtime::web::{self, ApiError};
 use kv_runtime::{Ctx, Kv, Store, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlite_support::TempDir;
+use support::tempdir::TempDir;
 use tower::ServiceExt;
 
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,10 +1,8 @@
-//! Shared helpers of the PostgreSQL integration tests: finding the test
-//! server, and giving each test a database of its own.
+//! The test PostgreSQL server, and a database of its own for each test.
 //!
 //! The server comes from `KV_TEST_POSTGRES_URL` (scripts/test.sh starts a
-//! private one and sets it). Without it the tests print a loud skip line and
-//! pass, except in CI (`CI` set), where they fail.
-#![allow(dead_code)]
+//! private one and sets it). Without it the tests skip loudly, except in
+//! CI, where they fail (see `skip`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -17,28 +15,13 @@ pub fn server_url() -> Option<String> {
     match std::env::var("KV_TEST_POSTGRES_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
-            let ci = std::env::var("CI").unwrap_or_default();
-            if !ci.is_empty() && ci != "false" && ci != "0" {
-                panic!(
-                    "KV_TEST_POSTGRES_URL is not set, and CI is: the PostgreSQL tests must run \
-                     in CI. Run the tests with scripts/test.sh, which starts a private \
-                     PostgreSQL server and sets it."
-                );
-            }
-            loud(
-                "*** SKIPPED: PostgreSQL test (KV_TEST_POSTGRES_URL is not set). Run \
-                 scripts/test.sh to start a private server and run every test. ***",
+            super::skip::skip(
+                "PostgreSQL test: KV_TEST_POSTGRES_URL is not set",
+                "Run scripts/test.sh, which starts a private PostgreSQL server and sets it.",
             );
             None
         }
     }
-}
-
-/// Writes a line to stderr past the test harness's output capture, so that
-/// a skip is seen even when the test passes.
-pub fn loud(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n{line}\n");
 }
 
 /// `url` with its database name replaced by `database`.

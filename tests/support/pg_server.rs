@@ -15,8 +15,22 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server described by the environment, or `None` (after a loud
+    /// skip line; a failure in CI) when it is not.
+    pub fn from_env_or_skip() -> Option<Server> {
+        let server = Server::from_env();
+        if server.is_none() {
+            super::skip::skip(
+                "a server restart test needs KV_TEST_PG_CTL, KV_TEST_PG_DATA, KV_TEST_PG_RUN_AS, \
+                 KV_TEST_PG_OPTS and KV_TEST_PG_LOG",
+                "Run scripts/test.sh, which sets them for the server it starts.",
+            );
+        }
+        server
+    }
+
     /// The server described by the environment, or `None` when it is not.
-    pub fn from_env() -> Option<Server> {
+    fn from_env() -> Option<Server> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Some(Server {
             ctl: var("KV_TEST_PG_CTL")?,

@@ -1,61 +1,16 @@
-//! Shared by the watch and replica tests: the tables, bounded waits, temporary directories, the
-//! re-exec trick for child processes, and scenarios that run unchanged on
-//! every backend.
-#![allow(dead_code)] // each test file uses its own subset
+//! The watch and replica scenarios that run unchanged on every backend, and
+//! what they need to read a watch.
 
-use std::future::Future;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use kv_runtime::{Ctx, Kv, Replica, Store, Watch, WatchEvent};
-use serde::{Deserialize, Serialize};
+use kv_runtime::{Replica, Store, Watch, WatchEvent};
 
-/// A soft-delete table with declared keys.
-#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kv(table = "watchBanner", keys = [banner, motd], write_role = admin, soft_delete)]
-pub struct Banner {
-    pub text: String,
-    pub n: u64,
-}
+use super::tables::*;
+use super::wait::{bounded, eventually};
 
-/// A hard-delete table with free keys.
-#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kv(table = "watchNote", write_role = admin)]
-pub struct Note {
-    pub text: String,
-}
-
-pub fn banner(text: &str, n: u64) -> Banner {
-    Banner {
-        text: text.to_owned(),
-        n,
-    }
-}
-
-pub fn note(text: &str) -> Note {
-    Note {
-        text: text.to_owned(),
-    }
-}
-
-pub fn admin() -> Ctx {
-    Ctx::user("ada").with_role("admin")
-}
-
-/// Hang detection only: every wait in these tests is bounded by this.
-pub const BOUND: Duration = Duration::from_secs(60);
-
-pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
-}
-
-/// The next item of a watch, which must come within [`BOUND`] and be `Ok`.
+/// The next item of a watch (of a key or of a table), which must come
+/// within the bound and be `Ok`.
 pub async fn next_ok<S: kv_runtime::KvSchema>(watch: &mut Watch<S>) -> WatchEvent<S> {
     bounded("the next watch item", watch.next())
         .await
@@ -63,127 +18,11 @@ pub async fn next_ok<S: kv_runtime::KvSchema>(watch: &mut Watch<S>) -> WatchEven
         .expect("the watch item is not an error")
 }
 
-/// The next item of a table watch, which must come within [`BOUND`] and be `Ok`.
-pub async fn next_table_ok<S: kv_runtime::KvSchema>(watch: &mut Watch<S>) -> WatchEvent<S> {
-    bounded("the next table-watch item", watch.next())
-        .await
-        .expect("the watch stays open")
-        .expect("the watch item is not an error")
-}
-
-/// Waits (bounded) until `check` holds, polling every few milliseconds.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    bounded(what, async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-}
-
-/// The live row's `updated_at` and value summary of an event, for
+/// The value summary of an event's live row (text and number), for
 /// comparing sequences.
 pub fn summary(e: &WatchEvent<Banner>) -> Option<(String, u64)> {
     e.row.as_ref().map(|r| (r.value.text.clone(), r.value.n))
 }
-
-// --- Temporary directories and child processes --------------------------------
-
-/// A directory removed (with its contents) when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "kv-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("the temporary directory can be created");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A store over a fresh SQLite file in `dir`.
-pub async fn sqlite_store(dir: &TempDir) -> Store {
-    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
-    Store::open(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open {url}: {e}"))
-}
-
-/// Protocol lines between a parent test and its child start with this
-/// (libtest prints its own lines on the same stdout).
-pub const LINE: &str = "KVW ";
-
-/// Runs this test binary again as a child running only `test` (which reads
-/// its instructions from `envs`), with stdout piped.
-pub fn spawn_child(test: &str, envs: &[(&str, &str)]) -> Child {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    command.spawn().expect("the child test process starts")
-}
-
-/// The child's protocol lines, as they come, on a channel (read by a thread).
-pub fn child_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("the child's stdout is piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // libtest may print "test name ... " just before the first line.
-            if let Some(at) = line.find(LINE) {
-                if tx.send(line[at + LINE.len()..].to_owned()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// Waits (bounded) for the child to exit, and checks that it succeeded.
-pub fn wait_child(mut child: Child) {
-    let deadline = std::time::Instant::now() + BOUND;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                assert!(status.success(), "the child test process failed: {status}");
-                return;
-            }
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            _ => {
-                let _ = child.kill();
-                panic!("the child test process did not finish within {BOUND:?}");
-            }
-        }
-    }
-}
-
-// --- Scenarios, run on every backend -----------------------------------------
 
 /// The first item is the current state: the row, or `None`.
 pub async fn first_item_is_the_current_state(store: Store) {
@@ -341,7 +180,7 @@ pub async fn table_watch_starts_with_every_live_row(store: Store) {
     let mut w = bounded("watch_table", t.watch_table()).await.unwrap();
     let mut first = Vec::new();
     for _ in 0..3 {
-        let e = next_table_ok(&mut w).await;
+        let e = next_ok(&mut w).await;
         assert!(!e.resynced);
         let row = e.row.expect("the initial items are live rows");
         assert_eq!(row.key, e.key);
@@ -355,14 +194,14 @@ pub async fn table_watch_starts_with_every_live_row(store: Store) {
         .await
         .unwrap();
     let e_row = t.set(&admin(), "e".to_owned(), note("e")).await.unwrap();
-    let e = next_table_ok(&mut w).await;
+    let e = next_ok(&mut w).await;
     assert_eq!(e.key, "e");
     assert_eq!(e.row.as_ref(), Some(&e_row));
     assert!(t.rm(&admin(), "a".to_owned()).await.unwrap());
-    let e = next_table_ok(&mut w).await;
+    let e = next_ok(&mut w).await;
     assert_eq!((e.key.as_str(), e.row), ("a", None));
     let b = t.set(&admin(), "b".to_owned(), note("b2")).await.unwrap();
-    let e = next_table_ok(&mut w).await;
+    let e = next_ok(&mut w).await;
     assert_eq!(e.row.as_ref(), Some(&b));
 }
 
