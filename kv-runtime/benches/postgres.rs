@@ -8,6 +8,8 @@
 //! database `kv_bench_<pid>`, dropped at the end). Without the variable it
 //! prints a message and does nothing.
 
+mod support;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -15,8 +17,9 @@ use criterion::Criterion;
 use kv_runtime::backend::postgres::sql;
 use kv_runtime::{Ctx, Kv, KvKey, PageRequest, Store};
 use serde::{Deserialize, Serialize};
+use support::{connect, with_database};
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kv(table = "benchSite", keys = [banner, maintenance, motd, footer], write_role = admin, soft_delete)]
@@ -61,27 +64,6 @@ fn raw_value(i: u64) -> RawValue {
         active: v.active,
         message: v.message,
     }
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let start = base.find("://").map_or(0, |i| i + 3);
-    let path = base[start..].find('/').map_or(base.len(), |i| start + i);
-    if query.is_empty() {
-        format!("{}/{db}", &base[..path])
-    } else {
-        format!("{}/{db}?{query}", &base[..path])
-    }
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("the benchmark server is reachable");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
 }
 
 /// Fills `table` with `n` rows `k000001`, ... straight in SQL.

@@ -7,8 +7,8 @@
 //! `cargo bench -p kv-runtime --bench replica`
 //!
 //! The time from a write in one process to its arrival in another
-//! process's replica over PostgreSQL is measured by an ignored test:
-//! `scripts/test.sh --test replica_postgres -- --ignored --nocapture`.
+//! process's replica over PostgreSQL is measured by the bench
+//! `replica_postgres` (it needs a server; see there).
 
 use std::collections::HashMap;
 use std::hint::black_box;
