@@ -7,17 +7,15 @@
 //! Without `KV_TEST_POSTGRES_URL` the tests skip loudly (and fail in CI);
 //! run them with `scripts/test.sh --test watch_postgres`.
 //!
-//! The cross-process test uses the re-exec trick: it runs this test binary
-//! again, asking it for the writer test only, with an environment variable
-//! naming the database; without that variable the writer test returns at
-//! once.
+//! The write from another process is made by the `kv-test-worker` binary
+//! (`tests/worker/`), role `watch-writer`.
 
 mod support;
 
 use kv_runtime::backend::postgres::PostgresBackend;
 use kv_runtime::{Ctx, Store};
 use support::pg;
-use support::process::{child_lines, spawn_child, wait_child, LINE};
+use support::process;
 use support::tables::*;
 use support::wait::{bounded, eventually, BOUND};
 use support::watch::{self, next_ok, summary};
@@ -50,47 +48,6 @@ async fn dropping_watches_and_replicas_leaks_nothing() {
     watch::dropping_watches_and_replicas_leaks_nothing(Store::with_backend(backend)).await;
 }
 
-const WRITER_ENV: &str = "KV_WATCH_PG_WRITER_DB";
-
-/// Child process of [`a_write_in_another_process_reaches_watchers_and_replicas`]:
-/// set, set, soft rm, restore, set, each reported on stdout with the
-/// `updated_at` it produced.
-#[test]
-fn writer_process() {
-    let Ok(db) = std::env::var(WRITER_ENV) else {
-        return; // not a child process: nothing to do
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let store = Store::open(&db).await.unwrap();
-        let t = store.table::<Banner>();
-        println!("{LINE}pid {}", std::process::id());
-        let one = t
-            .set(&admin(), BannerKey::Banner, banner("one", 1))
-            .await
-            .unwrap();
-        println!("{LINE}set {}", one.updated_at);
-        let two = t
-            .set(&admin(), BannerKey::Banner, banner("two", 2))
-            .await
-            .unwrap();
-        println!("{LINE}set {}", two.updated_at);
-        assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
-        println!("{LINE}rm 0");
-        let back = t.restore(&admin(), BannerKey::Banner).await.unwrap();
-        println!("{LINE}set {}", back.updated_at);
-        let three = t
-            .set(&admin(), BannerKey::Banner, banner("three", 3))
-            .await
-            .unwrap();
-        println!("{LINE}set {}", three.updated_at);
-        println!("{LINE}done");
-    });
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_in_another_process_reaches_watchers_and_replicas() {
     let Some(url) = pg::server_url() else { return };
@@ -103,8 +60,10 @@ async fn a_write_in_another_process_reaches_watchers_and_replicas() {
     assert_eq!(next_ok(&mut w).await.row, None);
     assert!(replica.is_empty());
 
-    let mut child = spawn_child("writer_process", &[(WRITER_ENV, db.as_str())]);
-    let lines = child_lines(&mut child);
+    // The worker sets, sets, soft-deletes, restores and sets the banner,
+    // reporting the `updated_at` each write produced.
+    let mut child = process::spawn("watch-writer", &[&db]);
+    let lines = process::lines(&mut child);
     let mut pid = 0;
     // Each write as the writer saw it: Some(updated_at), or None for the rm.
     let mut written: Vec<Option<i64>> = Vec::new();
@@ -121,7 +80,7 @@ async fn a_write_in_another_process_reaches_watchers_and_replicas() {
             other => panic!("unexpected line from the writer: {other}"),
         }
     }
-    wait_child(child);
+    process::wait(child);
     assert!(
         pid != 0 && pid != std::process::id(),
         "the writer is another process"

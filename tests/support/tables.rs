@@ -1,4 +1,7 @@
-//! Tables shared by several test files.
+//! Tables written both by the tests and by their child processes: the
+//! `kv-test-worker` binary (`tests/worker/`) includes this file too, so
+//! parent and child agree on every schema. Only `kv-runtime` and `serde`
+//! here: the worker has no dev-dependencies.
 
 use kv_runtime::{Ctx, Kv};
 use serde::{Deserialize, Serialize};
@@ -34,4 +37,39 @@ pub fn note(text: &str) -> Note {
     Note {
         text: text.to_owned(),
     }
+}
+
+/// One shared counter, incremented by server code (`Ctx::internal()`) from
+/// several processes (the lost-update tests).
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "counter", keys = [hits])]
+pub struct Counter {
+    pub n: u64,
+}
+
+/// Rows written by a process that is then killed (the durability test).
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "durability")]
+pub struct Entry {
+    pub round: u64,
+    pub i: u64,
+    pub pad: String,
+}
+
+/// The value written as row `i` of round `round`.
+pub fn entry(round: u64, i: u64) -> Entry {
+    Entry {
+        round,
+        i,
+        // Values of varied size, so that writes span pages differently.
+        pad: "x".repeat(usize::try_from(i % 700).unwrap_or(0)),
+    }
+}
+
+/// Public writes, at most 5 per caller in any 10 s (the rate-limit test
+/// across processes).
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "limited", write_role = public, rate_limit(max = 5, window = "10s"))]
+pub struct Limited {
+    pub n: u32,
 }

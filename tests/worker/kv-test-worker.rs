@@ -1,0 +1,222 @@
+//! `kv-test-worker`: the child processes of the integration tests. A test
+//! that needs a second operating-system process (two processes racing on
+//! one row, a writer killed with SIGKILL, a write made elsewhere) runs this
+//! binary, whose path cargo gives the tests as
+//! `env!("CARGO_BIN_EXE_kv-test-worker")` (see `tests/support/process.rs`).
+//!
+//! One subcommand per role. Each reports on stdout, one line per fact
+//! (`word value...`), and exits non-zero when anything it checks fails, so
+//! the parent test sees the failure; its stderr goes to the test's output.
+//!
+//! ```text
+//! kv-test-worker increment    URL TASKS INCREMENTS START_AT_MS
+//! kv-test-worker durability   URL ROUND
+//! kv-test-worker rate-limit   URL NOW_MS TRIES
+//! kv-test-worker watch-writer URL
+//! ```
+
+#[allow(dead_code)] // the tests use tables the worker does not
+#[path = "../support/tables.rs"]
+mod tables;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kv_runtime::{Ctx, ErrorCode, ManualClock, Store};
+use tables::*;
+
+const USAGE: &str = "usage:
+  kv-test-worker increment    URL TASKS INCREMENTS START_AT_MS
+  kv-test-worker durability   URL ROUND
+  kv-test-worker rate-limit   URL NOW_MS TRIES
+  kv-test-worker watch-writer URL";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["increment", url, tasks, increments, start_at] => {
+            increment(url, number(tasks), number(increments), number(start_at))
+        }
+        ["durability", url, round] => durability(url, number(round)),
+        ["rate-limit", url, now, tries] => rate_limit(url, number(now), number(tries)),
+        ["watch-writer", url] => watch_writer(url),
+        _ => {
+            eprintln!("kv-test-worker: unknown arguments {args:?}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn number<T: FromStr>(text: &str) -> T {
+    text.parse()
+        .unwrap_or_else(|_| panic!("kv-test-worker: {text:?} is not a number\n{USAGE}"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime can be built")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Prints one report line and flushes it: once printed, the parent may act
+/// on it (kill this process, say).
+fn report(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").expect("stdout works");
+    out.flush().expect("stdout works");
+}
+
+/// `tasks` tasks, each making `increments` conflict-checked increments of
+/// the [`Counter`] row (read, `set_expecting` with the row's `updated_at`,
+/// retry on CONFLICT), all starting at the wall-clock instant `start_at`
+/// (ms since the epoch) so that several processes race. Any error other
+/// than CONFLICT fails the worker. Reports `successes N` and `conflicts M`.
+fn increment(url: &str, tasks: u64, increments: u64, start_at: u64) {
+    let (successes, conflicts) = runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        let wait = start_at.saturating_sub(now_ms());
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let tasks: Vec<_> = (0..tasks)
+            .map(|_| {
+                let t = store.table::<Counter>();
+                tokio::spawn(async move {
+                    let ctx = Ctx::internal();
+                    let (mut ok, mut conflicts) = (0u64, 0u64);
+                    while ok < increments {
+                        let row = t
+                            .get(CounterKey::Hits)
+                            .await
+                            .expect("get succeeds")
+                            .expect("the counter row exists");
+                        let next = Counter { n: row.value.n + 1 };
+                        match t
+                            .set_expecting(&ctx, CounterKey::Hits, next, row.updated_at)
+                            .await
+                        {
+                            Ok(_) => ok += 1,
+                            Err(e) => {
+                                assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+                                conflicts += 1;
+                            }
+                        }
+                    }
+                    (ok, conflicts)
+                })
+            })
+            .collect();
+        let mut totals = (0, 0);
+        for task in tasks {
+            let (ok, c) = task.await.expect("a worker task does not panic");
+            totals.0 += ok;
+            totals.1 += c;
+        }
+        totals
+    });
+    report(format_args!("successes {successes}"));
+    report(format_args!("conflicts {conflicts}"));
+}
+
+/// Writes [`Entry`] rows `r<round>-<i>` in a loop, reporting `wrote KEY`
+/// once each `set` returned Ok, then overwrites the row `latest` and
+/// reports `latest I`; until killed (or, as a safety net, for 60 s).
+/// Reports `ready` once the store is open.
+fn durability(url: &str, round: u64) {
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        let t = store.table::<Entry>();
+        let ctx = Ctx::internal();
+        report(format_args!("ready"));
+        let started = Instant::now();
+        let mut i = 0;
+        while started.elapsed() < Duration::from_secs(60) {
+            let key = format!("r{round}-{i}");
+            t.set(&ctx, &key, entry(round, i))
+                .await
+                .expect("set succeeds");
+            report(format_args!("wrote {key}"));
+            // An overwrite of one row too: overwrites must survive as well.
+            t.set(&ctx, "latest".to_owned(), entry(round, i))
+                .await
+                .expect("set succeeds");
+            report(format_args!("latest {i}"));
+            i += 1;
+        }
+    });
+}
+
+/// At the instant `now` (ms since the epoch, on a [`ManualClock`]), tries
+/// `tries` concurrent [`Limited`] writes as the user `shared`; every
+/// refusal must be RATE_LIMITED. Reports `admitted N`.
+fn rate_limit(url: &str, now: i64, tries: u32) {
+    let admitted = runtime().block_on(async {
+        let store = Store::open(url)
+            .await
+            .expect("the worker opens the store")
+            .with_clock(ManualClock::new(now));
+        let table = store.table::<Limited>();
+        let ctx = Ctx::user("shared");
+        let tasks: Vec<_> = (0..tries)
+            .map(|n| {
+                let table = table.clone();
+                let ctx = ctx.clone();
+                tokio::spawn(async move { table.set(&ctx, format!("k{n}"), Limited { n }).await })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            match task.await.expect("a worker task does not panic") {
+                Ok(_) => admitted += 1,
+                Err(e) => assert_eq!(e.code(), ErrorCode::RateLimited, "{e}"),
+            }
+        }
+        admitted
+    });
+    report(format_args!("admitted {admitted}"));
+}
+
+/// On the [`Banner`] row `banner`: set, set, soft rm, restore, set, each
+/// reported with the `updated_at` it produced (`set V`, `rm`), after
+/// `pid P`; then `done`.
+fn watch_writer(url: &str) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime can be built")
+        .block_on(async {
+            let store = Store::open(url).await.expect("the worker opens the store");
+            let t = store.table::<Banner>();
+            report(format_args!("pid {}", std::process::id()));
+            let one = t
+                .set(&admin(), BannerKey::Banner, banner("one", 1))
+                .await
+                .unwrap();
+            report(format_args!("set {}", one.updated_at));
+            let two = t
+                .set(&admin(), BannerKey::Banner, banner("two", 2))
+                .await
+                .unwrap();
+            report(format_args!("set {}", two.updated_at));
+            assert!(t.rm(&admin(), BannerKey::Banner).await.unwrap());
+            report(format_args!("rm"));
+            let back = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+            report(format_args!("set {}", back.updated_at));
+            let three = t
+                .set(&admin(), BannerKey::Banner, banner("three", 3))
+                .await
+                .unwrap();
+            report(format_args!("set {}", three.updated_at));
+            report(format_args!("done"));
+        });
+}
