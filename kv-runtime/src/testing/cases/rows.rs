@@ -1,0 +1,97 @@
+//! Rows: reading back what was written, tables kept apart, `updated_by`.
+
+use super::{admin, clocked, editor, note, T0};
+use crate::testing::schemas::*;
+use crate::{Ctx, Store};
+
+/// `get` of a key never written is `None`.
+pub async fn get_missing_is_none(store: Store) {
+    let t = store.table::<Banner>();
+    assert_eq!(t.get(BannerKey::Banner).await.unwrap(), None);
+    assert_eq!(
+        store
+            .table::<Note>()
+            .get("nothing".to_owned())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// `set` returns the stored row and `get` (with no context) reads it back.
+pub async fn set_then_get_round_trips(store: Store) {
+    let (store, _clock) = clocked(&store);
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("hello"))
+        .await
+        .unwrap();
+    assert_eq!(row.key, BannerKey::Banner);
+    assert_eq!(row.value, Banner::new("hello"));
+    assert_eq!(row.created_at, T0);
+    assert_eq!(row.updated_at, T0);
+    assert_eq!(row.deleted_at, None);
+    let got = t.get(BannerKey::Banner).await.unwrap().expect("row exists");
+    assert_eq!(got, row);
+    let by_text = t.get_str("banner").await.unwrap().expect("row exists");
+    assert_eq!(by_text, row);
+}
+
+/// The same key text in two tables names two rows.
+pub async fn tables_are_independent(store: Store) {
+    let notes = store.table::<Note>();
+    let guestbook = store.table::<Guestbook>();
+    notes
+        .set(&editor(), "same".to_owned(), note("n"))
+        .await
+        .unwrap();
+    guestbook
+        .set(
+            &Ctx::anonymous(),
+            "same".to_owned(),
+            Guestbook { text: "g".into() },
+        )
+        .await
+        .unwrap();
+    assert!(notes.rm(&editor(), "same".to_owned()).await.unwrap());
+    assert_eq!(notes.get("same".to_owned()).await.unwrap(), None);
+    assert_eq!(
+        guestbook
+            .get("same".to_owned())
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .text,
+        "g"
+    );
+}
+
+/// `updated_by` is the user id, `"internal"` for server calls, none for
+/// anonymous callers; soft rm and restore record their caller too.
+pub async fn updated_by_records_the_caller(store: Store) {
+    let t = store.table::<Banner>();
+    let row = t
+        .set(&admin(), BannerKey::Banner, Banner::new("a"))
+        .await
+        .unwrap();
+    assert_eq!(row.updated_by.as_deref(), Some("ada"));
+    let row = t
+        .set(&Ctx::internal(), BannerKey::Banner, Banner::new("b"))
+        .await
+        .unwrap();
+    assert_eq!(row.updated_by.as_deref(), Some("internal"));
+    assert_eq!(
+        t.get(BannerKey::Banner)
+            .await
+            .unwrap()
+            .unwrap()
+            .updated_by
+            .as_deref(),
+        Some("internal")
+    );
+    let other_admin = Ctx::user("grace").with_role("admin");
+    assert!(t.rm(&other_admin, BannerKey::Banner).await.unwrap());
+    let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
+    assert_eq!(restored.updated_by.as_deref(), Some("ada"));
+}
