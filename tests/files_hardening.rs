@@ -2,11 +2,12 @@
 //! deleted, a file another row still references stays, and the record of
 //! failed deletions stays small whatever callers write.
 
-use std::path::PathBuf;
+mod support;
 
 use kv_runtime::files::{FileId, LocalDirFileStore, KEPT_FAILURES};
 use kv_runtime::{Ctx, Kv, Store};
 use serde::{Deserialize, Serialize};
+use support::tempdir::TempDir;
 
 /// Anyone may write it: the file ids come from untrusted callers.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -25,34 +26,14 @@ fn profile(avatar: Option<&str>, gallery: &[String]) -> Profile {
     }
 }
 
-/// A directory removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("kv-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("the directory can be created");
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::test]
 async fn a_row_cannot_delete_files_the_store_did_not_mint() {
-    let dir = Dir::new("files-foreign");
+    let dir = TempDir::new("files-foreign");
     for name in [".env", "kv.db", "0123456789abcdef0123456789ABCDEF"] {
-        std::fs::write(dir.0.join(name), b"precious").unwrap();
+        std::fs::write(dir.join(name), b"precious").unwrap();
     }
     let store = Store::memory();
-    store.set_file_store(LocalDirFileStore::new(&dir.0).unwrap());
+    store.set_file_store(LocalDirFileStore::new(dir.path()).unwrap());
     let t = store.table::<Profile>();
     let anyone = Ctx::anonymous();
     let names = [".env".to_owned(), "kv.db".to_owned()];
@@ -69,7 +50,7 @@ async fn a_row_cannot_delete_files_the_store_did_not_mint() {
         .unwrap();
     for name in [".env", "kv.db", "0123456789abcdef0123456789ABCDEF"] {
         assert_eq!(
-            std::fs::read(dir.0.join(name)).unwrap(),
+            std::fs::read(dir.join(name)).unwrap(),
             b"precious",
             "{name} must survive"
         );
@@ -83,8 +64,8 @@ async fn a_row_cannot_delete_files_the_store_did_not_mint() {
 
 #[tokio::test]
 async fn a_file_another_row_references_is_kept() {
-    let dir = Dir::new("files-shared");
-    let files = LocalDirFileStore::new(&dir.0).unwrap();
+    let dir = TempDir::new("files-shared");
+    let files = LocalDirFileStore::new(dir.path()).unwrap();
     let shared = files.put(b"shared").unwrap();
     let own = files.put(b"own").unwrap();
     let store = Store::memory();
@@ -121,9 +102,9 @@ async fn a_file_another_row_references_is_kept() {
 async fn failed_deletions_are_counted_not_hoarded() {
     const WRITES: usize = 51;
     const IDS: usize = 8_000;
-    let dir = Dir::new("files-bogus");
+    let dir = TempDir::new("files-bogus");
     let store = Store::memory();
-    store.set_file_store(LocalDirFileStore::new(&dir.0).unwrap());
+    store.set_file_store(LocalDirFileStore::new(dir.path()).unwrap());
     let t = store.table::<Profile>();
     let anyone = Ctx::anonymous();
     for w in 0..WRITES {

@@ -2,9 +2,12 @@
 //! replica, on the in-process backends (PostgreSQL's feed verification is
 //! tested with the server).
 
+mod support;
+
 use kv_runtime::backend::FeedHealth;
 use kv_runtime::{Ctx, Kv, Store};
 use serde::{Deserialize, Serialize};
+use support::tempdir::TempDir;
 
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kv(table = "healthFlags", keys = [beta], write_role = admin)]
@@ -47,14 +50,11 @@ async fn health_reports_the_backend_and_each_live_replica() {
 
 #[tokio::test]
 async fn sqlite_health_reads_the_file() {
-    let dir = std::env::temp_dir().join(format!("kv-health-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("kv.db").display());
-    let store = Store::open(&url).await.unwrap();
+    let dir = TempDir::new("health");
+    let store = support::sqlite::store_in(&dir).await;
     let health = store.health().await;
     assert!(health.backend.reachable, "{health:?}");
     assert!(health.backend.round_trip.is_some());
     assert_eq!(health.backend.feed, FeedHealth::InProcess);
     drop(store);
-    let _ = std::fs::remove_dir_all(dir);
 }
