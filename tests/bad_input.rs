@@ -1,9 +1,13 @@
-//! Outside data (key text, cursors, JSON) never panics and never changes
-//! state: thousands of generated hostile inputs each get an error with its
-//! code, and the table reads the same afterwards.
+//! Outside data (key text, cursors, values, JSON) never panics and never
+//! changes state: thousands of generated hostile inputs each get an error
+//! with its code, and the table reads the same afterwards; and every
+//! backend gives the same answer to each of them.
+
+mod support;
 
 use kv_runtime::testing::schemas::{Banner, BannerKey, Note};
 use kv_runtime::{Ctx, ErrorCode, PageRequest, Row, Store};
+use support::{pg, sqlite};
 
 /// A small deterministic generator (xorshift), so failures reproduce.
 struct Gen(u64);
@@ -68,9 +72,17 @@ impl Gen {
     }
 }
 
-#[tokio::test]
-async fn generated_keys_and_cursors_get_coded_errors_and_change_nothing() {
-    let store = Store::memory();
+/// `ok`, or the error's code: what a caller sees of an answer.
+fn answer<T>(result: &kv_runtime::Result<T>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.code().as_str().to_owned(),
+    }
+}
+
+/// Runs the generated inputs against `store`, checking each answer's code,
+/// and returns the answers in order.
+async fn hostile_inputs(store: Store) -> Vec<String> {
     let banners = store.table::<Banner>();
     let notes = store.table::<Note>();
     let admin = Ctx::user("ada").with_role("admin");
@@ -80,36 +92,89 @@ async fn generated_keys_and_cursors_get_coded_errors_and_change_nothing() {
         .await
         .unwrap();
     let before = banners.list(&admin, PageRequest::first(100)).await.unwrap();
+    let mut answers = Vec::new();
 
     let mut gen = Gen(0x5eed_1234_abcd_ef01);
-    for _ in 0..5_000 {
+    for _ in 0..2_000 {
         let text = gen.text();
         // Enum keys: only the declared texts parse.
-        match banners.get_str(&text).await {
+        let got = banners.get_str(&text).await;
+        match &got {
             Ok(_) => assert!(BannerKey::ALL_STR.contains(&text.as_str()), "{text:?}"),
             Err(e) => assert_eq!(e.code(), ErrorCode::InvalidKey, "{text:?}"),
         }
+        answers.push(answer(&got));
         // Free keys: accepted or INVALID_KEY, never anything else.
-        match notes.get_str(&text).await {
+        let got = notes.get_str(&text).await;
+        match &got {
             Ok(row) => assert!(row.is_none()),
             Err(e) => assert_eq!(e.code(), ErrorCode::InvalidKey, "{text:?}"),
         }
-        match notes.rm(&editor, text.clone()).await {
+        answers.push(answer(&got));
+        let got = notes.rm(&editor, text.clone()).await;
+        match &got {
             Ok(deleted) => assert!(!deleted),
             Err(e) => assert_eq!(e.code(), ErrorCode::InvalidKey, "{text:?}"),
         }
+        answers.push(answer(&got));
         // Cursors: every generated cursor is refused with INVALID_CURSOR.
-        let err = banners
+        let got = banners
             .list(&admin, PageRequest::after(text.clone(), 10))
-            .await
+            .await;
+        let err = got
+            .as_ref()
             .expect_err("a generated cursor is not a cursor of this table");
         assert_eq!(err.code(), ErrorCode::InvalidCursor, "{text:?}");
+        answers.push(answer(&got));
+        // Values: stored exactly, or refused as VALIDATION_FAILED (NUL);
+        // the key is a fixed good one, so only the value is on trial.
+        let value = Note {
+            body: serde_json::json!({ "t": text, text.clone(): [text.clone()] }),
+        };
+        let got = notes.set(&editor, "v".to_owned(), value.clone()).await;
+        match &got {
+            Ok(row) => {
+                assert_eq!(row.value, value);
+                let read = notes.get("v".to_owned()).await.unwrap().expect("stored");
+                assert_eq!(read.value, value, "{text:?} reads back exactly");
+            }
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::ValidationFailed, "{text:?}");
+                assert!(text.contains('\0'), "only NUL is refused: {text:?}");
+            }
+        }
+        answers.push(answer(&got));
         // JSON from outside: rows and keys either parse or give an error.
         let _ = serde_json::from_str::<Row<Banner>>(&text);
         let _ = serde_json::from_str::<BannerKey>(&format!("{text:?}"));
     }
     let after = banners.list(&admin, PageRequest::first(100)).await.unwrap();
     assert_eq!(before, after, "no generated input changed state");
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_backend_gives_the_same_answer_to_hostile_input() {
+    let memory = hostile_inputs(Store::memory()).await;
+    assert!(memory.iter().any(|a| a == "ok"));
+    assert!(
+        memory.iter().any(|a| a == "VALIDATION_FAILED"),
+        "NUL was generated"
+    );
+    let (store, _dir) = sqlite::temp_store().await;
+    assert_eq!(
+        hostile_inputs(store).await,
+        memory,
+        "SQLite answers as memory does"
+    );
+    if let Some(url) = pg::server_url() {
+        let store = pg::fresh_store(&url).await;
+        assert_eq!(
+            hostile_inputs(store).await,
+            memory,
+            "PostgreSQL answers as memory does"
+        );
+    }
 }
 
 #[tokio::test]

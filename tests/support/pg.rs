@@ -72,12 +72,21 @@ pub async fn fresh_database(url: &str) -> String {
         SEQ.fetch_add(1, Ordering::SeqCst)
     );
     // The name is made here from digits, not from input: no injection.
-    client
-        .batch_execute(&format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+    let create = format!("CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'");
+    // A loaded server has refused a CREATE DATABASE once in many runs:
+    // retry a few times before failing, and say why.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.batch_execute(&create).await {
+            Ok(()) => break,
+            Err(e) if attempt < 5 => {
+                eprintln!("creating test database {name} failed (attempt {attempt}): {e:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => panic!("cannot create test database {name}: {e:?}"),
+        }
+    }
     with_database(url, &name)
 }
 

@@ -5,9 +5,9 @@ use super::admin;
 use crate::testing::schemas::*;
 use crate::{Ctx, ErrorCode, Store};
 
-/// `before_update` can change the value (which is validated again) and
-/// sees the previous row; `after_update` sees the stored row.
-pub async fn before_update_hooks_change_values_and_see_previous(store: Store) {
+/// `before_set` can change the value (which is validated again) and
+/// sees the previous row; `after_set` sees the stored row.
+pub async fn before_set_hooks_change_values_and_see_previous(store: Store) {
     use std::sync::{Arc, Mutex};
     let t = store.table::<Banner>();
     let seen_previous: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
@@ -102,8 +102,8 @@ pub async fn hooks_can_refuse_writes_and_deletes(store: Store) {
             Ok(change.value)
         }
     });
-    t.before_rm("pinned", |removal| async move {
-        if removal.row.key == BannerKey::Banner {
+    t.before_rm("pinned", |change| async move {
+        if change.row.key == BannerKey::Banner {
             Err(HookError::new("the banner is pinned"))
         } else {
             Ok(())
@@ -165,10 +165,10 @@ pub async fn panicking_hooks_do_not_poison_the_store(store: Store) {
         .unwrap();
 }
 
-/// A `before_update` hook that saw no row, while another writer creates
+/// A `before_set` hook that saw no row, while another writer creates
 /// the row between the hook and the write: the write does not overwrite
 /// the row unseen; the hook runs again and sees it as `previous`.
-pub async fn before_update_hooks_rerun_when_the_row_appears_meanwhile(store: Store) {
+pub async fn before_set_hooks_rerun_when_the_row_appears_meanwhile(store: Store) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     let t = store.table::<Banner>();
@@ -231,10 +231,10 @@ pub async fn before_rm_hooks_rerun_when_the_row_changes_meanwhile(store: Store) 
     let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
     {
         let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), t.clone());
-        t.before_rm("record", move |removal| {
+        t.before_rm("record", move |change| {
             let (runs, seen, other) = (Arc::clone(&runs), Arc::clone(&seen), other.clone());
             async move {
-                seen.lock().unwrap().push(removal.row.value.message.clone());
+                seen.lock().unwrap().push(change.row.value.message.clone());
                 if runs.fetch_add(1, Ordering::SeqCst) == 0 {
                     // Another writer changes the row after this approval.
                     other
@@ -248,10 +248,10 @@ pub async fn before_rm_hooks_rerun_when_the_row_changes_meanwhile(store: Store) 
     }
     {
         let deleted = Arc::clone(&deleted);
-        t.after_rm("record", move |removal| {
+        t.after_rm("record", move |change| {
             let deleted = Arc::clone(&deleted);
             async move {
-                deleted.lock().unwrap().push(removal.row.value.message);
+                deleted.lock().unwrap().push(change.row.value.message);
                 Ok(())
             }
         });

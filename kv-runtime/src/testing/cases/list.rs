@@ -193,3 +193,41 @@ pub async fn list_skips_undeclared_keys_and_keeps_pages_full(store: Store) {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Rejected);
 }
+
+/// A cursor built by hand around any bytes (NUL and other control
+/// characters, invalid UTF-8, an empty or over-long key) is INVALID_CURSOR
+/// on every backend: it never reaches the storage as a key.
+pub async fn forged_cursors_holding_any_bytes_are_invalid_cursor(store: Store) {
+    let banners = store.table::<Banner>();
+    banners
+        .set(&admin(), BannerKey::Banner, Banner::new("x"))
+        .await
+        .unwrap();
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let table = hex(b"conformanceBanner");
+    let forged: Vec<Vec<u8>> = vec![
+        b"\0".to_vec(),
+        b"a\0b".to_vec(),
+        b"\x01".to_vec(),
+        b"\x7f".to_vec(),
+        "\u{85}".as_bytes().to_vec(),
+        vec![0xff, 0xfe],
+        Vec::new(),
+        vec![b'x'; crate::MAX_KEY_BYTES + 1],
+    ];
+    for key in forged {
+        let cursor = format!("v1.{table}.{}", hex(&key));
+        let err = banners
+            .list(&admin(), PageRequest::after(cursor, 10))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidCursor, "key bytes {key:?}");
+    }
+    // The same format around a real key works.
+    let cursor = format!("v1.{table}.{}", hex(b"alpha"));
+    let page = banners
+        .list(&admin(), PageRequest::after(cursor, 10))
+        .await
+        .unwrap();
+    assert_eq!(page.page.len(), 1, "banner sorts after alpha");
+}

@@ -69,6 +69,7 @@ macro_rules! __conformance_cases {
                 set_then_get_round_trips,
                 tables_are_independent,
                 updated_by_records_the_caller,
+                scan_returns_every_row_including_soft_deleted_ones,
             ],
             versions: [
                 overwrite_keeps_created_at_and_bumps_updated_at,
@@ -102,6 +103,7 @@ macro_rules! __conformance_cases {
                 list_rejects_malformed_and_foreign_cursors,
                 list_page_size_is_bounded,
                 list_skips_undeclared_keys_and_keeps_pages_full,
+                forged_cursors_holding_any_bytes_are_invalid_cursor,
             ],
             access: [
                 write_roles_are_enforced,
@@ -112,7 +114,8 @@ macro_rules! __conformance_cases {
                 validation_failure_names_fields_and_changes_nothing,
                 oversize_values_are_refused,
                 unreadable_values_are_refused_at_write,
-                hostile_values_round_trip_or_are_refused,
+                hostile_values_round_trip_and_nul_is_refused_everywhere,
+                the_largest_key_and_value_round_trip,
             ],
             keys: [
                 free_string_keys_are_checked,
@@ -125,12 +128,13 @@ macro_rules! __conformance_cases {
             rate_limit: [
                 rate_limit_window_slides_per_bucket,
                 rate_limit_is_a_sliding_window_per_caller,
+                idle_rate_limit_buckets_are_swept,
             ],
             hooks: [
-                before_update_hooks_change_values_and_see_previous,
+                before_set_hooks_change_values_and_see_previous,
                 hooks_can_refuse_writes_and_deletes,
                 panicking_hooks_do_not_poison_the_store,
-                before_update_hooks_rerun_when_the_row_appears_meanwhile,
+                before_set_hooks_rerun_when_the_row_appears_meanwhile,
                 before_rm_hooks_rerun_when_the_row_changes_meanwhile,
             ],
             purge: [

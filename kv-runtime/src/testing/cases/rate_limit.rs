@@ -126,3 +126,42 @@ pub async fn rate_limit_is_a_sliding_window_per_caller(store: Store) {
         .unwrap();
     assert_eq!(t.get("k".to_owned()).await.unwrap().unwrap().value.n, 5);
 }
+
+/// `RateCounter::sweep` forgets the buckets of a scope with no hit left in
+/// the window, and only those; a swept caller starts afresh.
+pub async fn idle_rate_limit_buckets_are_swept(store: Store) {
+    use crate::backend::{RateDecision, Window};
+    let counter = store.backend().rate_counter();
+    let w = Window {
+        max: 1,
+        window_ms: 1_000,
+    };
+    for bucket in ["u1", "u2", "u3"] {
+        assert_eq!(
+            counter.hit("conformanceSweep", bucket, w, 0).await.unwrap(),
+            RateDecision::Admitted
+        );
+    }
+    counter.hit("conformanceOther", "u1", w, 0).await.unwrap();
+    // Still in their window: nothing to forget, and still counted.
+    assert_eq!(counter.sweep("conformanceSweep", w, 500).await.unwrap(), 0);
+    assert!(matches!(
+        counter.hit("conformanceSweep", "u1", w, 500).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    // Past the window: forgotten, once.
+    assert!(counter.sweep("conformanceSweep", w, 5_000).await.unwrap() > 0);
+    assert_eq!(
+        counter.sweep("conformanceSweep", w, 5_000).await.unwrap(),
+        0
+    );
+    // Another scope is swept on its own.
+    assert!(counter.sweep("conformanceOther", w, 5_000).await.unwrap() > 0);
+    assert_eq!(
+        counter
+            .hit("conformanceSweep", "u1", w, 5_000)
+            .await
+            .unwrap(),
+        RateDecision::Admitted
+    );
+}

@@ -95,3 +95,32 @@ pub async fn updated_by_records_the_caller(store: Store) {
     let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
     assert_eq!(restored.updated_by.as_deref(), Some("ada"));
 }
+
+/// `Backend::scan` pages through every row, live and soft-deleted, in key
+/// order, with the soft-deleted ones marked.
+pub async fn scan_returns_every_row_including_soft_deleted_ones(store: Store) {
+    let t = store.table::<Banner>();
+    for key in [BannerKey::Alpha, BannerKey::Beta, BannerKey::Gamma] {
+        t.set(&admin(), key, Banner::new("x")).await.unwrap();
+    }
+    assert!(t.rm(&admin(), BannerKey::Beta).await.unwrap());
+    let backend = store.backend();
+    let first = backend.scan("conformanceBanner", None, 2).await.unwrap();
+    let keys: Vec<&str> = first.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["alpha", "beta"]);
+    assert!(first[0].is_live() && !first[1].is_live());
+    let rest = backend
+        .scan("conformanceBanner", Some("beta"), 10)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = rest.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["gamma"]);
+    // `list` still skips the soft-deleted row.
+    let live = backend.list("conformanceBanner", None, 10).await.unwrap();
+    assert_eq!(live.len(), 2);
+    assert!(backend
+        .scan("conformanceNothing", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

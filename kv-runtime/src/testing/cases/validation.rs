@@ -86,35 +86,98 @@ pub async fn unreadable_values_are_refused_at_write(store: Store) {
     assert_eq!(row.value.body, ok);
 }
 
-/// Values with quotes, NUL, emoji and 10 KB strings come back exactly, or
-/// are refused with VALIDATION_FAILED (a backend that cannot store NUL in
-/// JSON text); never stored altered.
-pub async fn hostile_values_round_trip_or_are_refused(store: Store) {
+/// Values with quotes, emoji, extreme numbers and 10 KB strings come back
+/// exactly on every backend; a string (or an object key) holding NUL is
+/// refused with VALIDATION_FAILED naming where, on every backend (PostgreSQL
+/// cannot store it, so none does), and nothing is stored.
+pub async fn hostile_values_round_trip_and_nul_is_refused_everywhere(store: Store) {
     let t = store.table::<Note>();
     let values = [
         serde_json::json!({ "s": "it's \"quoted\" \\ back" }),
         serde_json::json!({ "s": "🦀 ünïcode ☃ \u{202e}rtl" }),
         serde_json::json!({ "s": "x".repeat(10_000) }),
         serde_json::json!({ "n": 1.5e300, "i": -9007199254740993i64, "u": u64::MAX }),
-        serde_json::json!({ "nul": "a\u{0}b" }),
-        serde_json::json!(["%", "_", "\\", "'"]),
+        serde_json::json!(["%", "_", "\\", "'", "\\u0000"]),
+        serde_json::json!({ "ctl": "\u{1}\u{1f}\u{7f}\u{85}" }),
     ];
     for (i, v) in values.iter().enumerate() {
         let key = format!("v{i}");
-        match t.set(&editor(), &key, Note { body: v.clone() }).await {
-            Ok(row) => {
-                assert_eq!(&row.value.body, v);
-                let got = t.get(&key).await.unwrap().expect("stored value reads back");
-                assert_eq!(&got.value.body, v, "value {i} must read back exactly");
-            }
-            Err(e) => {
-                assert_eq!(e.code(), ErrorCode::ValidationFailed, "value {i}: {e}");
-                assert!(
-                    v.to_string().contains("\\u0000"),
-                    "only NUL may be refused, not {v}"
-                );
-                assert_eq!(t.get(&key).await.unwrap(), None);
-            }
-        }
+        let row = t
+            .set(&editor(), &key, Note { body: v.clone() })
+            .await
+            .unwrap_or_else(|e| panic!("value {i} is stored: {e}"));
+        assert_eq!(&row.value.body, v);
+        let got = t.get(&key).await.unwrap().expect("stored value reads back");
+        assert_eq!(&got.value.body, v, "value {i} must read back exactly");
     }
+    let nul = [
+        (serde_json::json!({ "nul": "a\u{0}b" }), "body.nul"),
+        (
+            serde_json::json!({ "deep": [1, { "x": "\u{0}" }] }),
+            "body.deep[1].x",
+        ),
+        (serde_json::json!({ "k\u{0}": 1 }), "body.k\u{0}"),
+        (serde_json::json!("\u{0}"), "body"),
+    ];
+    for (i, (v, path)) in nul.iter().enumerate() {
+        let key = format!("nul{i}");
+        let err = t
+            .set(&editor(), &key, Note { body: v.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationFailed, "{v}: {err}");
+        let crate::Error::ValidationFailed { fields, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(fields[0].path, *path, "{v}");
+        assert_eq!(t.get(&key).await.unwrap(), None);
+    }
+}
+
+/// The largest key (256 bytes of UTF-8) and the largest value
+/// (`max_value_bytes` of JSON) round-trip exactly; one byte more of either
+/// is refused with its code and stores nothing.
+pub async fn the_largest_key_and_value_round_trip(store: Store) {
+    use crate::KvSchema;
+    let t = store.table::<Note>();
+    // 64 four-byte characters: 256 bytes, 64 chars.
+    let key = "🦀".repeat(64);
+    assert_eq!(key.len(), crate::MAX_KEY_BYTES);
+    // `{"body":"xx...x"}` of exactly the limit.
+    let overhead = serde_json::to_string(&Note {
+        body: serde_json::json!(""),
+    })
+    .unwrap()
+    .len();
+    let fill = "x".repeat(Note::MAX_VALUE_BYTES - overhead);
+    let big = Note {
+        body: serde_json::json!(fill),
+    };
+    assert_eq!(
+        serde_json::to_string(&big).unwrap().len(),
+        Note::MAX_VALUE_BYTES
+    );
+    let row = t.set(&editor(), &key, big.clone()).await.unwrap();
+    assert_eq!(row.key, key);
+    let got = t.get(&key).await.unwrap().expect("the row reads back");
+    assert_eq!(got.value, big);
+    let page = t
+        .list(&editor(), crate::PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(page.page.len(), 1);
+    assert_eq!(page.page[0].key, key);
+
+    let too_long = format!("{key}x");
+    let err = t.set(&editor(), &too_long, note("x")).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidKey);
+    let bigger = Note {
+        body: serde_json::json!(format!("{fill}x")),
+    };
+    let err = t
+        .set(&editor(), "other".to_owned(), bigger)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ValidationFailed);
+    assert_eq!(t.get("other".to_owned()).await.unwrap(), None);
 }
