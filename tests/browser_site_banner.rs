@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use app::{SiteBanner, SiteBannerKey};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use kv_runtime::{Ctx, Store};
+use kv_runtime::{web, Ctx, Store};
 use serde_json::{json, Value};
 use sqlite_support::TempDir;
 
@@ -482,7 +482,13 @@ async fn the_banner_follows_admin_changes_live_in_a_real_browser() {
         .await
         .expect("bind loopback");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let server = tokio::spawn(app::serve(listener, app::app(store.table())));
+    // The demo's server, without its SIGTERM/Ctrl-C handler (the test
+    // aborts it).
+    let server = tokio::spawn(
+        web::Server::new(listener, app::app(store.table()))
+            .with_graceful_shutdown(std::future::pending())
+            .serve(),
+    );
 
     let driver = ChromeDriver::start(&chromedriver);
     let mut sessions: Vec<Client> = Vec::new();
