@@ -293,6 +293,24 @@ async fn scenario(
     )
     .await;
     banner_hidden(&visitor, "no banner at first").await;
+    // The page runs under its Content-Security-Policy: its own script
+    // and stylesheet load, an injected inline script does not run.
+    let csp = visitor
+        .execute(
+            "const s = document.createElement('script'); \
+             s.textContent = 'window.kvInline = true;'; \
+             document.body.appendChild(s); \
+             return [window.kvInline === undefined, document.styleSheets.length === 1 \
+               && document.styleSheets[0].cssRules.length > 0];",
+            vec![],
+        )
+        .await
+        .expect("try an inline script");
+    assert_eq!(
+        csp,
+        json!([true, true]),
+        "[inline script blocked, stylesheet loaded]"
+    );
     // Anything that reloads the page would drop this marker.
     visitor
         .execute("window.kvNoReload = 'still here'; return true;", vec![])
