@@ -28,17 +28,17 @@ pub mod codes {
     pub const MALFORMED_QUERY: &str = "MALFORMED_QUERY";
     /// 403: a state-changing request (`PUT`, `DELETE`, `POST .../restore`)
     /// whose `Origin` is another site's, `null` or malformed, and not one
-    /// the router allows ([`KvRouter::allow_origin`](super::KvRouter::allow_origin));
-    /// see [`OriginPolicy`](super::OriginPolicy). Refused before the
+    /// the router allows ([`KvRouter::allow_origin`](crate::web::KvRouter::allow_origin));
+    /// see [`OriginPolicy`](crate::web::OriginPolicy). Refused before the
     /// context function is called.
     pub const CROSS_ORIGIN: &str = "CROSS_ORIGIN";
     /// 408: the request body did not arrive within the server's
-    /// [`body_timeout`](super::Server::body_timeout).
+    /// [`body_timeout`](crate::web::Server::body_timeout).
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
     /// 429: the client, or all clients together, already hold as many
     /// event streams as the router allows
-    /// ([`KvRouter::max_event_streams_per_client`](super::KvRouter::max_event_streams_per_client),
-    /// [`KvRouter::max_event_streams`](super::KvRouter::max_event_streams)).
+    /// ([`KvRouter::max_event_streams_per_client`](crate::web::KvRouter::max_event_streams_per_client),
+    /// [`KvRouter::max_event_streams`](crate::web::KvRouter::max_event_streams)).
     /// Details: `scope` (`"client"` or `"total"`) and `limit`; header
     /// `Retry-After: 5`.
     pub const TOO_MANY_STREAMS: &str = "TOO_MANY_STREAMS";

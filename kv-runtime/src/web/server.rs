@@ -69,15 +69,10 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves an axum [`Router`] over plain HTTP/1.1 with limits that keep slow
-/// or idle clients from holding the server:
-///
-/// | setting | default | what it bounds |
-/// |---|---|---|
-/// | [`header_timeout`](Self::header_timeout) | 10 s | from accepting a connection to having its first request head |
-/// | [`idle_timeout`](Self::idle_timeout) | 60 s | from the end of a response to having the next request head on a kept-alive connection |
-/// | [`body_timeout`](Self::body_timeout) | 30 s | from a request head to the end of its body; a body still arriving then fails to read (the kv router answers 408 `REQUEST_TIMEOUT`) |
-/// | [`max_connections`](Self::max_connections) | 1024 | open connections; at the cap the server stops accepting, and new connections wait in the listen backlog until one closes |
-/// | [`shutdown_grace`](Self::shutdown_grace) | 10 s | how long shutdown waits for requests in flight before closing what is left |
+/// or idle clients from holding the server: a header timeout, an idle
+/// timeout, a body timeout and a cap on open connections, each with a
+/// default (the [settings table](super#serving) lists them with the
+/// router's own limits).
 ///
 /// A connection is never closed for being idle while a response is in
 /// flight: a server-sent event stream stays open as long as its client
