@@ -11,7 +11,7 @@
 #[path = "site_banner/app.rs"]
 mod app;
 
-use kv_runtime::Store;
+use kv_runtime::{web, Store};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,7 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         redact(&url)
     );
     println!("sign in at http://{addr}/admin to change the banner; Ctrl-C stops");
-    app::serve(listener, app::app(store.table())).await?;
+    // Header, idle and body timeouts, a connection cap, the client address
+    // for rate limits; SIGTERM or Ctrl-C shuts down gracefully.
+    web::serve(listener, app::app(store.table())).await?;
     Ok(())
 }
 

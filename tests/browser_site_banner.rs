@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use app::{SiteBanner, SiteBannerKey};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use kv_runtime::{Ctx, Store};
+use kv_runtime::{web, Ctx, Store};
 use serde_json::{json, Value};
 use support::skip::{in_ci, loud};
 use support::tempdir::TempDir;
@@ -283,6 +283,24 @@ async fn scenario(
     )
     .await;
     banner_hidden(&visitor, "no banner at first").await;
+    // The page runs under its Content-Security-Policy: its own script
+    // and stylesheet load, an injected inline script does not run.
+    let csp = visitor
+        .execute(
+            "const s = document.createElement('script'); \
+             s.textContent = 'window.kvInline = true;'; \
+             document.body.appendChild(s); \
+             return [window.kvInline === undefined, document.styleSheets.length === 1 \
+               && document.styleSheets[0].cssRules.length > 0];",
+            vec![],
+        )
+        .await
+        .expect("try an inline script");
+    assert_eq!(
+        csp,
+        json!([true, true]),
+        "[inline script blocked, stylesheet loaded]"
+    );
     // Anything that reloads the page would drop this marker.
     visitor
         .execute("window.kvNoReload = 'still here'; return true;", vec![])
@@ -472,7 +490,13 @@ async fn the_banner_follows_admin_changes_live_in_a_real_browser() {
         .await
         .expect("bind loopback");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let server = tokio::spawn(app::serve(listener, app::app(store.table())));
+    // The demo's server, without its SIGTERM/Ctrl-C handler (the test
+    // aborts it).
+    let server = tokio::spawn(
+        web::Server::new(listener, app::app(store.table()))
+            .with_graceful_shutdown(std::future::pending())
+            .serve(),
+    );
 
     let driver = ChromeDriver::start(&chromedriver);
     let mut sessions: Vec<Client> = Vec::new();

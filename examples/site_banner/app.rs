@@ -8,17 +8,22 @@
 //! Sign-in is a demo: a form posting a name sets a cookie holding that
 //! name, and everyone signed in is an `admin`. A real app would check a
 //! session here instead; the kv side (the context function) stays the same.
+//!
+//! Every response carries a Content-Security-Policy (scripts, styles and
+//! connections from this origin only: the pages use `/assets` files, no
+//! inline script or style) and refuses framing; the sign-in form, like
+//! kv's write routes, refuses posts from other origins.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Form, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use kv_runtime::web::{self, ApiError};
+use kv_runtime::web::{self, ApiError, OriginPolicy};
 use kv_runtime::{Ctx, Kv, Row, Table};
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +49,16 @@ const STYLE: &str = include_str!("style.css");
 const BANNER_JS: &str = include_str!("banner.js");
 const ADMIN_JS: &str = include_str!("admin.js");
 
+/// The pages' Content-Security-Policy: everything from this origin only,
+/// no inline script or style, no plugins, no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+                       img-src 'self'; connect-src 'self'; object-src 'none'; \
+                       base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// The whole app: pages, sign-in, assets, and kv's router under [`API`].
+/// Serve it with `kv_runtime::web::serve` (or `web::Server`), which gives
+/// handlers the client address that kv's rate limits count anonymous
+/// callers by.
 pub fn app(table: Table<SiteBanner>) -> Router {
     let api = web::router(table.clone(), demo_ctx).with_restore().build();
     Router::new()
@@ -56,17 +70,23 @@ pub fn app(table: Table<SiteBanner>) -> Router {
         .route("/assets/{name}", get(asset))
         .nest(API, api)
         .fallback(not_found)
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(table)
 }
 
-/// Serves `app` on `listener`, giving handlers the client address (kv's
-/// rate limits count anonymous callers by it).
-pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+/// Adds the CSP and anti-framing headers to every response.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// kv's context function: the demo cookie's name becomes an admin; no
@@ -264,7 +284,23 @@ struct SignIn {
     name: String,
 }
 
-async fn sign_in(State(table): State<Table<SiteBanner>>, Form(form): Form<SignIn>) -> Response {
+/// Signs in; a post from another origin (login CSRF: a foreign page
+/// signing the visitor in under its own name) is 403 `CROSS_ORIGIN`, as
+/// for kv's write routes.
+async fn sign_in(
+    State(table): State<Table<SiteBanner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    form: Result<Form<SignIn>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if let Err(refused) = OriginPolicy::new().check(&headers, &uri) {
+        return refused.into_response();
+    }
+    let Ok(Form(form)) = form else {
+        let body = sign_in_form(Some("Send the form with a name."));
+        let page = page("Sign in", &current(&table).await, None, &body);
+        return (StatusCode::BAD_REQUEST, Html(page)).into_response();
+    };
     let name = form.name.trim();
     if !valid_name(name) {
         let body = sign_in_form(Some(

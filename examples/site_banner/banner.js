@@ -13,22 +13,30 @@
     document.dispatchEvent(new CustomEvent("kv-banner", { detail: row }));
   }
 
-  var source = new EventSource("/api/kv/site/banner/events");
-  source.onopen = function () {
-    state.textContent = "live";
-    document.body.dataset.live = "true";
-  };
-  source.onerror = function () {
-    // EventSource reconnects by itself; the first event after that is the
-    // current state again.
-    state.textContent = "reconnecting…";
-    document.body.dataset.live = "false";
-  };
-  source.onmessage = function (event) {
-    try {
-      show(JSON.parse(event.data));
-    } catch (e) {
-      // A malformed event changes nothing.
-    }
-  };
+  function connect() {
+    var source = new EventSource("/api/kv/site/banner/events");
+    source.onopen = function () {
+      state.textContent = "live";
+      document.body.dataset.live = "true";
+    };
+    source.onerror = function () {
+      state.textContent = "reconnecting…";
+      document.body.dataset.live = "false";
+      // EventSource reconnects by itself after a dropped connection (the
+      // first event after that is the current state again), but gives up
+      // on an error answer, such as 429 TOO_MANY_STREAMS: try again later.
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(connect, 5000);
+      }
+    };
+    source.onmessage = function (event) {
+      try {
+        show(JSON.parse(event.data));
+      } catch (e) {
+        // A malformed event changes nothing.
+      }
+    };
+  }
+
+  connect();
 })();

@@ -26,6 +26,22 @@ pub mod codes {
     pub const MALFORMED_HEADER: &str = "MALFORMED_HEADER";
     /// 400: the query string could not be read (e.g. `limit=abc`).
     pub const MALFORMED_QUERY: &str = "MALFORMED_QUERY";
+    /// 403: a state-changing request (`PUT`, `DELETE`, `POST .../restore`)
+    /// whose `Origin` is another site's, `null` or malformed, and not one
+    /// the router allows ([`KvRouter::allow_origin`](crate::web::KvRouter::allow_origin));
+    /// see [`OriginPolicy`](crate::web::OriginPolicy). Refused before the
+    /// context function is called.
+    pub const CROSS_ORIGIN: &str = "CROSS_ORIGIN";
+    /// 408: the request body did not arrive within the server's
+    /// [`body_timeout`](crate::web::Server::body_timeout).
+    pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    /// 429: the client, or all clients together, already hold as many
+    /// event streams as the router allows
+    /// ([`KvRouter::max_event_streams_per_client`](crate::web::KvRouter::max_event_streams_per_client),
+    /// [`KvRouter::max_event_streams`](crate::web::KvRouter::max_event_streams)).
+    /// Details: `scope` (`"client"` or `"total"`) and `limit`; header
+    /// `Retry-After: 5`.
+    pub const TOO_MANY_STREAMS: &str = "TOO_MANY_STREAMS";
     /// 401: the application's context function refused the request's
     /// credentials ([`super::ApiError::unauthorized`]).
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
@@ -36,7 +52,10 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     /// 413: the body is larger than the router's limit.
     pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
-    /// 415: the body is not `application/json` (UTF-8).
+    /// 415: the body is not `application/json` (UTF-8); on `DELETE` and
+    /// `POST .../restore`, which take no body, a form content type
+    /// (`application/x-www-form-urlencoded`, `multipart/form-data`,
+    /// `text/plain`), which only a form or a cross-site page would send.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
 }
 
@@ -137,6 +156,35 @@ impl ApiError {
             codes::UNSUPPORTED_MEDIA_TYPE,
             "send the body as `Content-Type: application/json` (UTF-8)",
         )
+    }
+
+    pub(crate) fn cross_origin(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, codes::CROSS_ORIGIN, message)
+    }
+
+    pub(crate) fn request_timeout() -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            codes::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )
+    }
+
+    /// 429 `TOO_MANY_STREAMS`; `scope` is `"client"` or `"total"`.
+    pub(crate) fn too_many_streams(scope: &'static str, limit: usize) -> Self {
+        let whose = match scope {
+            "client" => "this client already holds",
+            _ => "the server already holds",
+        };
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::TOO_MANY_STREAMS,
+            format!("{whose} {limit} event streams; close one, or retry later"),
+        )
+        .with_detail("scope", scope)
+        .with_detail("limit", limit);
+        err.retry_after = Some(Duration::from_secs(5));
+        err
     }
 
     pub(crate) fn no_route() -> Self {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
+use super::origin::{refuse_form_content, OriginPolicy};
+use super::server::BodyTimedOut;
+use super::streams::{StreamCaps, DEFAULT_MAX_EVENT_STREAMS, DEFAULT_MAX_EVENT_STREAMS_PER_CLIENT};
 use crate::context::Ctx;
 use crate::error::{Error, FieldError, Result};
 use crate::row::{PageRequest, Row};
@@ -71,6 +74,9 @@ pub struct KvRouter<S: KvSchema, C> {
     ctx: C,
     body_limit: usize,
     restore: Option<RestoreFn<S>>,
+    origins: OriginPolicy,
+    max_streams: usize,
+    max_streams_per_client: usize,
 }
 
 /// Starts the router of `table`, with `ctx_fn` turning a request into the
@@ -126,6 +132,9 @@ impl<S: KvSchema, C: ContextFn> KvRouter<S, C> {
             ctx,
             body_limit: S::MAX_VALUE_BYTES.saturating_add(BODY_LIMIT_MARGIN),
             restore: None,
+            origins: OriginPolicy::new(),
+            max_streams: DEFAULT_MAX_EVENT_STREAMS,
+            max_streams_per_client: DEFAULT_MAX_EVENT_STREAMS_PER_CLIENT,
         }
     }
 
@@ -134,6 +143,49 @@ impl<S: KvSchema, C: ContextFn> KvRouter<S, C> {
     /// table's `max_value_bytes` plus [`BODY_LIMIT_MARGIN`].
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// Also accepts state-changing requests (`PUT`, `DELETE`,
+    /// `POST .../restore`) whose `Origin` is `origin`, e.g.
+    /// `"https://admin.example.com"`, an admin front end served from
+    /// another host. Without it, only requests from the router's own host
+    /// (and requests without `Origin`, from clients that are not browsers)
+    /// are accepted; others are 403 `CROSS_ORIGIN`. See [`OriginPolicy`].
+    ///
+    /// This does not answer CORS preflights: a front end on another origin
+    /// also needs a CORS layer (e.g. tower-http's `CorsLayer`) allowing it.
+    ///
+    /// # Panics
+    ///
+    /// If `origin` is not `scheme://host[:port]`.
+    pub fn allow_origin(mut self, origin: &str) -> Self {
+        self.origins = self.origins.allow(origin);
+        self
+    }
+
+    /// The most event streams (`GET /{key}/events`) this router keeps open
+    /// at once, for all clients together; more are 429
+    /// `TOO_MANY_STREAMS` with `Retry-After`. Default
+    /// [`DEFAULT_MAX_EVENT_STREAMS`] (512). With several routers on one
+    /// server, keep their sum below the server's
+    /// [`max_connections`](super::Server::max_connections), so that
+    /// streams cannot take every connection.
+    pub fn max_event_streams(mut self, max: usize) -> Self {
+        self.max_streams = max;
+        self
+    }
+
+    /// The most event streams one client keeps open at once; more are 429
+    /// `TOO_MANY_STREAMS` with `Retry-After`. Default
+    /// [`DEFAULT_MAX_EVENT_STREAMS_PER_CLIENT`] (16). A client is an IPv4
+    /// address or an IPv6 /64, from axum's `ConnectInfo<SocketAddr>`
+    /// (which [`Server`](super::Server) provides); requests without it
+    /// count against [`max_event_streams`](Self::max_event_streams) only.
+    /// Behind a reverse proxy every client has the proxy's address: raise
+    /// this (`usize::MAX` turns it off) and cap per client at the proxy.
+    pub fn max_event_streams_per_client(mut self, max: usize) -> Self {
+        self.max_streams_per_client = max;
         self
     }
 
@@ -157,6 +209,8 @@ impl<S: KvSchema, C: ContextFn> KvRouter<S, C> {
             ctx: self.ctx,
             body_limit: self.body_limit,
             restore: self.restore,
+            origins: self.origins,
+            streams: StreamCaps::new(self.max_streams, self.max_streams_per_client),
         });
         let mut router = Router::new()
             .route("/", get(list::<S, C>))
@@ -188,9 +242,30 @@ pub(crate) struct Shared<S: KvSchema, C> {
     ctx: C,
     body_limit: usize,
     restore: Option<RestoreFn<S>>,
+    origins: OriginPolicy,
+    pub(crate) streams: Arc<StreamCaps>,
 }
 
 pub(crate) type AppState<S, C> = State<Arc<Shared<S, C>>>;
+
+/// The checks every state-changing route makes first, before the context
+/// function: the request is not one a cross-site page could send. A
+/// foreign, `null` or malformed `Origin` (unless allowed) is 403
+/// `CROSS_ORIGIN`; a form content type is 415 `UNSUPPORTED_MEDIA_TYPE`.
+struct NotCrossSite;
+
+impl<S: KvSchema, C: ContextFn> FromRequestParts<Arc<Shared<S, C>>> for NotCrossSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared<S, C>>,
+    ) -> Result<Self, ApiError> {
+        shared.origins.check(&parts.headers, &parts.uri)?;
+        refuse_form_content(&parts.headers)?;
+        Ok(NotCrossSite)
+    }
+}
 
 /// The key from the path: anything that is not a key of the table is 400
 /// `INVALID_KEY` (never a 404 route).
@@ -292,6 +367,7 @@ const BODY_SHAPE: &str =
 /// `expected_updated_at`), or set only when there is no live row
 /// (`If-None-Match: *`).
 async fn put_row<S: KvSchema, C: ContextFn>(
+    _: NotCrossSite,
     State(shared): AppState<S, C>,
     path: Result<Path<String>, PathRejection>,
     request: Request,
@@ -337,6 +413,7 @@ async fn put_row<S: KvSchema, C: ContextFn>(
 
 /// `DELETE /{key}`: `{ "deleted": bool }`.
 async fn delete_row<S: KvSchema, C: ContextFn>(
+    _: NotCrossSite,
     State(shared): AppState<S, C>,
     path: Result<Path<String>, PathRejection>,
     request: Request,
@@ -357,6 +434,7 @@ async fn delete_row<S: KvSchema, C: ContextFn>(
 
 /// `POST /{key}/restore`: the restored (or already live) row.
 async fn restore_row<S: KvSchema, C: ContextFn>(
+    _: NotCrossSite,
     State(shared): AppState<S, C>,
     path: Result<Path<String>, PathRejection>,
     request: Request,
@@ -448,7 +526,21 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large(limit)),
+        Err(e) if timed_out(&*e) => Err(ApiError::request_timeout()),
         Err(_) => Err(ApiError::malformed_body("the body could not be read")),
+    }
+}
+
+/// Whether a body error is (or wraps) the server's body timeout.
+fn timed_out(mut err: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if err.is::<BodyTimedOut>() {
+            return true;
+        }
+        match err.source() {
+            Some(source) => err = source,
+            None => return false,
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::errors::ApiError;
 use super::router::{parse_key, AppState, ContextFn};
+use super::server::ServerStopping;
 use crate::schema::KvSchema;
 use crate::watch::WatchEvent;
 
@@ -25,18 +26,34 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// which `EventSource` keeps for its own connection errors)
 /// and the stream goes on. A comment every 15 s keeps idle proxies from
 /// closing the connection.
+///
+/// Each stream holds a slot of the router's caps (in all and per client)
+/// until it ends or its client goes away; without a free slot the answer
+/// is 429 `TOO_MANY_STREAMS`. Served by [`Server`](super::Server), the
+/// stream ends when the server shuts down.
 pub(crate) async fn events<S: KvSchema, C: ContextFn>(
     State(shared): AppState<S, C>,
     path: Result<Path<String>, PathRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let key = parse_key::<S>(path)?;
+    let slot = shared.streams.open(request.extensions())?;
+    let stopping = request.extensions().get::<ServerStopping>().cloned();
     let watch = shared.table.watch(key).await?;
     let mut first = true;
     let stream = watch.map(move |item| {
+        // The slot is freed when the stream is dropped.
+        let _slot = &slot;
         let event = to_event(item);
         let event = if first { event.retry(RECONNECT) } else { event };
         first = false;
         Ok::<_, Infallible>(event)
+    });
+    let stream = stream.take_until(async move {
+        match stopping {
+            Some(stopping) => stopping.wait().await,
+            None => std::future::pending().await,
+        }
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
