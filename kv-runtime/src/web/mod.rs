@@ -2,6 +2,7 @@
 
 mod client;
 mod errors;
+mod extract;
 mod origin;
 mod router;
 mod server;
@@ -10,6 +11,7 @@ mod streams;
 
 pub use client::Client;
 pub use errors::{codes, ApiError};
+pub use extract::{ctx_from_extension, Caller};
 pub use origin::OriginPolicy;
 pub use router::{router, ContextFn, KvRouter, BODY_LIMIT_MARGIN};
 pub use server::{serve, shutdown_signal, Server};
