@@ -194,6 +194,7 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
                         &Some("ada"),
                         &now,
                         &None::<i64>,
+                        &false,
                     ],
                 ))
                 .unwrap();
@@ -258,6 +259,7 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
                         &Some("ada"),
                         &now,
                         &Some(current),
+                        &false,
                     ],
                 ))
                 .unwrap();

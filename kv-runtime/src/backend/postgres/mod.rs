@@ -190,6 +190,22 @@ pub use self::options::{PostgresOptions, SslMode, SslRootCert, MAX_POOL_SIZE};
 #[allow(unused_imports)] // for the docs' links
 use super::FeedEvent;
 
+/// The TLS connector kv uses for a connection string's `sslmode` and
+/// `sslrootcert`. Public (but hidden) so that benchmarks can run a raw
+/// tokio-postgres client over exactly kv's TLS; not a stable API.
+#[doc(hidden)]
+pub use self::tls::MakeTls as RawTls;
+
+/// The tokio-postgres configuration and TLS connector kv would use for
+/// `url` (kv's own options are checked and left out). Hidden: for
+/// benchmarks; not a stable API.
+#[doc(hidden)]
+pub fn raw_connection(url: &str) -> Result<(tokio_postgres::Config, RawTls)> {
+    let settings = options::resolve(url, PostgresOptions::default())?;
+    let tls = RawTls::new(&settings.conn)?;
+    Ok((settings.conn.pg, tls))
+}
+
 /// How many times a `put` that raced with a concurrent insert of the same
 /// key is run again (each run takes a fresh snapshot, so one retry normally
 /// suffices).

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// Makes a TLS connector per host, as tokio-postgres asks for one.
 #[derive(Clone)]
-pub(super) struct MakeTls {
+pub struct MakeTls {
     config: Arc<ClientConfig>,
 }
 
@@ -221,7 +221,7 @@ impl ServerCertVerifier for Unchecked {
 /// A failed TLS handshake, as this adapter reports it (so that it can be
 /// told apart from other connection errors).
 #[derive(Debug)]
-pub(super) struct TlsFailure(io::Error);
+pub struct TlsFailure(io::Error);
 
 impl std::fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -258,7 +258,7 @@ where
 }
 
 /// Connects one stream.
-pub(super) struct Connect {
+pub struct Connect {
     config: Arc<ClientConfig>,
     name: Option<ServerName<'static>>,
 }
@@ -292,7 +292,7 @@ where
 }
 
 /// A TLS connection to the server.
-pub(super) struct TlsStream<S>(tokio_rustls::client::TlsStream<S>);
+pub struct TlsStream<S>(tokio_rustls::client::TlsStream<S>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
     fn poll_read(
