@@ -22,7 +22,7 @@ const MIGRATION_BOUND: Duration = Duration::from_secs(30);
 impl PostgresBackend {
     /// Opens the backend from a `postgres://` or `postgresql://` URL (or a
     /// `key=value` connection string) and its options (see the options
-    /// table in the [module documentation](self)). See
+    /// table in the [module documentation](super)). See
     /// [`PostgresBackend::connect`].
     pub async fn open_url(url: &str) -> Result<PostgresBackend> {
         PostgresBackend::connect(url, PostgresOptions::default()).await
@@ -32,7 +32,7 @@ impl PostgresBackend {
     /// string; its options override those of `options`), creates or
     /// migrates the schema, starts listening for changes and checks that
     /// changes arrive (see "Change feed" in the [module
-    /// documentation](self)). Must be called within a Tokio runtime, which
+    /// documentation](super)). Must be called within a Tokio runtime, which
     /// then runs the pools' and the listener's tasks.
     ///
     /// A malformed URL, an unknown or bad option, a certificate the TLS
