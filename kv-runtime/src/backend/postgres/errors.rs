@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::{HookError, PoolError};
 use tokio_postgres::error::SqlState;
 
-use super::options::Endpoint;
+use super::settings::Endpoint;
 use super::tls;
 use crate::error::{Error, FieldError};
 

@@ -26,9 +26,9 @@ use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, Notification};
 
 use super::errors::{connect_error, describe, Access};
-use super::options::Endpoint;
+use super::ops::read_row;
 use super::pool::{Connector, Core};
-use super::read_row;
+use super::settings::Endpoint;
 use crate::backend::{Change, ChangeFeed, FeedEvent, FeedHealth, Payload, RawRow, FEED_CAPACITY};
 use crate::error::Result;
 

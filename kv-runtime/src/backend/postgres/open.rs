@@ -7,8 +7,9 @@ use std::time::Duration;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::errors::{pg_error, Access};
-use super::options::{self, PostgresOptions};
+use super::options::PostgresOptions;
 use super::pool::{self, Checkout, Connector, Core};
+use super::settings;
 use super::sql::{self, Statements};
 use super::{feed, PostgresBackend};
 use crate::backend::ChangeFeed;
@@ -40,7 +41,7 @@ impl PostgresBackend {
     /// [`Error::Config`]; a server that cannot be reached is
     /// [`Error::Backend`]. No message holds the password.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresBackend> {
-        let settings = options::resolve(url, options)?;
+        let settings = settings::resolve(url, options)?;
         let connector = Connector::new(&settings.conn)?;
         // Plain `SET`s (integers of our own): one round trip per new
         // connection, and no prepared statement.

@@ -14,7 +14,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Connection, Row, Socket};
 
 use super::errors::{deadline_error, pool_error, Access};
-use super::options::{Endpoint, SslMode};
+use super::options::SslMode;
+use super::settings::Endpoint;
 use super::sql::{Statements, Stmt};
 use super::tls::{self, MakeTls, TlsStream};
 use crate::error::{Error, Result};

@@ -17,7 +17,8 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
-use super::options::{Endpoint, SslMode, SslRootCert};
+use super::options::{SslMode, SslRootCert};
+use super::settings::Endpoint;
 use crate::error::{Error, Result};
 
 /// Makes a TLS connector per host, as tokio-postgres asks for one.
