@@ -3,7 +3,11 @@
 # - a private PostgreSQL server (initdb into a temporary folder, -A trust,
 #   127.0.0.1 on a free port, run as the `postgres` user when we are root),
 #   stopped again on exit; PostgreSQL is installed with apt when missing;
-# - Chromium and ChromeDriver for the browser test, installed when missing.
+# - Chromium and ChromeDriver for the browser test, installed when missing;
+# - PgBouncer, `openssl` and `ps`, installed when missing: the PostgreSQL
+#   tests start private servers of their own (TLS with certificates made
+#   by `openssl`, a server to pause or stop) and a PgBouncer from the
+#   binaries and variables below (tests/support/pg_instance.rs).
 #
 # Without arguments it then runs scripts/compat.sh: kv beside sqlx, diesel
 # and sea-orm, and kv's SQLite tests at both ends of its rusqlite range.
@@ -40,6 +44,16 @@ PG_BIN="$(pg_bin)"
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     log "Chromium or ChromeDriver missing: installing them"
     apt_install chromium chromium-driver
+fi
+
+# --- PgBouncer, openssl, ps (private servers and poolers of the tests) -----
+missing=()
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v ps >/dev/null || missing+=(procps)
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
 fi
 
 PG_TMP="$(mktemp -d /tmp/kv-test-pg.XXXXXX)"

@@ -176,6 +176,7 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
                         &Some("ada"),
                         &now,
                         &None::<i64>,
+                        &false,
                     ],
                 ))
                 .unwrap();
@@ -240,6 +241,7 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
                         &Some("ada"),
                         &now,
                         &Some(current),
+                        &false,
                     ],
                 ))
                 .unwrap();

@@ -64,6 +64,7 @@ impl Store {
     /// compiled in is [`Error::Config`].
     pub async fn open(url: &str) -> Result<Self> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        // Messages here never echo the URL: it may hold a password.
         match scheme {
             "sqlite" => {
                 #[cfg(feature = "sqlite")]
@@ -72,9 +73,9 @@ impl Store {
                     Ok(Store::with_backend(backend))
                 }
                 #[cfg(not(feature = "sqlite"))]
-                Err(Error::Config(format!(
-                    "`{url}` needs the `sqlite` feature of kv-runtime"
-                )))
+                Err(Error::Config(
+                    "a `sqlite:` URL needs the `sqlite` feature of kv-runtime".to_owned(),
+                ))
             }
             "postgres" | "postgresql" => {
                 #[cfg(feature = "postgres")]
@@ -84,25 +85,35 @@ impl Store {
                 }
                 #[cfg(not(feature = "postgres"))]
                 Err(Error::Config(format!(
-                    "`{url}` needs the `postgres` feature of kv-runtime"
+                    "a `{scheme}:` URL needs the `postgres` feature of kv-runtime"
                 )))
             }
             "memory" => {
                 let rest = &url["memory:".len()..];
                 if !rest.is_empty() && rest != "//" {
-                    return Err(Error::Config(format!(
-                        "`{url}`: a memory store takes no path; use `memory:`"
-                    )));
+                    return Err(Error::Config(
+                        "a memory store takes no path or options; use `memory:`".to_owned(),
+                    ));
                 }
                 Ok(Store::memory())
             }
-            "" => Err(Error::Config(format!(
-                "`{url}` is not a store URL; use `memory:`, `sqlite://path` or `postgres://...`"
-            ))),
-            other => Err(Error::Config(format!(
-                "unknown store scheme `{other}` in `{url}`; use `memory:`, `sqlite://path` or \
-                 `postgres://...`"
-            ))),
+            other => {
+                let shown = if !other.is_empty()
+                    && other.len() <= 32
+                    && other
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+                {
+                    format!("unknown store scheme `{other}`")
+                } else {
+                    "not a store URL (no `scheme:` at its start)".to_owned()
+                };
+                Err(Error::Config(format!(
+                    "{shown}; use `memory:`, `sqlite://path` or `postgres://...` (for a \
+                     `key=value` PostgreSQL connection string, use \
+                     `PostgresBackend::connect`)"
+                )))
+            }
         }
     }
 

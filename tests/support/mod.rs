@@ -8,6 +8,8 @@
 //! - `sqlite`: stores over fresh SQLite files;
 //! - `pg`, `pg_server`: the test PostgreSQL server, a database per test,
 //!   stopping and starting the server;
+//! - `pg_instance`: private servers a test starts for itself (TLS, paused,
+//!   stopped) and a PgBouncer in front of one;
 //! - `process`: child processes, run as the `kv-test-worker` binary
 //!   (`tests/worker/`);
 //! - `tables`: tables shared with that worker;
@@ -15,6 +17,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod pg;
+pub mod pg_instance;
 pub mod pg_server;
 pub mod process;
 pub mod rng;

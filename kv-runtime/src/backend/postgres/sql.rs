@@ -2,7 +2,9 @@
 //! statement per operation. Public (but hidden from the docs) so that
 //! benchmarks and database administrators can run exactly what the backend
 //! runs; not a stable API. Every statement that carries data is
-//! parameterised; the only text spliced into SQL is constants from this file.
+//! parameterised; the only text spliced into SQL is constants from this file
+//! and, with `kv_schema`, the schema name (a checked lower-case identifier)
+//! in front of kv's table names and in the channel's name ([`Statements`]).
 //!
 //! Mutations lock the row they change (`FOR UPDATE`, or the row lock taken
 //! by `ON CONFLICT DO UPDATE` / `DELETE`), so at READ COMMITTED the check and
@@ -289,9 +291,162 @@ pub const RATE_HIT: &str = "INSERT INTO kv_rate AS r (scope, bucket, hits, admit
     RETURNING admitted, (SELECT min(h.at) FROM unnest(r.hits) AS h (at) WHERE h.at > $5::bigint)";
 
 /// `$1` scope, `$2` window start. Deletes the buckets of the scope with no
-/// hit left in the window. Returns the number of rows deleted.
-pub const RATE_SWEEP: &str = "DELETE FROM kv_rate AS r WHERE r.scope = $1::text \
-    AND NOT EXISTS (SELECT 1 FROM unnest(r.hits) AS h (at) WHERE h.at > $2::bigint)";
+/// hit left in the window. Column: the number of rows deleted (a row, not
+/// a command tag, so that unnamed statements report it too).
+pub const RATE_SWEEP: &str = "WITH d AS (DELETE FROM kv_rate AS r WHERE r.scope = $1::text \
+    AND NOT EXISTS (SELECT 1 FROM unnest(r.hits) AS h (at) WHERE h.at > $2::bigint) \
+    RETURNING 1) SELECT count(*) FROM d";
+
+/// One statement, with its parameters' types (for running it unnamed,
+/// without preparing it first).
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    /// The SQL text.
+    pub text: String,
+    /// The type of each parameter, `$1` first.
+    pub types: &'static [tokio_postgres::types::Type],
+}
+
+/// Parameter types of each statement (statics: `Type` is not promoted).
+mod types {
+    use tokio_postgres::types::Type;
+    const T: Type = Type::TEXT;
+    const I: Type = Type::INT8;
+    const B: Type = Type::BOOL;
+    pub static TT: [Type; 2] = [T, T];
+    pub static TI: [Type; 2] = [T, I];
+    pub static TTI: [Type; 3] = [T, T, I];
+    pub static PUT: [Type; 7] = [T, T, T, T, I, I, B];
+    pub static REMOVE_SOFT: [Type; 6] = [T, T, I, T, I, B];
+    pub static REMOVE_HARD: [Type; 4] = [T, T, I, B];
+    pub static RESTORE: [Type; 5] = [T, T, I, T, B];
+    pub static RATE_HIT: [Type; 5] = [T, T, I, I, I];
+}
+
+/// Every statement the backend runs, for one schema: kv's tables in it and
+/// its own notification channel, or, without `kv_schema`, the constants
+/// above as they are (tables in the first schema of the `search_path`,
+/// channel [`CHANNEL`]).
+#[derive(Clone, Debug)]
+pub struct Statements {
+    /// The schema, if kv has its own.
+    pub schema: Option<String>,
+    /// The notification channel.
+    pub channel: String,
+    /// [`GET`].
+    pub get: Stmt,
+    /// [`LIST_FIRST`].
+    pub list_first: Stmt,
+    /// [`LIST_AFTER`].
+    pub list_after: Stmt,
+    /// [`SCAN_FIRST`].
+    pub scan_first: Stmt,
+    /// [`SCAN_AFTER`].
+    pub scan_after: Stmt,
+    /// [`PUT`].
+    pub put: Stmt,
+    /// [`REMOVE_SOFT`].
+    pub remove_soft: Stmt,
+    /// [`REMOVE_HARD`].
+    pub remove_hard: Stmt,
+    /// [`RESTORE`].
+    pub restore: Stmt,
+    /// [`PURGE`].
+    pub purge: Stmt,
+    /// [`RATE_HIT`].
+    pub rate_hit: Stmt,
+    /// [`RATE_SWEEP`].
+    pub rate_sweep: Stmt,
+}
+
+impl Statements {
+    /// The statements for `schema` (a checked identifier), or for the
+    /// `search_path` when `None`.
+    pub fn new(schema: Option<&str>) -> Statements {
+        let stmt = |text: &str, types: &'static [tokio_postgres::types::Type]| Stmt {
+            text: qualify(text, schema),
+            types,
+        };
+        Statements {
+            schema: schema.map(str::to_owned),
+            channel: channel(schema),
+            get: stmt(GET, &types::TT),
+            list_first: stmt(LIST_FIRST, &types::TI),
+            list_after: stmt(LIST_AFTER, &types::TTI),
+            scan_first: stmt(SCAN_FIRST, &types::TI),
+            scan_after: stmt(SCAN_AFTER, &types::TTI),
+            put: stmt(PUT, &types::PUT),
+            remove_soft: stmt(REMOVE_SOFT, &types::REMOVE_SOFT),
+            remove_hard: stmt(REMOVE_HARD, &types::REMOVE_HARD),
+            restore: stmt(RESTORE, &types::RESTORE),
+            purge: stmt(PURGE, &types::TI),
+            rate_hit: stmt(RATE_HIT, &types::RATE_HIT),
+            rate_sweep: stmt(RATE_SWEEP, &types::TI),
+        }
+    }
+
+    /// `sql` (a constant of this module) for this schema.
+    pub fn qualify(&self, sql: &str) -> String {
+        qualify(sql, self.schema.as_deref())
+    }
+
+    /// `LISTEN` on this schema's channel.
+    pub fn listen(&self) -> String {
+        format!("LISTEN {}", self.channel)
+    }
+}
+
+/// The notification channel of a schema: [`CHANNEL`], or `kv_changes_<schema>`.
+fn channel(schema: Option<&str>) -> String {
+    match schema {
+        Some(schema) => format!("{CHANNEL}_{schema}"),
+        None => CHANNEL.to_owned(),
+    }
+}
+
+/// kv's table names (`kv_rows`, `kv_meta`, `kv_rate`, `kv_tables`) as
+/// whole words outside string literals, prefixed with `schema.`; the
+/// channel literal `'kv_changes'` renamed to the schema's.
+fn qualify(sql: &str, schema: Option<&str>) -> String {
+    const TABLES: [&str; 4] = ["kv_rows", "kv_meta", "kv_rate", "kv_tables"];
+    let Some(schema) = schema else {
+        return sql.to_owned();
+    };
+    let sql = sql.replace(
+        &format!("'{CHANNEL}'"),
+        &format!("'{}'", channel(Some(schema))),
+    );
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut word = String::new();
+    let mut in_literal = false;
+    let mut previous = ' ';
+    let flush = |word: &mut String, out: &mut String, previous: char| {
+        if previous != '.' && TABLES.contains(&word.as_str()) {
+            out.push_str(schema);
+            out.push('.');
+        }
+        out.push_str(word);
+        word.clear();
+    };
+    for c in sql.chars() {
+        if !in_literal && (c.is_ascii_alphanumeric() || c == '_') {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            flush(&mut word, &mut out, previous);
+        }
+        if c == '\'' {
+            in_literal = !in_literal;
+        }
+        out.push(c);
+        previous = c;
+    }
+    if !word.is_empty() {
+        flush(&mut word, &mut out, previous);
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -306,5 +461,38 @@ mod tests {
         assert!(REMOVE_HARD.contains(&format!("'{CHANNEL}'")));
         assert_eq!(LISTEN, format!("LISTEN {CHANNEL}"));
         assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn statements_are_qualified_with_the_schema() {
+        let plain = Statements::new(None);
+        assert_eq!(plain.put.text, PUT);
+        assert_eq!(plain.listen(), LISTEN);
+        let s = Statements::new(Some("app_kv"));
+        assert_eq!(s.listen(), "LISTEN kv_changes_app_kv");
+        assert!(s.put.text.contains("'kv_changes_app_kv'"));
+        assert!(!s.put.text.contains("'kv_changes'"));
+        for stmt in [
+            &s.get,
+            &s.put,
+            &s.remove_hard,
+            &s.purge,
+            &s.rate_hit,
+            &s.rate_sweep,
+        ] {
+            // Every table reference is qualified, none twice.
+            let bare = stmt.text.matches("kv_").count();
+            let qualified = stmt.text.matches("app_kv.kv_").count();
+            let channel = stmt.text.matches("kv_changes_app_kv").count();
+            assert_eq!(bare, qualified + channel, "{}", stmt.text);
+            assert!(!stmt.text.contains("app_kv.app_kv"));
+        }
+        let migration = s.qualify(MIGRATIONS[0]);
+        assert!(migration.contains("CREATE TABLE app_kv.kv_rows ("));
+        assert!(migration.contains("CREATE INDEX kv_rows_purge ON app_kv.kv_rows "));
+        assert_eq!(s.qualify(CREATE_META).matches("app_kv.kv_meta").count(), 1);
+        assert_eq!(s.qualify(READ_VERSION).matches("app_kv.kv_meta").count(), 1);
+        assert_eq!(s.put.types.len(), 7);
+        assert_eq!(s.remove_soft.types.len(), 6);
     }
 }

@@ -1,0 +1,441 @@
+//! The operations: each one statement on a connection of the read or the
+//! write pool, within the call's deadline.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::errors::{pg_error, write_error, Access};
+use super::pool::{Checkout, Core};
+use super::{sql, PostgresBackend, PUT_ATTEMPTS};
+use crate::backend::rate::SWEEP_EVERY;
+use crate::backend::{
+    Backend, BackendHealth, ChangeFeed, Expect, FeedHealth, Outcome, Payload, RateCounter,
+    RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Window, Write,
+};
+use crate::error::{Error, Result};
+
+impl PostgresBackend {
+    fn target(&self) -> &str {
+        self.core.target()
+    }
+
+    fn write_error(&self, op: &str, e: tokio_postgres::Error) -> Error {
+        write_error(self.target(), op, self.core.lock_timeout, e)
+    }
+
+    /// A page of rows by one of two statements (from the start, or after a
+    /// key), as `list` and `scan` read them.
+    async fn page(
+        &self,
+        op: &str,
+        (first, next): (&sql::Stmt, &sql::Stmt),
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>> {
+        let target = self.target();
+        self.core
+            .run(Access::Read, op, |c| async move {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let rows = match after {
+                    None => c.query(first, &[&table, &limit]).await,
+                    Some(after) => c.query(next, &[&table, &after, &limit]).await,
+                }
+                .map_err(|e| pg_error(target, op, e))?;
+                rows.iter()
+                    .map(|row| {
+                        let key: String = column(row, 0, target)?;
+                        read_row(row, 1, key, target)?.ok_or_else(|| {
+                            corrupt(target, &format!("{op} returned a row without a value"))
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn get_now(&self, _table: &str, _key: &str, _read: &mut dyn FnMut(Option<&RawRow>)) -> ReadNow {
+        ReadNow::NeedsIo
+    }
+
+    async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
+        let core = &self.core;
+        core.run(Access::Read, "get", |c| fetch(c, core, table, key))
+            .await
+    }
+
+    async fn list(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        let s = &self.core.stmts;
+        self.page("list", (&s.list_first, &s.list_after), table, after, limit)
+            .await
+    }
+
+    async fn scan(&self, table: &str, after: Option<&str>, limit: usize) -> Result<Vec<RawRow>> {
+        let s = &self.core.stmts;
+        self.page("scan", (&s.scan_first, &s.scan_after), table, after, limit)
+            .await
+    }
+
+    async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {
+        let target = self.target();
+        let stmt = &self.core.stmts.put;
+        self.core
+            .run(Access::Write, "set", |c| async move {
+                let (version, not_live) = expect_params(write.expect);
+                for _ in 0..PUT_ATTEMPTS {
+                    let row = c
+                        .query_opt(
+                            stmt,
+                            &[
+                                &table,
+                                &write.key,
+                                &value.json(),
+                                &write.updated_by,
+                                &write.now,
+                                &version,
+                                &not_live,
+                            ],
+                        )
+                        .await
+                        .map_err(|e| self.write_error("set", e))?
+                        .ok_or_else(|| corrupt(target, "set returned no row"))?;
+                    let previous = read_row(&row, 0, write.key.to_owned(), target)?;
+                    let created_at: Option<i64> = column(&row, 5, target)?;
+                    let updated_at: Option<i64> = column(&row, 6, target)?;
+                    if let (Some(created_at), Some(updated_at)) = (created_at, updated_at) {
+                        let row = RawRow {
+                            key: write.key.to_owned(),
+                            value: value.clone(),
+                            created_at,
+                            updated_at,
+                            deleted_at: None,
+                            updated_by: write.updated_by.map(Arc::from),
+                        };
+                        return Ok(Outcome::Done(Stored { row, previous }));
+                    }
+                    let live = previous
+                        .as_ref()
+                        .filter(|r| r.is_live())
+                        .map(|r| r.updated_at);
+                    match write.expect {
+                        // The row `old` locked is the latest: its version is current.
+                        Expect::Version(_) => {
+                            return Ok(Outcome::Conflict {
+                                current_updated_at: live,
+                            })
+                        }
+                        Expect::NotLive if live.is_some() => {
+                            return Ok(Outcome::Conflict {
+                                current_updated_at: live,
+                            })
+                        }
+                        // `old` saw no row, yet the insert met one: another
+                        // session inserted the key after this statement's
+                        // snapshot was taken. Run again with a fresh snapshot,
+                        // which locks that row and checks against it.
+                        Expect::Any | Expect::NotLive => {}
+                    }
+                }
+                Err(Error::backend_msg(format!(
+                    "PostgreSQL ({target}): set of key {:?} in table `{table}` kept racing with \
+                     concurrent inserts of the same key; nothing was written",
+                    crate::error::shorten(write.key)
+                )))
+            })
+            .await
+    }
+
+    async fn rm(&self, table: &str, write: Write<'_>, mode: RmMode) -> Result<Outcome<Removed>> {
+        let target = self.target();
+        let stmts = &self.core.stmts;
+        self.core
+            .run(Access::Write, "rm", |c| async move {
+                let (version, not_live) = expect_params(write.expect);
+                let row = match mode {
+                    RmMode::Soft => {
+                        c.query_opt(
+                            &stmts.remove_soft,
+                            &[
+                                &table,
+                                &write.key,
+                                &write.now,
+                                &write.updated_by,
+                                &version,
+                                &not_live,
+                            ],
+                        )
+                        .await
+                    }
+                    RmMode::Hard => {
+                        c.query_opt(
+                            &stmts.remove_hard,
+                            &[&table, &write.key, &version, &not_live],
+                        )
+                        .await
+                    }
+                }
+                .map_err(|e| self.write_error("rm", e))?;
+                let Some(row) = row else {
+                    return Ok(if write.expect.admits(None) {
+                        Outcome::Done(Removed::NotLive)
+                    } else {
+                        Outcome::Conflict {
+                            current_updated_at: None,
+                        }
+                    });
+                };
+                let Some(before) = read_row(&row, 0, write.key.to_owned(), target)? else {
+                    return Err(corrupt(target, "rm returned a row without a value"));
+                };
+                let removed: bool = column(&row, 5, target)?;
+                if removed {
+                    Ok(Outcome::Done(Removed::Row(before)))
+                } else {
+                    Ok(Outcome::Conflict {
+                        current_updated_at: Some(before.updated_at),
+                    })
+                }
+            })
+            .await
+    }
+
+    async fn restore(&self, table: &str, write: Write<'_>) -> Result<Outcome<Restored>> {
+        let target = self.target();
+        let stmt = &self.core.stmts.restore;
+        self.core
+            .run(Access::Write, "restore", |c| async move {
+                let may_revive = write.expect.admits(None);
+                let Some(row) = c
+                    .query_opt(
+                        stmt,
+                        &[
+                            &table,
+                            &write.key,
+                            &write.now,
+                            &write.updated_by,
+                            &may_revive,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| self.write_error("restore", e))?
+                else {
+                    return Ok(if may_revive {
+                        Outcome::Done(Restored::NotFound)
+                    } else {
+                        Outcome::Conflict {
+                            current_updated_at: None,
+                        }
+                    });
+                };
+                let Some(before) = read_row(&row, 0, write.key.to_owned(), target)? else {
+                    return Err(corrupt(target, "restore returned a row without a value"));
+                };
+                if before.is_live() {
+                    return Ok(if write.expect.admits(Some(before.updated_at)) {
+                        Outcome::Done(Restored::AlreadyLive(before))
+                    } else {
+                        Outcome::Conflict {
+                            current_updated_at: Some(before.updated_at),
+                        }
+                    });
+                }
+                if !may_revive {
+                    return Ok(Outcome::Conflict {
+                        current_updated_at: None,
+                    });
+                }
+                let updated_at: Option<i64> = column(&row, 5, target)?;
+                let updated_at = updated_at.ok_or_else(|| {
+                    corrupt(target, "restore locked a deleted row but did not update it")
+                })?;
+                Ok(Outcome::Done(Restored::Revived(RawRow {
+                    deleted_at: None,
+                    updated_at,
+                    updated_by: write.updated_by.map(Arc::from),
+                    ..before
+                })))
+            })
+            .await
+    }
+
+    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+        let target = self.target();
+        let stmt = &self.core.stmts.purge;
+        self.core
+            .run(Access::Write, "purge", |c| async move {
+                let rows = c
+                    .query(stmt, &[&table, &deleted_before])
+                    .await
+                    .map_err(|e| self.write_error("purge", e))?;
+                rows.iter()
+                    .map(|row| {
+                        let key: String = column(row, 0, target)?;
+                        read_row(row, 1, key, target)?
+                            .ok_or_else(|| corrupt(target, "purge returned a row without a value"))
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    fn rate_counter(&self) -> &dyn RateCounter {
+        self
+    }
+
+    fn feed(&self) -> &ChangeFeed {
+        &self.feed
+    }
+
+    /// A `SELECT 1` through the read pool (within `op_timeout`), and the
+    /// change feed's state: verified, unverified (with why), or
+    /// disconnected (since when).
+    async fn health(&self) -> BackendHealth {
+        let started = std::time::Instant::now();
+        let target = self.target();
+        let ping = self
+            .core
+            .run(Access::Read, "health check", |c| async move {
+                c.simple("SELECT 1")
+                    .await
+                    .map_err(|e| pg_error(target, "health check", e))
+            })
+            .await;
+        let feed: FeedHealth = self.feed_state.get();
+        match ping {
+            Ok(()) => BackendHealth::reachable("postgres", started.elapsed(), feed),
+            Err(e) => BackendHealth::unreachable("postgres", e.to_string(), feed),
+        }
+    }
+}
+
+#[async_trait]
+impl RateCounter for PostgresBackend {
+    async fn hit(
+        &self,
+        scope: &str,
+        bucket: &str,
+        window: Window,
+        now: i64,
+    ) -> Result<RateDecision> {
+        let target = self.target();
+        let stmts = &self.core.stmts;
+        self.core
+            .run(Access::Write, "rate limit", |c| async move {
+                let start = now.saturating_sub(window.window_ms);
+                let row = c
+                    .query_opt(
+                        &stmts.rate_hit,
+                        &[&scope, &bucket, &now, &i64::from(window.max), &start],
+                    )
+                    .await
+                    .map_err(|e| self.write_error("rate limit", e))?
+                    .ok_or_else(|| corrupt(target, "the rate limit returned no row"))?;
+                let admitted: bool = column(&row, 0, target)?;
+                if admitted {
+                    // Every so often, forget the scope's idle callers.
+                    if self.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY
+                        == SWEEP_EVERY - 1
+                    {
+                        c.query(&stmts.rate_sweep, &[&scope, &start])
+                            .await
+                            .map_err(|e| pg_error(target, "rate-limit sweep", e))?;
+                    }
+                    return Ok(RateDecision::Admitted);
+                }
+                let oldest: Option<i64> = column(&row, 1, target)?;
+                Ok(RateDecision::Limited {
+                    retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
+                })
+            })
+            .await
+    }
+
+    async fn sweep(&self, scope: &str, window: Window, now: i64) -> Result<u64> {
+        let target = self.target();
+        let stmt = &self.core.stmts.rate_sweep;
+        self.core
+            .run(Access::Write, "rate-limit sweep", |c| async move {
+                let start = now.saturating_sub(window.window_ms);
+                let row = c
+                    .query_opt(stmt, &[&scope, &start])
+                    .await
+                    .map_err(|e| pg_error(target, "rate-limit sweep", e))?
+                    .ok_or_else(|| corrupt(target, "the sweep returned no row"))?;
+                let deleted: i64 = column(&row, 0, target)?;
+                Ok(u64::try_from(deleted).unwrap_or(0))
+            })
+            .await
+    }
+}
+
+/// An expectation as the statements take it: the expected version (NULL:
+/// any) and whether no live row is expected.
+fn expect_params(expect: Expect) -> (Option<i64>, bool) {
+    match expect {
+        Expect::Any => (None, false),
+        Expect::Version(v) => (Some(v), false),
+        Expect::NotLive => (None, true),
+    }
+}
+
+/// Reads one row by key.
+async fn fetch(c: Checkout, core: &Core, table: &str, key: &str) -> Result<Option<RawRow>> {
+    let target = core.target();
+    match c
+        .query_opt(&core.stmts.get, &[&table, &key])
+        .await
+        .map_err(|e| pg_error(target, "get", e))?
+    {
+        Some(row) => read_row(&row, 0, key.to_owned(), target),
+        None => Ok(None),
+    }
+}
+
+/// Reads the columns value, created_at, updated_at, deleted_at, updated_by
+/// starting at `first`; `None` when the value is NULL (an outer join found
+/// no row).
+pub(super) fn read_row(
+    row: &tokio_postgres::Row,
+    first: usize,
+    key: String,
+    target: &str,
+) -> Result<Option<RawRow>> {
+    let value: Option<String> = column(row, first, target)?;
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    Ok(Some(RawRow {
+        key,
+        value: Payload::from_json(value),
+        created_at: column(row, first + 1, target)?,
+        updated_at: column(row, first + 2, target)?,
+        deleted_at: column(row, first + 3, target)?,
+        updated_by: column::<Option<&str>>(row, first + 4, target)?.map(Arc::from),
+    }))
+}
+
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+    target: &str,
+) -> Result<T> {
+    row.try_get(index).map_err(|e| {
+        Error::backend(
+            format!("PostgreSQL ({target}): column {index} of a result is not as expected"),
+            e,
+        )
+    })
+}
+
+fn corrupt(target: &str, what: &str) -> Error {
+    Error::backend_msg(format!("PostgreSQL ({target}): {what}"))
+}
