@@ -8,8 +8,8 @@
 #   directory, $COMPAT_TARGET_DIR (default target/compat);
 # - a copy of the workspace, its lockfile moved to the lowest rusqlite of
 #   kv-runtime's range and then to the highest, runs kv-runtime's unit tests
-#   and the SQLite integration tests, in the workspace's own target/ (so
-#   everything but rusqlite, SQLite and kv itself is already built there).
+#   and the SQLite integration tests, in a target directory of its own (so
+#   the lowest and highest ends share it: only rusqlite, SQLite and kv differ).
 #
 # One line per step; a failing step's log is printed at the end and the
 # script exits 1. Logs: $COMPAT_TARGET_DIR/logs/.
@@ -95,7 +95,11 @@ run_range_end() {
         else
             cargo update --quiet -p rusqlite
         fi
-        export CARGO_TARGET_DIR="$root/target"
+        # A target directory of its own: a workspace member builds with the
+        # same hash from any path, so building the copy in the workspace's
+        # own target/ would leave artifacts (and dep-info naming the copy's
+        # files) that later builds of the workspace take for fresh.
+        export CARGO_TARGET_DIR="$compat_target/range"
         cargo test --locked --all-features -p kv-runtime --lib
         cargo test --locked --all-features -p kv-suite "${tests[@]}"
     ) >"$log" 2>&1; then

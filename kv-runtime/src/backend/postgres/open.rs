@@ -42,21 +42,58 @@ impl PostgresBackend {
     /// [`Error::Backend`]. No message holds the password.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresBackend> {
         let settings = settings::resolve(url, options)?;
+        PostgresBackend::open(settings, None).await
+    }
+
+    /// Like [`PostgresBackend::connect`], over a connection pool the app
+    /// already has for the same database, so that it does not open a
+    /// second one: kv's reads and writes take connections from `pool`.
+    /// `url` names the same database (credentials included): kv opens the
+    /// change feed's own connection from it (or from its `listen_url`), and
+    /// takes its kv options (`kv_schema`, `op_timeout`, ...) from it and
+    /// `options`; `pool_size`, `read_pool_size` and the TLS options then
+    /// apply to the feed's connection only.
+    ///
+    /// Two things kv's own pools do that yours may not: reads do not have
+    /// connections of their own that stuck writes cannot take (give kv its
+    /// own pool where that matters), and `statement_timeout` and
+    /// `lock_timeout` are not set on your connections (set them on the
+    /// role, `ALTER ROLE app SET lock_timeout = '2s'`; kv's per-call
+    /// deadline, `op_timeout`, holds regardless).
+    pub async fn with_pool(
+        pool: deadpool_postgres::Pool,
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresBackend> {
+        let settings = settings::resolve(url, options)?;
+        PostgresBackend::open(settings, Some(pool)).await
+    }
+
+    async fn open(
+        settings: settings::Settings,
+        pool: Option<deadpool_postgres::Pool>,
+    ) -> Result<PostgresBackend> {
         let connector = Connector::new(&settings.conn)?;
-        // Plain `SET`s (integers of our own): one round trip per new
-        // connection, and no prepared statement.
-        let setup = format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}",
-            millis(settings.statement_timeout),
-            millis(settings.lock_timeout)
-        );
-        let write = pool::pool(
-            &settings.conn,
-            &connector,
-            settings.pool_size,
-            setup.clone(),
-        )?;
-        let read = pool::pool(&settings.conn, &connector, settings.read_pool_size, setup)?;
+        let (read, write) = match pool {
+            Some(pool) => (pool.clone(), pool),
+            None => {
+                // Plain `SET`s (integers of our own): one round trip per new
+                // connection, and no prepared statement.
+                let setup = format!(
+                    "SET statement_timeout = {}; SET lock_timeout = {}",
+                    millis(settings.statement_timeout),
+                    millis(settings.lock_timeout)
+                );
+                let write = pool::pool(
+                    &settings.conn,
+                    &connector,
+                    settings.pool_size,
+                    setup.clone(),
+                )?;
+                let read = pool::pool(&settings.conn, &connector, settings.read_pool_size, setup)?;
+                (read, write)
+            }
+        };
         let core = Arc::new(Core {
             read,
             write,

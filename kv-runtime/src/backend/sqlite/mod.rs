@@ -84,6 +84,8 @@ use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
 pub use open::{Durability, SqliteOptions, SCHEMA_VERSION};
+/// rusqlite's open flags, for [`SqliteOptions::open_flags`].
+pub use rusqlite::OpenFlags;
 
 use super::rate::SWEEP_EVERY;
 use super::{
@@ -177,7 +179,7 @@ impl SqliteBackend {
     fn open_blocking(path: PathBuf, options: SqliteOptions) -> Result<Self> {
         let writer = open::open_writer(&path, &options)?;
         let readers = (0..options.readers)
-            .map(|_| open::open_reader(&path))
+            .map(|_| open::open_reader(&path, &options))
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteBackend {
             shared: Arc::new(Shared {
@@ -260,7 +262,7 @@ impl Shared {
         match idle {
             Some(conn) => Ok(conn),
             // A reader was lost (its task panicked): open a replacement.
-            None => open::open_reader(&self.path)
+            None => open::open_reader(&self.path, &self.options)
                 .map_err(|e| Error::backend("cannot open a SQLite read connection", e)),
         }
     }

@@ -43,6 +43,7 @@ pub struct SqliteOptions {
     pub(super) readers: usize,
     pub(super) timeout: Duration,
     pub(super) durability: Durability,
+    pub(super) flags: OpenFlags,
 }
 
 impl Default for SqliteOptions {
@@ -51,6 +52,9 @@ impl Default for SqliteOptions {
             readers: 4,
             timeout: Duration::from_secs(5),
             durability: Durability::PowerLoss,
+            flags: OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         }
     }
 }
@@ -71,6 +75,19 @@ impl SqliteOptions {
     /// others fails at its deadline, however many wait before it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The flags kv opens its connections with, for an app that opens the
+    /// same file with flags of its own (for instance without
+    /// `SQLITE_OPEN_CREATE`, so that a missing file is an error rather than
+    /// a new database). Default: `SQLITE_OPEN_READ_WRITE |
+    /// SQLITE_OPEN_CREATE | SQLITE_OPEN_NO_MUTEX`. kv writes, so flags
+    /// without `SQLITE_OPEN_READ_WRITE` are refused with [`Error::Config`]
+    /// when the store opens; URI names (`SQLITE_OPEN_URI`) are refused too,
+    /// since kv takes paths literally.
+    pub fn open_flags(mut self, flags: OpenFlags) -> Self {
+        self.flags = flags;
         self
     }
 
@@ -186,10 +203,21 @@ const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS kv_meta (
 
 /// Opens one connection to `path` (created when missing) without writing to
 /// the file. No URI interpretation: the path is a plain file name.
-fn connect(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    if !flags.contains(OpenFlags::SQLITE_OPEN_READ_WRITE) {
+        return Err(Error::Config(format!(
+            "the SQLite flags for `{}` must include SQLITE_OPEN_READ_WRITE: kv writes to the \
+             database",
+            path.display()
+        )));
+    }
+    if flags.contains(OpenFlags::SQLITE_OPEN_URI) {
+        return Err(Error::Config(format!(
+            "the SQLite flags for `{}` include SQLITE_OPEN_URI; kv takes the path literally, \
+             leave it out",
+            path.display()
+        )));
+    }
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     // Busy waits are done by `retry_busy`, with jitter, not by SQLite.
     conn.busy_timeout(Duration::ZERO)
@@ -277,7 +305,7 @@ fn too_new(path: &Path, version: i64) -> Error {
 /// not a SQLite database, is read-only, or has a newer schema.
 pub(super) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     check_path(path)?;
-    let mut conn = connect(path)?;
+    let mut conn = connect(path, options.flags)?;
     // `MAIN_DB` rather than "main": it is a `DatabaseName` before rusqlite
     // 0.36 and a `&CStr` after, and `is_readonly` takes either in its version.
     if conn
@@ -369,8 +397,8 @@ fn refuse_quietly(conn: &Connection) {
 
 /// Opens one read connection to a database already set up by
 /// [`open_writer`]. It refuses writes (`query_only`).
-pub(super) fn open_reader(path: &Path) -> Result<Connection> {
-    let conn = connect(path)?;
+pub(super) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection> {
+    let conn = connect(path, options.flags)?;
     conn.pragma_update(None, "query_only", true)
         .map_err(|e| open_error(path, e))?;
     Ok(conn)
