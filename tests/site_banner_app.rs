@@ -131,3 +131,52 @@ fn has_event_handler_attribute(html: &str) -> bool {
         name_len > 0 && rest[name_len..].starts_with('=')
     })
 }
+
+/// `/metrics` answers in the Prometheus text format with kv's metrics, and
+/// `/healthz` with the store's health.
+#[tokio::test]
+async fn metrics_and_health_are_served() {
+    let app = demo().await;
+    let (status, _, _) = send(
+        &app,
+        Request::builder()
+            .uri("/api/kv/site/banner")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, text) = send(
+        &app,
+        Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    assert!(
+        text.contains("# TYPE kv_operations_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kv_operations_total{table=\"siteBanner\",op=\"get\",outcome=\"ok\"}"),
+        "{text}"
+    );
+    let (status, _, body) = send(
+        &app,
+        Request::builder()
+            .uri("/healthz")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["healthy"], true);
+    assert_eq!(health["backend"]["feed"], "in_process");
+}

@@ -25,7 +25,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use kv_runtime::web::{self, ApiError, OriginPolicy};
 use kv_runtime::{Ctx, Kv, Row, Table};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 
 /// The banner shown at the top of every page.
 #[derive(Kv, Serialize, Deserialize, garde::Validate, Clone, Debug, PartialEq)]
@@ -55,11 +57,29 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                        img-src 'self'; connect-src 'self'; object-src 'none'; \
                        base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The whole app: pages, sign-in, assets, and kv's router under [`API`].
-/// Serve it with `kv_runtime::web::serve` (or `web::Server`), which gives
+/// The process's Prometheus recorder, installed once (the `metrics`
+/// facade has one global recorder): kv's metrics (feature `metrics`) then
+/// show at `/metrics`.
+pub fn install_metrics() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder already installed (a test harness's): keep it.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The whole app: pages, sign-in, assets, kv's router under [`API`],
+/// `/healthz` (the store's health, for a load balancer) and `/metrics`
+/// (Prometheus). Serve it with `kv_runtime::web::serve` (or `web::Server`), which gives
 /// handlers the client address that kv's rate limits count anonymous
 /// callers by.
 pub fn app(table: Table<SiteBanner>) -> Router {
+    install_metrics();
     let api = web::router(table.clone(), demo_ctx).with_restore().build();
     Router::new()
         .route("/", get(home))
@@ -68,6 +88,8 @@ pub fn app(table: Table<SiteBanner>) -> Router {
         .route("/signin", post(sign_in))
         .route("/signout", get(sign_out))
         .route("/assets/{name}", get(asset))
+        .route("/metrics", get(prometheus))
+        .nest("/healthz", web::health_router(table.store().clone()))
         .nest(API, api)
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -311,6 +333,18 @@ async fn sign_in(
     }
     let cookie = format!("{COOKIE}={name}; Path=/; HttpOnly; SameSite=Lax");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/admin")).into_response()
+}
+
+/// kv's metrics in the Prometheus text format.
+async fn prometheus() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        install_metrics().render(),
+    )
+        .into_response()
 }
 
 async fn sign_out() -> Response {

@@ -135,3 +135,26 @@ pub(crate) fn file_cleanup_failed(table: &'static str) {
     #[cfg(not(feature = "metrics"))]
     let _ = table;
 }
+
+/// How many event streams a router of `table` has open now.
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+pub(crate) fn event_streams(table: &'static str, open: usize) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("kv_event_streams", "table" => table).set(open as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (table, open);
+}
+
+/// The connections of a PostgreSQL pool (`read` or `write`) now.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn pool(pool: &'static str, in_use: usize, idle: usize, waiting: usize) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("kv_pool_connections", "pool" => pool, "state" => "in_use")
+            .set(in_use as f64);
+        metrics::gauge!("kv_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);
+        metrics::gauge!("kv_pool_waiting", "pool" => pool).set(waiting as f64);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (pool, in_use, idle, waiting);
+}

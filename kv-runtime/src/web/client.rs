@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
@@ -18,7 +19,39 @@ use crate::error::{Error, FieldError, Result};
 use crate::row::{Page, PageRequest, Row};
 use crate::schema::{KvKey, KvSchema, SoftDelete};
 
-type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The HTTP client: plain for `http://`; for `https://`, rustls trusting
+/// `roots`, or the system's trust store when `None`.
+fn http(https: bool, roots: Option<rustls::RootCertStore>) -> Result<Http> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("cannot set up TLS for the kv web client: {e}")))?;
+    let roots = match (https, roots) {
+        (_, Some(roots)) => roots,
+        (true, None) => {
+            let found = rustls_native_certs::load_native_certs();
+            let mut roots = rustls::RootCertStore::empty();
+            // An empty store is not an error here: the app may give its
+            // roots next (with_root_certificate); a request without any
+            // fails with a CONFIG error naming the certificate.
+            roots.add_parsable_certificates(found.certs);
+            roots
+        }
+        // Plain HTTP: no certificate is ever checked.
+        (false, None) => rustls::RootCertStore::empty(),
+    };
+    let tls = builder.with_root_certificates(roots).with_no_client_auth();
+    let mut plain = HttpConnector::new();
+    plain.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(plain);
+    Ok(hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector))
+}
 
 /// A typed client for a table's routes, using the same key type and
 /// [`Row`] as the server.
@@ -31,8 +64,9 @@ type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 /// retryable: the same request would be refused again); every network
 /// failure, timeout or 5xx without a kv error is [`Error::Backend`].
 ///
-/// Plain HTTP/1.1 only (`http://`): no TLS is compiled in. Cheap to clone;
-/// clones share one connection pool.
+/// HTTP/1.1, plain (`http://`) or over TLS (`https://`, rustls; the
+/// system's trust store, or [`Client::with_root_certificate`]). Cheap to
+/// clone; clones share one connection pool.
 ///
 /// ```no_run
 /// # use kv_runtime::{Kv, web::Client};
@@ -120,9 +154,18 @@ impl<S: KvSchema> Client<S> {
         let uri: Uri = base
             .parse()
             .map_err(|e| Error::Config(format!("invalid base URL {base_url:?}: {e}")))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(Error::Config(format!(
+                    "the kv web client speaks http:// and https:// only, not {base_url:?}"
+                )))
+            }
+        };
+        if uri.host().is_none() {
             return Err(Error::Config(format!(
-                "the kv web client speaks plain http://host[:port]/path only, not {base_url:?}"
+                "the base URL names no host: {base_url:?}"
             )));
         }
         if uri.query().is_some() {
@@ -130,8 +173,7 @@ impl<S: KvSchema> Client<S> {
                 "the base URL must not have a query: {base_url:?}"
             )));
         }
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .build(HttpConnector::new());
+        let http = http(https, None)?;
         Ok(Client {
             base,
             headers: HeaderMap::new(),
@@ -151,6 +193,32 @@ impl<S: KvSchema> Client<S> {
         let value = HeaderValue::try_from(value)
             .map_err(|e| Error::Config(format!("invalid value for header {name}: {e}")))?;
         self.headers.insert(name, value);
+        Ok(self)
+    }
+
+    /// Trusts only the CA certificates in `pem` (one or more PEM
+    /// certificates) for an `https://` base URL, instead of the system's
+    /// trust store: for a server whose certificate a private CA signed, or
+    /// a self-signed one. Text that holds no certificate is
+    /// [`Error::Config`].
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| {
+                Error::Config(format!("the root certificate is not valid PEM: {e}"))
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::Config(format!("the root certificate cannot be used: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(Error::Config(
+                "no certificate found in the PEM text given as root".into(),
+            ));
+        }
+        self.http = http(true, Some(roots))?;
         Ok(self)
     }
 
@@ -310,7 +378,7 @@ impl<S: KvSchema> Client<S> {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| Error::backend(format!("request to {url} failed"), e))?;
+                .map_err(|e| request_error(url, e))?;
             let (parts, body) = response.into_parts();
             let bytes = Limited::new(body, self.max_response_bytes)
                 .collect()
@@ -446,6 +514,36 @@ fn error_from_response<S: KvSchema>(
             body.message
         )),
     }
+}
+
+/// The error of a request that got no answer: a certificate the client
+/// does not trust is [`Error::Config`] (retrying will not help), anything
+/// else (refused, reset, unreachable) [`Error::Backend`].
+fn request_error(url: &str, e: hyper_util::client::legacy::Error) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    while let Some(current) = cause {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            if matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            ) {
+                return Error::Config(format!(
+                    "the server at {url} presented a certificate this client does not trust \
+                     ({tls}); give its CA with Client::with_root_certificate, or check the \
+                     host name"
+                ));
+            }
+        }
+        // An io::Error's `source` skips the error it wraps (rustls reports
+        // through one, sometimes inside another): step into it instead.
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    Error::backend(format!("request to {url} failed"), e)
 }
 
 /// Whether an error status means the same request will be refused again

@@ -3,6 +3,7 @@
 mod client;
 mod errors;
 mod extract;
+mod health;
 mod origin;
 mod router;
 mod server;
@@ -12,6 +13,7 @@ mod streams;
 pub use client::Client;
 pub use errors::{codes, ApiError};
 pub use extract::{ctx_from_extension, Caller};
+pub use health::health_router;
 pub use origin::OriginPolicy;
 pub use router::{router, ContextFn, KvRouter, BODY_LIMIT_MARGIN};
 pub use server::{serve, shutdown_signal, Server};

@@ -210,7 +210,7 @@ impl<S: KvSchema, C: ContextFn> KvRouter<S, C> {
             body_limit: self.body_limit,
             restore: self.restore,
             origins: self.origins,
-            streams: StreamCaps::new(self.max_streams, self.max_streams_per_client),
+            streams: StreamCaps::new(S::TABLE, self.max_streams, self.max_streams_per_client),
         });
         let mut router = Router::new()
             .route("/", get(list::<S, C>))

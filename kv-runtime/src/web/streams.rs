@@ -45,6 +45,7 @@ impl Client {
 
 /// The open streams of one router, and its caps.
 pub(crate) struct StreamCaps {
+    table: &'static str,
     max_total: usize,
     max_per_client: usize,
     open: Mutex<Open>,
@@ -57,8 +58,9 @@ struct Open {
 }
 
 impl StreamCaps {
-    pub(crate) fn new(max_total: usize, max_per_client: usize) -> Arc<Self> {
+    pub(crate) fn new(table: &'static str, max_total: usize, max_per_client: usize) -> Arc<Self> {
         Arc::new(StreamCaps {
+            table,
             max_total,
             max_per_client,
             open: Mutex::new(Open::default()),
@@ -82,6 +84,7 @@ impl StreamCaps {
             *count += 1;
         }
         open.total += 1;
+        crate::telemetry::event_streams(self.table, open.total);
         Ok(StreamSlot {
             caps: self.clone(),
             client,
@@ -110,6 +113,7 @@ impl Drop for StreamSlot {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         open.total = open.total.saturating_sub(1);
+        crate::telemetry::event_streams(self.caps.table, open.total);
         if let Some(client) = self.client {
             if let Some(count) = open.per_client.get_mut(&client) {
                 *count -= 1;
@@ -134,7 +138,7 @@ mod tests {
 
     #[test]
     fn caps_per_client_and_in_all_and_frees_on_drop() {
-        let caps = StreamCaps::new(3, 2);
+        let caps = StreamCaps::new("t", 3, 2);
         let a = from("10.0.0.1:1000");
         let a1 = caps.open(&a).ok();
         let a2 = caps.open(&from("10.0.0.1:2000")).ok();
@@ -155,7 +159,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64_prefix() {
-        let caps = StreamCaps::new(100, 1);
+        let caps = StreamCaps::new("t", 100, 1);
         let first = caps.open(&from("[2001:db8:1:2::1]:1")).ok();
         assert!(first.is_some());
         assert!(caps.open(&from("[2001:db8:1:2:ffff::9]:1")).is_err());

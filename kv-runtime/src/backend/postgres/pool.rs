@@ -183,6 +183,7 @@ impl Core {
                 .get()
                 .await
                 .map_err(|e| pool_error(&self.endpoint, op, e))?;
+            report(access, pool);
             let checkout =
                 Checkout::new(object, Arc::clone(&state), self.prepared, self.tls.clone());
             work(checkout).await
@@ -198,6 +199,21 @@ impl Core {
             )),
         }
     }
+}
+
+/// The pool's connections, for the metrics (a few atomic loads).
+fn report(access: Access, pool: &Pool) {
+    let status = pool.status();
+    let name = match access {
+        Access::Read => "read",
+        Access::Write => "write",
+    };
+    crate::telemetry::pool(
+        name,
+        status.size.saturating_sub(status.available),
+        status.available,
+        status.waiting,
+    );
 }
 
 /// What a call has done so far, for the message when its deadline passes.
