@@ -152,7 +152,7 @@ async fn a_version_1_schema_is_migrated() {
         .unwrap()
         .get(0);
     assert_eq!(version, PostgresBackend::SCHEMA_VERSION);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let t = store.table::<Doc>();
     let old = t
         .get("old".to_owned())
@@ -400,7 +400,7 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
                     versions.push(row.updated_at);
                     replaced.push(previous.map(|p| p.updated_at));
                 }
-                Outcome::Conflict { .. } => panic!("no expectation, no conflict"),
+                other => panic!("no expectation, no conflict: {other:?}"),
             }
         }
         // The clock stands still, so the versions are 1000, 1001, ...; each

@@ -165,7 +165,16 @@ fn a_version_1_database_is_migrated() {
             )
             .expect("the version is recorded");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
+        // The table's schema is version 1 (no `version = N`).
+        let schema: i64 = conn
+            .query_row(
+                "SELECT schema_version FROM kv_rows WHERE tbl = 'openNote' AND key = 'old'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the column exists");
+        assert_eq!(schema, 1);
         let floor: i64 = conn
             .query_row(
                 "SELECT version_floor FROM kv_tables WHERE tbl = 'openNote'",

@@ -19,6 +19,8 @@ const OPTIONS: &[&str] = &[
     "max_value_bytes",
     "rate_limit",
     "clean_files",
+    "version",
+    "from",
 ];
 
 /// The longest rate-limit window accepted: one day.
@@ -41,6 +43,10 @@ pub struct Options {
     pub rate_limit: Option<RateLimitOpt>,
     /// `clean_files`, with the span of the word for errors.
     pub clean_files: Option<Span>,
+    /// `version = N`, with the span of the value.
+    pub version: Option<(u32, Span)>,
+    /// `from = path::To::Older`.
+    pub from: Option<syn::Path>,
 }
 
 /// A parsed rate limit: `max` writes per `window_ms`.
@@ -102,39 +108,66 @@ pub fn parse_container(
                 continue;
             }
             seen.push(name.clone());
-            let result = match name.as_str() {
-                "table" => {
-                    String::from_meta(&meta).map(|t| options.table = Some((t, value_span(&meta))))
-                }
-                "keys" => parse_keys(&meta, errors).map(|k| options.keys = Some(k)),
-                "write_role" => parse_write_role(&meta).map(|w| options.write_role = w),
-                "soft_delete" => {
-                    darling::util::Flag::from_meta(&meta).map(|_| options.soft_delete = true)
-                }
-                "max_value_bytes" => usize::from_meta(&meta).and_then(|n| {
-                    if n == 0 {
-                        Err(Error::custom("`max_value_bytes` must be at least 1")
-                            .with_span(&value_span(&meta)))
-                    } else {
-                        options.max_value_bytes = Some(n);
-                        Ok(())
+            let result =
+                match name.as_str() {
+                    "table" => String::from_meta(&meta)
+                        .map(|t| options.table = Some((t, value_span(&meta)))),
+                    "keys" => parse_keys(&meta, errors).map(|k| options.keys = Some(k)),
+                    "write_role" => parse_write_role(&meta).map(|w| options.write_role = w),
+                    "soft_delete" => {
+                        darling::util::Flag::from_meta(&meta).map(|_| options.soft_delete = true)
                     }
-                }),
-                "rate_limit" => parse_rate_limit(&meta).map(|r| options.rate_limit = Some(r)),
-                "clean_files" => darling::util::Flag::from_meta(&meta)
-                    .map(|_| options.clean_files = Some(meta.path().span())),
-                _ => Err(Error::unknown_field_with_alts(
-                    &meta.path().to_token_stream_string(),
-                    OPTIONS,
-                )
-                .with_span(&meta.path())),
-            };
+                    "max_value_bytes" => usize::from_meta(&meta).and_then(|n| {
+                        if n == 0 {
+                            Err(Error::custom("`max_value_bytes` must be at least 1")
+                                .with_span(&value_span(&meta)))
+                        } else {
+                            options.max_value_bytes = Some(n);
+                            Ok(())
+                        }
+                    }),
+                    "rate_limit" => parse_rate_limit(&meta).map(|r| options.rate_limit = Some(r)),
+                    "version" => u32::from_meta(&meta)
+                        .map(|n| options.version = Some((n, value_span(&meta)))),
+                    "from" => syn::Path::from_meta(&meta).map(|p| options.from = Some(p)),
+                    "clean_files" => darling::util::Flag::from_meta(&meta)
+                        .map(|_| options.clean_files = Some(meta.path().span())),
+                    _ => Err(Error::unknown_field_with_alts(
+                        &meta.path().to_token_stream_string(),
+                        OPTIONS,
+                    )
+                    .with_span(&meta.path())),
+                };
             if let Err(e) = result {
                 errors.push(e.with_span(&meta));
             }
         }
     }
     options
+}
+
+/// Refuses, on a previous version (`#[derive(KvVersion)]`), every option
+/// but `version` and `from`: the rest belong to the table.
+pub fn only_version_options(attrs: &[syn::Attribute], errors: &mut darling::error::Accumulator) {
+    for attr in attrs.iter().filter(|a| a.path().is_ident("kv")) {
+        let Ok(metas) = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
+        else {
+            continue; // reported by parse_container
+        };
+        for meta in metas {
+            let path = meta.path();
+            if !(path.is_ident("version") || path.is_ident("from")) {
+                errors.push(
+                    Error::custom(format!(
+                        "`{}` belongs on the table (`#[derive(Kv)]`); a previous version takes \
+                         only `version` and `from`",
+                        path.to_token_stream_string()
+                    ))
+                    .with_span(&path),
+                );
+            }
+        }
+    }
 }
 
 /// Parses `#[kv(...)]` on a field: only `file` exists. Returns whether the

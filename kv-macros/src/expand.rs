@@ -23,7 +23,9 @@ pub fn derive(node: &syn::DeriveInput) -> TokenStream {
         .map(|keys| key_enum(&model, keys))
         .unwrap_or_default();
     let schema = if model.input.is_table {
-        schema_impl(&model)
+        let version = version_impl(model.input.ident, &model.version);
+        let schema = schema_impl(&model);
+        quote!(#version #schema)
     } else {
         TokenStream::new()
     };
@@ -164,12 +166,85 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
     }
 }
 
+/// `#[derive(KvVersion)]`: a previous version of a table's value type,
+/// kept to read old rows. Only `version` and `from` apply.
+pub fn derive_version(node: &syn::DeriveInput) -> TokenStream {
+    let mut errors = darling::Error::accumulator();
+    let options = crate::attr::parse_container(&node.attrs, &mut errors);
+    crate::attr::only_version_options(&node.attrs, &mut errors);
+    if options.version.is_none() {
+        errors.push(
+            darling::Error::custom(
+                "a previous version needs its number: `#[kv(version = N)]` (and `from = Older` \
+                 unless it is the first)",
+            )
+            .with_span(&node.ident),
+        );
+    }
+    if !node.generics.params.is_empty() {
+        errors.push(
+            darling::Error::custom("a schema version cannot be generic").with_span(&node.generics),
+        );
+    }
+    let version = valid::version(&options, node.ident.span(), &mut errors);
+    let imp = if node.generics.params.is_empty() {
+        version_impl(&node.ident, &version)
+    } else {
+        TokenStream::new()
+    };
+    let errors = match errors.finish() {
+        Ok(()) => TokenStream::new(),
+        Err(e) => e.write_errors(),
+    };
+    quote!(#imp #errors)
+}
+
+/// `impl KvVersion`, and for `from`, a constant checking that the previous
+/// version is older.
+fn version_impl(ident: &syn::Ident, version: &valid::Version) -> TokenStream {
+    let number = version.number;
+    let decode = match &version.from {
+        None => quote! {
+            ::kv_runtime::__private::decode_first::<Self>(#number, stored, json)
+        },
+        Some(from) => quote! {
+            ::kv_runtime::__private::decode_next::<Self, #from>(#number, stored, json)
+        },
+    };
+    let order = version.from.as_ref().map(|from| {
+        let message = format!(
+            "`from` must name an older version: its `version` must be below {number} (versions \
+             go up, one type each)"
+        );
+        let span = syn::spanned::Spanned::span(from);
+        quote_spanned! {span=>
+            const _: () = ::core::assert!(
+                <#from as ::kv_runtime::KvVersion>::VERSION < #number,
+                #message
+            );
+        }
+    });
+    quote! {
+        impl ::kv_runtime::KvVersion for #ident {
+            const VERSION: u32 = #number;
+            fn decode_version(
+                stored: u32,
+                json: &str,
+            ) -> ::core::result::Result<Self, ::kv_runtime::VersionError> {
+                #decode
+            }
+        }
+        #order
+    }
+}
+
 fn schema_impl(model: &Checked<'_>) -> TokenStream {
     let Checked {
         input,
         table,
         keys,
         clean_files,
+        ..
     } = model;
     let ident = input.ident;
     let vis = input.vis;

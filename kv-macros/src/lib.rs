@@ -24,3 +24,15 @@ pub fn derive_kv(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::derive(&input).into()
 }
+
+/// `#[derive(KvVersion)]` with `#[kv(version = N, from = Older)]` marks a
+/// previous version of a table's value type, kept so that rows written by
+/// it still read (migrated through `From` into each next version). The
+/// table itself says which version it is with `#[derive(Kv)]` and
+/// `#[kv(version = N, from = Previous)]`. See "Changing a schema" in the
+/// `kv-runtime` documentation.
+#[proc_macro_derive(KvVersion, attributes(kv))]
+pub fn derive_kv_version(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::derive_version(&input).into()
+}

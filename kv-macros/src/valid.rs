@@ -17,6 +17,14 @@ pub struct Checked<'a> {
     pub keys: Option<Vec<Key>>,
     /// Whether `clean_files` is on and there are `#[kv(file)]` fields.
     pub clean_files: bool,
+    /// The schema version (1 unless `version = N`) and what it comes from.
+    pub version: Version,
+}
+
+/// A checked `version = N` / `from = Older`.
+pub struct Version {
+    pub number: u32,
+    pub from: Option<syn::Path>,
 }
 
 /// A checked key: its text, where it was written, and the enum variant it
@@ -38,12 +46,52 @@ pub fn check<'a>(input: Input<'a>, errors: &mut darling::error::Accumulator) -> 
         .keys
         .as_ref()
         .map(|(specs, span)| keys(specs, *span, errors));
+    let version = version(&input.options, input.ident.span(), errors);
     Checked {
         input,
         table,
         keys,
         clean_files,
+        version,
     }
+}
+
+/// `version = N` (at least 1) and `from = Older` (which needs a version
+/// above 1). That `Older` is a version, and an older one, is checked by the
+/// compiler on the code `expand` emits.
+pub fn version(
+    options: &crate::attr::Options,
+    default_span: Span,
+    errors: &mut darling::error::Accumulator,
+) -> Version {
+    let (number, span) = options.version.unwrap_or((1, default_span));
+    if number == 0 {
+        errors.push(
+            Error::custom("versions start at 1: the first version is `version = 1`")
+                .with_span(&span),
+        );
+    }
+    let from = options.from.clone();
+    if let Some(path) = &from {
+        if options.version.is_none() {
+            errors.push(
+                Error::custom(
+                    "`from` names the previous version: give this one its number too, \
+                     `version = N` with N above the previous one's",
+                )
+                .with_span(path),
+            );
+        } else if number == 1 {
+            errors.push(
+                Error::custom(
+                    "version 1 is the first and comes from nothing: remove `from`, or number \
+                     this version above the one it comes from",
+                )
+                .with_span(path),
+            );
+        }
+    }
+    Version { number, from }
 }
 
 /// The table name, checked.

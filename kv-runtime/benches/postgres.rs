@@ -177,10 +177,11 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
                         &now,
                         &None::<i64>,
                         &false,
+                        &1i32,
                     ],
                 ))
                 .unwrap();
-            let updated_at: Option<i64> = row.get(6);
+            let updated_at: Option<i64> = row.get(7);
             black_box(updated_at.unwrap())
         })
     });
@@ -242,10 +243,11 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
                         &now,
                         &Some(current),
                         &false,
+                        &1i32,
                     ],
                 ))
                 .unwrap();
-            let updated_at: Option<i64> = row.get(6);
+            let updated_at: Option<i64> = row.get(7);
             current = updated_at.expect("the expectation holds");
             black_box(current)
         })

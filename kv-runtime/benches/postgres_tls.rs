@@ -160,10 +160,11 @@ fn bench(c: &mut Criterion, rt: &Runtime, url: &str) {
                         &now,
                         &None::<i64>,
                         &false,
+                        &1i32,
                     ],
                 ))
                 .unwrap();
-            let updated_at: Option<i64> = row.get(6);
+            let updated_at: Option<i64> = row.get(7);
             black_box(updated_at.unwrap())
         })
     });
@@ -231,10 +232,11 @@ fn interleaved(
                     &1_700_000_000_000i64,
                     &None::<i64>,
                     &false,
+                    &1i32,
                 ],
             ))
             .unwrap();
-        black_box(row.get::<_, Option<i64>>(6));
+        black_box(row.get::<_, Option<i64>>(7));
     };
     for (name, a, b) in [
         (

@@ -42,6 +42,10 @@ pub enum ErrorCode {
     /// longer decodes, or its key is no longer declared). Not retryable: the
     /// data or the schema must change.
     Unreadable,
+    /// A write would overwrite a row that a newer version of the table's
+    /// schema wrote (and drop the fields this program does not know);
+    /// nothing was written. Not retryable: deploy the newer code.
+    NewerSchema,
     /// A URL, option or setting cannot be used; fix the configuration.
     Config,
     /// A bug: a hook panicked, or a backend broke its contract. Not
@@ -65,6 +69,7 @@ impl ErrorCode {
             ErrorCode::Rejected => "REJECTED",
             ErrorCode::Contended => "CONTENDED",
             ErrorCode::Unreadable => "UNREADABLE",
+            ErrorCode::NewerSchema => "NEWER_SCHEMA",
             ErrorCode::Config => "CONFIG",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Backend => "BACKEND",
@@ -77,7 +82,7 @@ impl ErrorCode {
             ErrorCode::InvalidKey | ErrorCode::InvalidCursor => 400,
             ErrorCode::ValidationFailed | ErrorCode::Rejected => 422,
             ErrorCode::Forbidden => 403,
-            ErrorCode::Conflict => 409,
+            ErrorCode::Conflict | ErrorCode::NewerSchema => 409,
             ErrorCode::NotFound => 404,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unreadable | ErrorCode::Config | ErrorCode::Internal => 500,
@@ -106,6 +111,7 @@ impl ErrorCode {
         ErrorCode::Rejected,
         ErrorCode::Contended,
         ErrorCode::Unreadable,
+        ErrorCode::NewerSchema,
         ErrorCode::Config,
         ErrorCode::Internal,
         ErrorCode::Backend,
@@ -249,16 +255,34 @@ pub enum Error {
     },
     /// See [`ErrorCode::Unreadable`].
     #[error(
-        "the stored row {key:?} of table `{table}` cannot be read with this schema: {reason}; \
-         fix or remove the row, or make the schema accept it"
+        "the stored row {key:?} of table `{table}` (written by schema version {version}) cannot \
+         be read by this program: {reason}; fix or remove the row, or make the schema accept it"
     )]
     Unreadable {
         /// The table.
         table: &'static str,
         /// The row's key text (shortened when long).
         key: String,
+        /// The schema version that wrote the row.
+        version: u32,
         /// Why it cannot be read (the decoder's message).
         reason: String,
+    },
+    /// See [`ErrorCode::NewerSchema`].
+    #[error(
+        "row {key:?} of table `{table}` was written by schema version {stored}, newer than this \
+         program's {known}; overwriting it would drop what that version added, so nothing was \
+         written: deploy the newer code (or delete the row)"
+    )]
+    NewerSchema {
+        /// The table.
+        table: &'static str,
+        /// The key written (shortened when long).
+        key: String,
+        /// The schema version of the stored row.
+        stored: u32,
+        /// This program's schema version.
+        known: u32,
     },
     /// See [`ErrorCode::Config`].
     #[error("{0}")]
@@ -318,6 +342,7 @@ impl Error {
             Error::Rejected { .. } => ErrorCode::Rejected,
             Error::Contended { .. } => ErrorCode::Contended,
             Error::Unreadable { .. } => ErrorCode::Unreadable,
+            Error::NewerSchema { .. } => ErrorCode::NewerSchema,
             Error::HookPanicked { .. } | Error::Internal(_) => ErrorCode::Internal,
             Error::Config(_) => ErrorCode::Config,
             Error::Backend { .. } => ErrorCode::Backend,
@@ -361,10 +386,16 @@ impl Error {
     }
 
     /// An [`Error::Unreadable`] for the row `key` of `table`.
-    pub(crate) fn unreadable(table: &'static str, key: &str, reason: impl fmt::Display) -> Self {
+    pub(crate) fn unreadable(
+        table: &'static str,
+        key: &str,
+        version: u32,
+        reason: impl fmt::Display,
+    ) -> Self {
         Error::Unreadable {
             table,
             key: shorten(key),
+            version,
             reason: reason.to_string(),
         }
     }
@@ -409,6 +440,7 @@ mod tests {
             (ErrorCode::Rejected, "REJECTED", 422),
             (ErrorCode::Contended, "CONTENDED", 503),
             (ErrorCode::Unreadable, "UNREADABLE", 500),
+            (ErrorCode::NewerSchema, "NEWER_SCHEMA", 409),
             (ErrorCode::Config, "CONFIG", 500),
             (ErrorCode::Internal, "INTERNAL", 500),
             (ErrorCode::Backend, "BACKEND", 503),

@@ -106,6 +106,7 @@ mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+mod version;
 mod watch;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
@@ -127,7 +128,7 @@ pub use error::{Error, ErrorCode, FieldError, Result};
 pub use health::{Health, ReplicaHealth};
 /// The derive that turns a struct into a kv table; every `#[kv(...)]`
 /// option and what it generates is in [Options](crate#options).
-pub use kv_macros::Kv;
+pub use kv_macros::{Kv, KvVersion};
 pub use replica::{Replica, ReplicaStatus};
 pub use row::{Page, PageRequest, Row};
 pub use schema::{
@@ -136,6 +137,7 @@ pub use schema::{
 };
 pub use store::Store;
 pub use table::{PurgeTask, Table};
+pub use version::{KvVersion, VersionError};
 pub use watch::{Watch, WatchEvent};
 
 /// Items the derive's generated code refers to. Not part of the public API.
@@ -143,6 +145,7 @@ pub use watch::{Watch, WatchEvent};
 pub mod __private {
     pub use crate::key_rules::key_problem;
     pub use crate::schema::{AsyncPredicate, PredicateOutput, SyncPredicate};
+    pub use crate::version::{decode_first, decode_next};
     pub use serde;
     use std::future::Future;
 

@@ -98,7 +98,7 @@ impl WriteRole {
 /// stored value, from its `#[kv(...)]` [options](crate#options). Do not
 /// implement it by hand unless you know you need to; every behaviour lives
 /// in [`Table`](crate::Table), generic over this trait.
-pub trait KvSchema: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+pub trait KvSchema: crate::KvVersion + Serialize + Clone {
     /// The key type: the generated `<Struct>Key` enum, or `String`.
     type Key: KvKey;
 

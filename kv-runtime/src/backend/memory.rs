@@ -163,6 +163,12 @@ impl Backend for MemoryBackend {
                     current_updated_at: live,
                 };
             }
+            if let Some(stored) = existing
+                .map(|r| r.value.schema())
+                .filter(|&s| s > value.schema())
+            {
+                return Outcome::NewerSchema { stored };
+            }
             let row = RawRow {
                 key: write.key.to_owned(),
                 value,

@@ -21,6 +21,12 @@
 //!   of the live row (`None` when the key is missing or soft-deleted). When
 //!   it does not, nothing changes and the outcome is [`Outcome::Conflict`]
 //!   with that same `updated_at`.
+//! - [`Backend::set`] stores the value's schema version
+//!   ([`Payload::schema`]) beside it and gives it back with the row; it
+//!   refuses, in the same atomic step, to overwrite a row (live or
+//!   soft-deleted) whose schema version is above the value's
+//!   ([`Outcome::NewerSchema`]). `rm` and `restore` keep the row's value
+//!   and its schema version.
 //! - `updated_at` of a mutated row becomes `max(now, previous + 1)`
 //!   ([`next_version`]), so it strictly increases per row even within one
 //!   millisecond or when the clock steps back.
@@ -133,6 +139,14 @@ pub enum Outcome<T> {
     Conflict {
         /// The live row's `updated_at`, or `None` when there is no live row.
         current_updated_at: Option<i64>,
+    },
+    /// Only from [`Backend::set`]: the stored row (live or soft-deleted) was
+    /// written by a newer version of the table's schema than the value
+    /// ([`Payload::schema`]); nothing changed, so that an older program
+    /// never drops fields a newer one wrote.
+    NewerSchema {
+        /// The schema version of the stored row.
+        stored: u32,
     },
 }
 

@@ -13,6 +13,9 @@ pub struct Payload(Arc<PayloadInner>);
 
 struct PayloadInner {
     json: Box<str>,
+    /// The version of the table's schema that wrote it (1 for rows written
+    /// before versions were recorded).
+    schema: u32,
     typed: Option<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -20,19 +23,34 @@ impl Payload {
     /// Wraps JSON text, as read from storage. The text must be valid JSON
     /// produced by serializing a table's value (backends return what they
     /// were given).
+    /// The schema version is 1.
     pub fn from_json(json: impl Into<Box<str>>) -> Self {
+        Payload::versioned(json, 1)
+    }
+
+    /// Wraps JSON text written by version `schema` of the table's schema,
+    /// as read from storage (backends store [`Payload::schema`] beside the
+    /// JSON and give it back here).
+    pub fn versioned(json: impl Into<Box<str>>, schema: u32) -> Self {
         Payload(Arc::new(PayloadInner {
             json: json.into(),
+            schema,
             typed: None,
         }))
     }
 
-    /// JSON text together with the value it encodes.
-    pub(crate) fn encoded<T: Any + Send + Sync>(json: String, typed: Arc<T>) -> Self {
+    /// JSON text together with the value it encodes, of version `schema`.
+    pub(crate) fn encoded<T: Any + Send + Sync>(json: String, schema: u32, typed: Arc<T>) -> Self {
         Payload(Arc::new(PayloadInner {
             json: json.into_boxed_str(),
+            schema,
             typed: Some(typed),
         }))
+    }
+
+    /// The version of the table's schema that wrote the value.
+    pub fn schema(&self) -> u32 {
+        self.0.schema
     }
 
     /// The JSON text.
@@ -48,13 +66,16 @@ impl Payload {
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Payload").field(&self.json()).finish()
+        f.debug_tuple("Payload")
+            .field(&self.json())
+            .field(&self.schema())
+            .finish()
     }
 }
 
 impl PartialEq for Payload {
     fn eq(&self, other: &Self) -> bool {
-        self.json() == other.json()
+        self.json() == other.json() && self.schema() == other.schema()
     }
 }
 
@@ -88,7 +109,7 @@ mod tests {
 
     #[test]
     fn payload_keeps_the_value_it_was_encoded_from() {
-        let p = Payload::encoded("[1,2,3]".to_owned(), Arc::new(vec![1u32, 2, 3]));
+        let p = Payload::encoded("[1,2,3]".to_owned(), 1, Arc::new(vec![1u32, 2, 3]));
         assert_eq!(p.typed::<Vec<u32>>(), Some(&vec![1, 2, 3]));
         assert_eq!(p.typed::<Vec<u64>>(), None);
         assert_eq!(Payload::from_json("[1]").typed::<Vec<u32>>(), None);

@@ -49,7 +49,7 @@ pub(crate) fn encode<S: KvSchema>(value: &S) -> Result<Payload> {
             "the value would not read back from storage: {e}"
         )));
     }
-    Ok(Payload::encoded(json, Arc::new(value.clone())))
+    Ok(Payload::encoded(json, S::VERSION, Arc::new(value.clone())))
 }
 
 /// Where the JSON text `json` (as serde_json writes it) holds the NUL
@@ -111,6 +111,7 @@ pub(crate) fn key_of<S: KvSchema>(raw: &RawRow) -> Result<S::Key> {
         Error::unreadable(
             S::TABLE,
             &raw.key,
+            raw.value.schema(),
             "the key is not one this schema declares",
         )
     })
@@ -118,12 +119,14 @@ pub(crate) fn key_of<S: KvSchema>(raw: &RawRow) -> Result<S::Key> {
 
 /// Turns a stored row whose key is `key` into a typed one: the value this
 /// process encoded when the payload still holds it, else decoded from the
-/// JSON. A value that does not decode is [`Error::Unreadable`].
+/// JSON as the version that wrote it and migrated to the current one
+/// ([`KvVersion`](crate::KvVersion)). A value that does not decode, or was
+/// written by a newer version, is [`Error::Unreadable`].
 pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
     let value = match raw.value.typed::<S>() {
-        Some(value) => value.clone(),
-        None => serde_json::from_str::<S>(raw.value.json())
-            .map_err(|e| Error::unreadable(S::TABLE, &raw.key, e))?,
+        Some(value) if raw.value.schema() == S::VERSION => value.clone(),
+        _ => S::decode_version(raw.value.schema(), raw.value.json())
+            .map_err(|e| Error::unreadable(S::TABLE, &raw.key, raw.value.schema(), e))?,
     };
     Ok(Row {
         key,

@@ -106,6 +106,25 @@ pub(super) enum After<S: KvSchema> {
     Rm(RawRow),
 }
 
+/// A row the hooks cannot read because a newer schema wrote it: the write
+/// would overwrite it, which is [`Error::NewerSchema`].
+fn newer_schema<S: KvSchema>(e: Error) -> Error {
+    match e {
+        Error::Unreadable {
+            table,
+            key,
+            version,
+            ..
+        } if version > S::VERSION => Error::NewerSchema {
+            table,
+            key,
+            stored: version,
+            known: S::VERSION,
+        },
+        other => other,
+    }
+}
+
 impl<S: KvSchema> Table<S> {
     /// Runs `op` on `key` through every step of the pipeline, in its span
     /// and counted ([`telemetry`](crate::telemetry)).
@@ -141,7 +160,7 @@ impl<S: KvSchema> Table<S> {
             let (attempt_op, attempt_expect) = match with_hooks {
                 None => (None, expect),
                 Some(hooks) => {
-                    let current = self.get(key).await?;
+                    let current = self.get(key).await.map_err(newer_schema::<S>)?;
                     let seen = current.as_ref().map(|r| r.updated_at);
                     let op = op.before(ctx, key, current, hooks).await?;
                     // Write against what the hooks saw, unless the caller
@@ -194,6 +213,14 @@ impl<S: KvSchema> Table<S> {
                         })
                     }
                 },
+                Ok(Outcome::NewerSchema { stored }) => {
+                    return Err(Error::NewerSchema {
+                        table: S::TABLE,
+                        key: crate::error::shorten(key.as_str()),
+                        stored,
+                        known: S::VERSION,
+                    })
+                }
                 Err(e) => return Err(e.in_table(S::TABLE)),
             }
         };

@@ -138,6 +138,9 @@ struct ErrorBody {
     current_updated_at: Option<i64>,
     retry_after_ms: Option<u64>,
     attempts: Option<usize>,
+    version: Option<u32>,
+    stored_version: Option<u32>,
+    known_version: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -487,9 +490,16 @@ fn error_from_response<S: KvSchema>(
         // Not retryable: a stored row the server cannot read, a hook that
         // panicked or another bug, a misconfigured server. Reported as such
         // rather than as BACKEND.
+        "NEWER_SCHEMA" => Error::NewerSchema {
+            table,
+            key,
+            stored: body.stored_version.unwrap_or_default(),
+            known: body.known_version.unwrap_or_default(),
+        },
         "UNREADABLE" => Error::Unreadable {
             table,
             key,
+            version: body.version.unwrap_or_default(),
             reason: body.message,
         },
         "INTERNAL" => match body.hook {

@@ -269,7 +269,20 @@ impl From<Error> for ApiError {
                 out.retry_after = Some(Duration::from_secs(1));
                 json!({ "table": table, "key": key, "op": op, "attempts": attempts })
             }
-            Error::Unreadable { table, key, .. } => json!({ "table": table, "key": key }),
+            Error::Unreadable {
+                table,
+                key,
+                version,
+                ..
+            } => json!({ "table": table, "key": key, "version": version }),
+            Error::NewerSchema {
+                table,
+                key,
+                stored,
+                known,
+            } => {
+                json!({ "table": table, "key": key, "stored_version": stored, "known_version": known })
+            }
             Error::RateLimited { table, retry_after } => {
                 out.retry_after = Some(*retry_after);
                 let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);

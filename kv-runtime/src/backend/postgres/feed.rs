@@ -334,7 +334,7 @@ impl Listener {
         } else {
             notice.r.map(|r| RawRow {
                 key: notice.k.clone(),
-                value: Payload::from_json(r.v),
+                value: Payload::versioned(r.v, r.s),
                 created_at: r.c,
                 updated_at: r.u,
                 deleted_at: None,
@@ -389,6 +389,13 @@ struct NoticeRow {
     c: i64,
     u: i64,
     b: Option<String>,
+    /// The value's schema version (absent from older processes: 1).
+    #[serde(default = "first_schema")]
+    s: u32,
+}
+
+fn first_schema() -> u32 {
+    1
 }
 
 /// Milliseconds since the epoch, for `Disconnected { since }`.

@@ -103,14 +103,15 @@ impl Backend for PostgresBackend {
                                 &write.now,
                                 &version,
                                 &not_live,
+                                &i32::try_from(value.schema()).unwrap_or(i32::MAX),
                             ],
                         )
                         .await
                         .map_err(|e| self.write_error("set", e))?
                         .ok_or_else(|| corrupt(target, "set returned no row"))?;
                     let previous = read_row(&row, 0, write.key.to_owned(), target)?;
-                    let created_at: Option<i64> = column(&row, 5, target)?;
-                    let updated_at: Option<i64> = column(&row, 6, target)?;
+                    let created_at: Option<i64> = column(&row, 6, target)?;
+                    let updated_at: Option<i64> = column(&row, 7, target)?;
                     if let (Some(created_at), Some(updated_at)) = (created_at, updated_at) {
                         let row = RawRow {
                             key: write.key.to_owned(),
@@ -121,6 +122,13 @@ impl Backend for PostgresBackend {
                             updated_by: write.updated_by.map(Arc::from),
                         };
                         return Ok(Outcome::Done(Stored { row, previous }));
+                    }
+                    if let Some(stored) = previous
+                        .as_ref()
+                        .map(|r| r.value.schema())
+                        .filter(|&s| s > value.schema())
+                    {
+                        return Ok(Outcome::NewerSchema { stored });
                     }
                     let live = previous
                         .as_ref()
@@ -196,7 +204,7 @@ impl Backend for PostgresBackend {
                 let Some(before) = read_row(&row, 0, write.key.to_owned(), target)? else {
                     return Err(corrupt(target, "rm returned a row without a value"));
                 };
-                let removed: bool = column(&row, 5, target)?;
+                let removed: bool = column(&row, 6, target)?;
                 if removed {
                     Ok(Outcome::Done(Removed::Row(before)))
                 } else {
@@ -253,7 +261,7 @@ impl Backend for PostgresBackend {
                         current_updated_at: None,
                     });
                 }
-                let updated_at: Option<i64> = column(&row, 5, target)?;
+                let updated_at: Option<i64> = column(&row, 6, target)?;
                 let updated_at = updated_at.ok_or_else(|| {
                     corrupt(target, "restore locked a deleted row but did not update it")
                 })?;
@@ -413,9 +421,10 @@ pub(super) fn read_row(
     let Some(value) = value else {
         return Ok(None);
     };
+    let schema: i32 = column(row, first + 5, target)?;
     Ok(Some(RawRow {
         key,
-        value: Payload::from_json(value),
+        value: Payload::versioned(value, u32::try_from(schema).unwrap_or(0)),
         created_at: column(row, first + 1, target)?,
         updated_at: column(row, first + 2, target)?,
         deleted_at: column(row, first + 3, target)?,

@@ -14,7 +14,7 @@
 
 /// The schema version this library writes. A database at a higher version
 /// was migrated by a newer release and is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The key of the transaction-scoped advisory lock that serialises schema
 /// creation and migration between processes opening the same database
@@ -80,34 +80,41 @@ pub const MIGRATIONS: &[&str] = &[
         version_floor BIGINT NOT NULL
     );
     "#,
+    // 2 -> 3: the version of the table's schema that wrote each row's
+    // value; rows written before are version 1. Idempotent.
+    r#"
+    ALTER TABLE kv_rows ADD COLUMN IF NOT EXISTS schema_version INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// `$1` table, `$2` key.
-/// Columns: value, created_at, updated_at, deleted_at, updated_by.
-pub const GET: &str = "SELECT value::text, created_at, updated_at, deleted_at, updated_by \
+/// Columns: value, created_at, updated_at, deleted_at, updated_by,
+/// schema_version.
+pub const GET: &str =
+    "SELECT value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
     FROM kv_rows WHERE tbl = $1::text AND key = $2::text";
 
 /// `$1` table, `$2` limit. Columns: key, then as [`GET`].
 pub const LIST_FIRST: &str =
-    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
+    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
     FROM kv_rows WHERE tbl = $1::text AND deleted_at IS NULL ORDER BY key LIMIT $2::bigint";
 
 /// `$1` table, `$2` exclusive lower key bound, `$3` limit. Columns: as [`LIST_FIRST`].
 pub const LIST_AFTER: &str =
-    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
+    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
     FROM kv_rows WHERE tbl = $1::text AND key > $2::text AND deleted_at IS NULL \
     ORDER BY key LIMIT $3::bigint";
 
 /// `$1` table, `$2` limit. Every row, live or soft-deleted. Columns: as
 /// [`LIST_FIRST`].
 pub const SCAN_FIRST: &str =
-    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
+    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
     FROM kv_rows WHERE tbl = $1::text ORDER BY key LIMIT $2::bigint";
 
 /// `$1` table, `$2` exclusive lower key bound, `$3` limit. Columns: as
 /// [`LIST_FIRST`].
 pub const SCAN_AFTER: &str =
-    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by \
+    "SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
     FROM kv_rows WHERE tbl = $1::text AND key > $2::text ORDER BY key LIMIT $3::bigint";
 
 /// `GREATEST(now, previous + 1)` without overflowing at `i64::MAX`.
@@ -125,13 +132,15 @@ macro_rules! next_version {
 /// row (its value as JSON text, so the listener hands on exactly what `GET`
 /// reads), or with `reread` and the row's `updated_at` when that would not
 /// fit in a notification.
-/// Expects a CTE `w` with columns value, created_at, updated_at, updated_by.
+/// Expects a CTE `w` with columns value, created_at, updated_at, updated_by,
+/// schema_version.
 macro_rules! notify_live {
     () => {
         "(SELECT pg_notify('kv_changes', CASE WHEN octet_length(n.full) <= 7900 THEN n.full \
         ELSE json_build_object('t', $1::text, 'k', $2::text, 'u', n.u, 'reread', true)::text END) \
         FROM (SELECT json_build_object('t', $1::text, 'k', $2::text, 'r', json_build_object(\
-        'v', w.value::text, 'c', w.created_at, 'u', w.updated_at, 'b', w.updated_by))::text AS full, \
+        'v', w.value::text, 'c', w.created_at, 'u', w.updated_at, 'b', w.updated_by, \
+        's', w.schema_version))::text AS full, \
         w.updated_at AS u FROM w) AS n)"
     };
 }
@@ -145,7 +154,9 @@ macro_rules! notify_gone {
 
 /// `$1` table, `$2` key, `$3` value (JSON text), `$4` updated_by, `$5` now,
 /// `$6` expected updated_at (NULL: no version expected), `$7` true to write
-/// only when there is no live row (`Expect::NotLive`; `$6` is then NULL).
+/// only when there is no live row (`Expect::NotLive`; `$6` is then NULL),
+/// `$8` the value's schema version (a row a newer version wrote is not
+/// overwritten).
 ///
 /// `old` locks and reads the current row (live or soft-deleted). The insert
 /// runs only when the expectation holds against that locked row; it updates
@@ -161,20 +172,22 @@ macro_rules! notify_gone {
 /// A created row gets `updated_at = GREATEST(now, floor + 1)` from
 /// `kv_tables`; an existing one `GREATEST(now, previous + 1)`.
 ///
-/// Columns: 0-4 the previous row as [`GET`] (NULLs when none), 5 created_at
-/// and 6 updated_at of the written row (NULLs when nothing was written).
+/// Columns: 0-5 the previous row as [`GET`] (NULLs when none), 6 created_at
+/// and 7 updated_at of the written row (NULLs when nothing was written).
 pub const PUT: &str = concat!(
     "WITH old AS (",
-    "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
     "), seen AS (",
     "SELECT 1 FROM kv_rows WHERE tbl = $1::text AND key = $2::text",
     "), w AS (",
-    "INSERT INTO kv_rows AS r (tbl, key, value, created_at, updated_at, deleted_at, updated_by) ",
+    "INSERT INTO kv_rows AS r ",
+    "(tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version) ",
     "SELECT $1::text, $2::text, $3::text::jsonb, $5::bigint, GREATEST($5::bigint, (",
     "SELECT LEAST(f.version_floor, 9223372036854775806) + 1 FROM kv_tables AS f ",
-    "WHERE f.tbl = $1::text)), NULL, $4::text ",
+    "WHERE f.tbl = $1::text)), NULL, $4::text, $8::integer ",
     "WHERE (EXISTS (SELECT 1 FROM old) OR NOT EXISTS (SELECT 1 FROM seen)) ",
+    "AND NOT EXISTS (SELECT 1 FROM old WHERE old.schema_version > $8::integer) ",
     "AND CASE WHEN $7::boolean ",
     "THEN NOT EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL) ",
     "WHEN $6::bigint IS NULL THEN true ",
@@ -182,10 +195,12 @@ pub const PUT: &str = concat!(
     "END ",
     "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = ",
     next_version!("$5::bigint"),
-    ", deleted_at = NULL, updated_by = EXCLUDED.updated_by ",
+    ", deleted_at = NULL, updated_by = EXCLUDED.updated_by, ",
+    "schema_version = EXCLUDED.schema_version ",
     "WHERE EXISTS (SELECT 1 FROM old) ",
-    "RETURNING r.value, r.created_at, r.updated_at, r.updated_by",
+    "RETURNING r.value, r.created_at, r.updated_at, r.updated_by, r.schema_version",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "old.schema_version, ",
     "w.created_at, w.updated_at, ",
     notify_live!(),
     " FROM (VALUES (0)) AS one (x) LEFT JOIN old ON true LEFT JOIN w ON true"
@@ -194,11 +209,11 @@ pub const PUT: &str = concat!(
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by, `$5` expected
 /// updated_at (NULL: any), `$6` true when no live row is expected (then
 /// nothing is deleted). Soft-deletes a live row when its version is the
-/// expected one. Columns: 0-4 the live row before, as [`GET`] (no row when
-/// there was no live row), 5 whether it was deleted (false: a conflict).
+/// expected one. Columns: 0-5 the live row before, as [`GET`] (no row when
+/// there was no live row), 6 whether it was deleted (false: a conflict).
 pub const REMOVE_SOFT: &str = concat!(
     "WITH old AS (",
-    "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text AND deleted_at IS NULL FOR UPDATE",
     "), w AS (",
     "UPDATE kv_rows AS r SET deleted_at = $3::bigint, updated_at = ",
@@ -208,6 +223,7 @@ pub const REMOVE_SOFT: &str = concat!(
     "AND ($5::bigint IS NULL OR old.updated_at = $5::bigint) AND NOT $6::boolean ",
     "RETURNING r.updated_at",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "old.schema_version, ",
     "EXISTS (SELECT 1 FROM w), (SELECT ",
     notify_gone!(),
     " FROM w) FROM old"
@@ -221,7 +237,7 @@ pub const REMOVE_SOFT: &str = concat!(
 /// Columns: as [`REMOVE_SOFT`].
 pub const REMOVE_HARD: &str = concat!(
     "WITH old AS (",
-    "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text AND deleted_at IS NULL FOR UPDATE",
     "), d AS (",
     "DELETE FROM kv_rows AS r USING old ",
@@ -233,6 +249,7 @@ pub const REMOVE_HARD: &str = concat!(
     "ON CONFLICT (tbl) DO UPDATE SET version_floor = ",
     "GREATEST(t.version_floor, EXCLUDED.version_floor)",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "old.schema_version, ",
     "EXISTS (SELECT 1 FROM d), (SELECT ",
     notify_gone!(),
     " FROM d) FROM old"
@@ -240,20 +257,21 @@ pub const REMOVE_HARD: &str = concat!(
 
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by, `$5` whether a
 /// soft-deleted row may be revived (false when the write expects a live
-/// row). Revives a soft-deleted row. Columns: 0-4 the row before, as
-/// [`GET`] (no row: not found), 5 the new updated_at (NULL when nothing
+/// row). Revives a soft-deleted row. Columns: 0-5 the row before, as
+/// [`GET`] (no row: not found), 6 the new updated_at (NULL when nothing
 /// changed).
 pub const RESTORE: &str = concat!(
     "WITH old AS (",
-    "SELECT value, created_at, updated_at, deleted_at, updated_by FROM kv_rows ",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
     "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
     "), w AS (",
     "UPDATE kv_rows AS r SET deleted_at = NULL, updated_at = ",
     next_version!("$3::bigint"),
     ", updated_by = $4::text FROM old ",
     "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NOT NULL AND $5::boolean ",
-    "RETURNING r.value, r.created_at, r.updated_at, r.updated_by",
+    "RETURNING r.value, r.created_at, r.updated_at, r.updated_by, r.schema_version",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "old.schema_version, ",
     "w.updated_at, ",
     notify_live!(),
     " FROM old LEFT JOIN w ON true"
@@ -265,12 +283,13 @@ pub const RESTORE: &str = concat!(
 /// already, so nothing is notified.
 pub const PURGE: &str = "WITH d AS (DELETE FROM kv_rows \
     WHERE tbl = $1::text AND deleted_at IS NOT NULL AND deleted_at < $2::bigint \
-    RETURNING key, value, created_at, updated_at, deleted_at, updated_by), \
+    RETURNING key, value, created_at, updated_at, deleted_at, updated_by, schema_version), \
     f AS (INSERT INTO kv_tables AS t (tbl, version_floor) \
     SELECT $1::text, max(d.updated_at) FROM d HAVING count(*) > 0 \
     ON CONFLICT (tbl) DO UPDATE SET version_floor = \
     GREATEST(t.version_floor, EXCLUDED.version_floor)) \
-    SELECT key, value::text, created_at, updated_at, deleted_at, updated_by FROM d ORDER BY key";
+    SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
+    FROM d ORDER BY key";
 
 /// `$1` scope, `$2` bucket, `$3` now, `$4` max, `$5` window start (hits at
 /// or before it have left the window).
@@ -313,10 +332,11 @@ mod types {
     const T: Type = Type::TEXT;
     const I: Type = Type::INT8;
     const B: Type = Type::BOOL;
+    const N: Type = Type::INT4;
     pub static TT: [Type; 2] = [T, T];
     pub static TI: [Type; 2] = [T, I];
     pub static TTI: [Type; 3] = [T, T, I];
-    pub static PUT: [Type; 7] = [T, T, T, T, I, I, B];
+    pub static PUT: [Type; 8] = [T, T, T, T, I, I, B, N];
     pub static REMOVE_SOFT: [Type; 6] = [T, T, I, T, I, B];
     pub static REMOVE_HARD: [Type; 4] = [T, T, I, B];
     pub static RESTORE: [Type; 5] = [T, T, I, T, B];

@@ -191,6 +191,9 @@ const MIGRATIONS: &[&str] = &[
          tbl           TEXT    PRIMARY KEY NOT NULL,
          version_floor INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 3: the version of the table's schema that wrote each row's value;
+    // rows written before are version 1.
+    "ALTER TABLE kv_rows ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The schema version this library writes and understands.
@@ -441,6 +444,6 @@ mod tests {
 
     #[test]
     fn schema_version_counts_migrations() {
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
     }
 }

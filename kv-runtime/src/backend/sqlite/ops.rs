@@ -15,27 +15,34 @@ use crate::backend::{
     Stored, Window, Write,
 };
 
-const GET: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+const GET: &str =
+    "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
      FROM kv_rows WHERE tbl = ?1 AND key = ?2";
-const LIST_FIRST: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+const LIST_FIRST: &str =
+    "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
      FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NULL ORDER BY key LIMIT ?2";
-const LIST_AFTER: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+const LIST_AFTER: &str =
+    "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
      FROM kv_rows WHERE tbl = ?1 AND key > ?2 AND deleted_at IS NULL ORDER BY key LIMIT ?3";
-const SCAN_FIRST: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+const SCAN_FIRST: &str =
+    "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
      FROM kv_rows WHERE tbl = ?1 ORDER BY key LIMIT ?2";
-const SCAN_AFTER: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+const SCAN_AFTER: &str =
+    "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
      FROM kv_rows WHERE tbl = ?1 AND key > ?2 ORDER BY key LIMIT ?3";
-const UPSERT: &str =
-    "INSERT INTO kv_rows (tbl, key, value, created_at, updated_at, deleted_at, updated_by)
-     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)
+const UPSERT: &str = "INSERT INTO kv_rows
+         (tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version)
+     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)
      ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value,
-         updated_at = excluded.updated_at, deleted_at = NULL, updated_by = excluded.updated_by";
+         updated_at = excluded.updated_at, deleted_at = NULL, updated_by = excluded.updated_by,
+         schema_version = excluded.schema_version";
 const SOFT_DELETE: &str = "UPDATE kv_rows SET deleted_at = ?3, updated_at = ?4, updated_by = ?5
      WHERE tbl = ?1 AND key = ?2";
 const HARD_DELETE: &str = "DELETE FROM kv_rows WHERE tbl = ?1 AND key = ?2";
 const RESTORE: &str = "UPDATE kv_rows SET deleted_at = NULL, updated_at = ?3, updated_by = ?4
      WHERE tbl = ?1 AND key = ?2";
-const PURGEABLE: &str = "SELECT key, value, created_at, updated_at, deleted_at, updated_by
+const PURGEABLE: &str =
+    "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
      FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NOT NULL AND deleted_at < ?2 ORDER BY key";
 const PURGE: &str =
     "DELETE FROM kv_rows WHERE tbl = ?1 AND deleted_at IS NOT NULL AND deleted_at < ?2";
@@ -126,7 +133,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     })?;
     Ok(RawRow {
         key: r.get(0)?,
-        value: Payload::from_json(value),
+        value: Payload::versioned(value, r.get(6)?),
         created_at: r.get(2)?,
         updated_at: r.get(3)?,
         deleted_at: r.get(4)?,
@@ -236,6 +243,13 @@ pub(super) fn set(
             current_updated_at: live,
         });
     }
+    if let Some(stored) = existing
+        .as_ref()
+        .map(|r| r.value.schema())
+        .filter(|&s| s > value.schema())
+    {
+        return Ok(Outcome::NewerSchema { stored });
+    }
     let row = RawRow {
         key: write.key.to_owned(),
         value: value.clone(),
@@ -253,7 +267,8 @@ pub(super) fn set(
         row.value.json(),
         row.created_at,
         row.updated_at,
-        write.updated_by
+        write.updated_by,
+        row.value.schema()
     ])?;
     tx.commit()?;
     Ok(Outcome::Done(Stored {
