@@ -71,24 +71,27 @@ pub fn version(
                 .with_span(&span),
         );
     }
-    let from = options.from.clone();
-    if let Some(path) = &from {
+    let mut from = options.from.clone();
+    if let Some(path) = from.clone() {
         if options.version.is_none() {
             errors.push(
                 Error::custom(
                     "`from` names the previous version: give this one its number too, \
                      `version = N` with N above the previous one's",
                 )
-                .with_span(path),
+                .with_span(&path),
             );
+            // Reported: no code from it (one mistake, one error).
+            from = None;
         } else if number == 1 {
             errors.push(
                 Error::custom(
                     "version 1 is the first and comes from nothing: remove `from`, or number \
                      this version above the one it comes from",
                 )
-                .with_span(path),
+                .with_span(&path),
             );
+            from = None;
         }
     }
     Version { number, from }

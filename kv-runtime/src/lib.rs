@@ -130,13 +130,13 @@ pub use health::{Health, ReplicaHealth};
 /// option and what it generates is in [Options](crate#options).
 pub use kv_macros::{Kv, KvVersion};
 pub use replica::{Replica, ReplicaStatus};
-pub use row::{Page, PageRequest, Row};
+pub use row::{Page, PageRequest, Row, UnreadableRow};
 pub use schema::{
     BoxFuture, KvKey, KvSchema, RateLimit, SoftDelete, WriteRole, DEFAULT_MAX_VALUE_BYTES,
     MAX_KEY_BYTES,
 };
 pub use store::Store;
-pub use table::{PurgeTask, Table};
+pub use table::{Migration, PurgeTask, Table};
 pub use version::{KvVersion, VersionError};
 pub use watch::{Watch, WatchEvent};
 

@@ -86,4 +86,21 @@ pub struct Page<S: KvSchema> {
     /// Pass to [`PageRequest::after`] for the next page; `None` when done.
     /// Stays valid while rows are added or removed.
     pub continue_cursor: Option<String>,
+    /// Rows in this page's range that this program cannot read (written by
+    /// a newer schema version, or not decoding as their own): reported
+    /// here instead of failing the page, and not counted in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<UnreadableRow>,
+}
+
+/// A row [`Table::list`](crate::Table::list) could not read: see
+/// [`Page::unreadable`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableRow {
+    /// The row's key text.
+    pub key: String,
+    /// The schema version that wrote it.
+    pub version: u32,
+    /// Why it cannot be read.
+    pub reason: String,
 }

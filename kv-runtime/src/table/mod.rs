@@ -9,6 +9,7 @@
 //!   `after_rm`;
 //! - [`live`]: `watch`, `watch_table` and `replica`;
 //! - [`purge`]: `purge` and `spawn_purge`;
+//! - [`migrate`]: `migrate_all`, moving rows to the current schema version;
 //! - [`codec`]: validation and encoding of values, decoding of rows.
 
 use std::fmt;
@@ -22,11 +23,13 @@ use crate::store::Store;
 pub(crate) mod codec;
 mod hooks;
 mod live;
+mod migrate;
 mod pipeline;
 mod purge;
 mod read;
 mod write;
 
+pub use migrate::Migration;
 pub use purge::PurgeTask;
 
 /// The typed operations of table `S` in a [`Store`]. Get one with

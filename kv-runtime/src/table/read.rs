@@ -10,7 +10,7 @@ use crate::backend::ReadNow;
 use crate::context::Ctx;
 use crate::cursor;
 use crate::error::{Error, FieldError, Result};
-use crate::row::{Page, PageRequest, Row};
+use crate::row::{Page, PageRequest, Row, UnreadableRow};
 use crate::schema::{BoxFuture, KvKey, KvSchema};
 use crate::telemetry;
 
@@ -110,6 +110,7 @@ impl<S: KvSchema> Table<S> {
         // of an older schema: not readable, so skipped, and more rows are
         // fetched so that the page is still full unless it is the last.
         let mut page = Vec::with_capacity(limit.min(64));
+        let mut unreadable = Vec::new();
         let is_done = loop {
             let batch = self
                 .store
@@ -124,7 +125,17 @@ impl<S: KvSchema> Table<S> {
                     break;
                 }
                 if let Ok(key) = codec::key_of::<S>(&row) {
-                    page.push(codec::decode(&row, key)?);
+                    match codec::decode(&row, key) {
+                        Ok(decoded) => page.push(decoded),
+                        Err(Error::Unreadable {
+                            version, reason, ..
+                        }) => unreadable.push(UnreadableRow {
+                            key: row.key.clone(),
+                            version,
+                            reason,
+                        }),
+                        Err(other) => return Err(other),
+                    }
                 }
                 after = Some(row.key);
             }
@@ -143,6 +154,7 @@ impl<S: KvSchema> Table<S> {
             page,
             is_done,
             continue_cursor,
+            unreadable,
         })
     }
 }

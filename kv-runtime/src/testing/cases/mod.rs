@@ -70,6 +70,7 @@ macro_rules! __conformance_cases {
                 tables_are_independent,
                 updated_by_records_the_caller,
                 scan_returns_every_row_including_soft_deleted_ones,
+                schema_versions_are_kept_and_newer_rows_not_overwritten,
             ],
             versions: [
                 overwrite_keeps_created_at_and_bumps_updated_at,

@@ -124,3 +124,62 @@ pub async fn scan_returns_every_row_including_soft_deleted_ones(store: Store) {
         .unwrap()
         .is_empty());
 }
+
+/// Every row keeps the schema version of the value that wrote it (through
+/// `rm` and `restore` too), and `set` refuses, atomically, to overwrite a
+/// row (live or soft-deleted) that a newer version wrote.
+pub async fn schema_versions_are_kept_and_newer_rows_not_overwritten(store: Store) {
+    use crate::backend::{Expect, Outcome, Payload, RmMode, Write};
+    let backend = store.backend();
+    let write = |key| Write {
+        key,
+        expect: Expect::Any,
+        updated_by: None,
+        now: store.now(),
+    };
+    let table = "conformanceVersions";
+    let stored = backend
+        .set(table, write("k"), Payload::versioned(r#"{"n":2}"#, 2))
+        .await
+        .unwrap();
+    assert!(matches!(stored, Outcome::Done(_)), "{stored:?}");
+    let read = backend.get(table, "k").await.unwrap().expect("stored");
+    assert_eq!(read.value.schema(), 2);
+    assert_eq!(read.value.json(), r#"{"n":2}"#);
+    // An older writer is refused, and nothing changes.
+    let older = backend
+        .set(table, write("k"), Payload::versioned(r#"{"n":1}"#, 1))
+        .await
+        .unwrap();
+    assert_eq!(older, Outcome::NewerSchema { stored: 2 });
+    assert_eq!(backend.get(table, "k").await.unwrap(), Some(read.clone()));
+    // Also over a soft-deleted row; rm and restore keep the version.
+    let removed = backend.rm(table, write("k"), RmMode::Soft).await.unwrap();
+    assert!(matches!(removed, Outcome::Done(_)), "{removed:?}");
+    let gone = backend
+        .get(table, "k")
+        .await
+        .unwrap()
+        .expect("soft-deleted");
+    assert_eq!(gone.value.schema(), 2);
+    let older = backend
+        .set(table, write("k"), Payload::versioned(r#"{"n":1}"#, 1))
+        .await
+        .unwrap();
+    assert_eq!(older, Outcome::NewerSchema { stored: 2 });
+    let restored = backend.restore(table, write("k")).await.unwrap();
+    assert!(matches!(restored, Outcome::Done(_)), "{restored:?}");
+    let listed = backend.list(table, None, 10).await.unwrap();
+    assert_eq!(listed[0].value.schema(), 2);
+    // The same or a newer version writes.
+    for schema in [2, 3] {
+        let json = format!(r#"{{"n":{schema}}}"#);
+        let out = backend
+            .set(table, write("k"), Payload::versioned(json, schema))
+            .await
+            .unwrap();
+        assert!(matches!(out, Outcome::Done(_)), "{out:?}");
+        let scanned = backend.scan(table, None, 10).await.unwrap();
+        assert_eq!(scanned[0].value.schema(), schema);
+    }
+}
