@@ -45,6 +45,8 @@
 //!   purge, files.
 //! - [Operations](#operations): what each operation does and who may call
 //!   it; rows and their versions; the order of the checks.
+//! - [Changing a schema](#changing-a-schema): versioned value types,
+//!   migrations on read, `migrate_all`, rolling deploys.
 //! - [Errors](#errors): every error code, its HTTP status, whether to
 //!   retry, when it happens and what it carries.
 //! - [Live reads](#live-reads): watch streams and in-process replicas.
@@ -58,6 +60,7 @@
 #![doc = include_str!("../docs/naming.md")]
 #![doc = include_str!("../docs/options.md")]
 #![doc = include_str!("../docs/operations.md")]
+#![doc = include_str!("../docs/schema.md")]
 #![doc = include_str!("../docs/errors.md")]
 #![doc = include_str!("../docs/live.md")]
 #![doc = include_str!("../docs/backends.md")]

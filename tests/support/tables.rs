@@ -73,3 +73,38 @@ pub fn entry(round: u64, i: u64) -> Entry {
 pub struct Limited {
     pub n: u32,
 }
+
+/// A rolling deploy: the old program's note (schema version 1)...
+pub mod deploy_v1 {
+    use super::*;
+
+    #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[kv(table = "deployNote")]
+    pub struct Note {
+        pub text: String,
+    }
+}
+
+/// ...version 1 as the new program keeps it, to read old rows...
+#[derive(kv_runtime::KvVersion, Deserialize)]
+#[kv(version = 1)]
+pub struct DeployNoteV1 {
+    pub text: String,
+}
+
+/// ...and the new program's note (version 2): tags were added.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "deployNote", version = 2, from = DeployNoteV1)]
+pub struct DeployNote {
+    pub text: String,
+    pub tags: Vec<String>,
+}
+
+impl From<DeployNoteV1> for DeployNote {
+    fn from(old: DeployNoteV1) -> DeployNote {
+        DeployNote {
+            text: old.text,
+            tags: Vec::new(),
+        }
+    }
+}

@@ -13,6 +13,8 @@
 //! kv-test-worker durability   URL ROUND
 //! kv-test-worker rate-limit   URL NOW_MS TRIES
 //! kv-test-worker watch-writer URL
+//! kv-test-worker deploy-v1    URL ROUNDS
+//! kv-test-worker deploy-v2    URL ROUNDS
 //! ```
 
 #[allow(dead_code)] // the tests use tables the worker does not
@@ -31,7 +33,9 @@ const USAGE: &str = "usage:
   kv-test-worker increment    URL TASKS INCREMENTS START_AT_MS
   kv-test-worker durability   URL ROUND
   kv-test-worker rate-limit   URL NOW_MS TRIES
-  kv-test-worker watch-writer URL";
+  kv-test-worker watch-writer URL
+  kv-test-worker deploy-v1    URL ROUNDS
+  kv-test-worker deploy-v2    URL ROUNDS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +47,8 @@ fn main() -> ExitCode {
         ["durability", url, round] => durability(url, number(round)),
         ["rate-limit", url, now, tries] => rate_limit(url, number(now), number(tries)),
         ["watch-writer", url] => watch_writer(url),
+        ["deploy-v1", url, rounds] => deploy_v1(url, number(rounds)),
+        ["deploy-v2", url, rounds] => deploy_v2(url, number(rounds)),
         _ => {
             eprintln!("kv-test-worker: unknown arguments {args:?}\n{USAGE}");
             return ExitCode::from(2);
@@ -219,4 +225,86 @@ fn watch_writer(url: &str) {
             report(format_args!("set {}", three.updated_at));
             report(format_args!("done"));
         });
+}
+
+/// Keys each deploy worker writes, per round.
+const DEPLOY_KEYS: u64 = 10;
+
+/// The old program of a rolling deploy: `rounds` times, writes its notes
+/// `old-0..` (schema version 1) and reads the new program's `new-0..`.
+/// Every write either succeeds or is refused with NEWER_SCHEMA (the row
+/// was migrated or written by version 2); every read of a version 2 row is
+/// UNREADABLE. Anything else fails the worker. Reports `ready` after its
+/// first round, then `ok N`, `newer N`, `unreadable N`.
+fn deploy_v1(url: &str, rounds: u64) {
+    let (mut ok, mut newer, mut unreadable) = (0u64, 0u64, 0u64);
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        let t = store.table::<deploy_v1::Note>();
+        let ctx = Ctx::internal();
+        for round in 0..rounds {
+            for i in 0..DEPLOY_KEYS {
+                let note = deploy_v1::Note {
+                    text: format!("old-{i} round {round}"),
+                };
+                match t.set(&ctx, format!("old-{i}"), note).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        assert_eq!(e.code(), ErrorCode::NewerSchema, "{e}");
+                        newer += 1;
+                    }
+                }
+                match t.get(format!("new-{i}")).await {
+                    Ok(None) => {}
+                    Ok(Some(row)) => panic!("version 1 read a version 2 row: {row:?}"),
+                    Err(e) => {
+                        assert_eq!(e.code(), ErrorCode::Unreadable, "{e}");
+                        unreadable += 1;
+                    }
+                }
+            }
+            if round == 0 {
+                report(format_args!("ready"));
+            }
+        }
+    });
+    report(format_args!("ok {ok}"));
+    report(format_args!("newer {newer}"));
+    report(format_args!("unreadable {unreadable}"));
+}
+
+/// The new program of a rolling deploy: `rounds` times, writes its notes
+/// `new-0..` (version 2, with tags) and reads the old program's `old-0..`,
+/// which must read (migrated from version 1 or written by version 2).
+/// Reports `ready` after its first round, then `read N`.
+fn deploy_v2(url: &str, rounds: u64) {
+    let mut read = 0u64;
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        let t = store.table::<DeployNote>();
+        let ctx = Ctx::internal();
+        for round in 0..rounds {
+            for i in 0..DEPLOY_KEYS {
+                let note = DeployNote {
+                    text: format!("new-{i} round {round}"),
+                    tags: vec![format!("round-{round}")],
+                };
+                t.set(&ctx, format!("new-{i}"), note)
+                    .await
+                    .expect("version 2 writes its rows");
+                if let Some(row) = t
+                    .get(format!("old-{i}"))
+                    .await
+                    .expect("version 2 reads version 1 rows")
+                {
+                    assert!(row.value.text.starts_with(&format!("old-{i}")), "{row:?}");
+                    read += 1;
+                }
+            }
+            if round == 0 {
+                report(format_args!("ready"));
+            }
+        }
+    });
+    report(format_args!("read {read}"));
 }
