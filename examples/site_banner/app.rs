@@ -23,12 +23,16 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kv_runtime::ts::TS;
 use kv_runtime::web::{self, ApiError, OriginPolicy};
 use kv_runtime::{Ctx, Kv, Row, Table};
 use serde::{Deserialize, Serialize};
 
 /// The banner shown at the top of every page.
-#[derive(Kv, Serialize, Deserialize, garde::Validate, Clone, Debug, PartialEq)]
+// Its TypeScript, for the pages' scripts, is `SiteBanner.ts` beside this
+// file; `tests/ts_bindings.rs` keeps it current.
+#[derive(Kv, TS, Serialize, Deserialize, garde::Validate, Clone, Debug, PartialEq)]
+#[ts(crate = "kv_runtime::ts::ts_rs")]
 #[kv(keys = [banner], write_role = admin, soft_delete, max_value_bytes = 4096)]
 pub struct SiteBanner {
     /// Whether the banner is shown.
