@@ -1,0 +1,2 @@
+/** Every error code a kv router answers with (`code` of the JSON error): the table's, then the web layer's own. */
+export type ErrorCode = "INVALID_KEY" | "INVALID_CURSOR" | "VALIDATION_FAILED" | "FORBIDDEN" | "CONFLICT" | "NOT_FOUND" | "RATE_LIMITED" | "REJECTED" | "CONTENDED" | "UNREADABLE" | "CONFIG" | "INTERNAL" | "BACKEND" | "MALFORMED_BODY" | "MALFORMED_HEADER" | "MALFORMED_QUERY" | "UNAUTHORIZED" | "NO_ROUTE" | "METHOD_NOT_ALLOWED" | "CROSS_ORIGIN" | "REQUEST_TIMEOUT" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TOO_MANY_STREAMS";
