@@ -53,6 +53,18 @@ const STYLE: &str = include_str!("style.css");
 const BANNER_JS: &str = include_str!("banner.js");
 const ADMIN_JS: &str = include_str!("admin.js");
 
+/// kv's TypeScript client as plain ES modules (`clients/ts/dist`, built by
+/// `tsc` and checked in), served at `/assets/kv/`: the pages' scripts
+/// import `./kv/index.js`, no bundler needed.
+const KV_CLIENT: &[(&str, &str)] = &[
+    ("index.js", include_str!("../../clients/ts/dist/index.js")),
+    ("client.js", include_str!("../../clients/ts/dist/client.js")),
+    ("errors.js", include_str!("../../clients/ts/dist/errors.js")),
+    ("watch.js", include_str!("../../clients/ts/dist/watch.js")),
+    ("sse.js", include_str!("../../clients/ts/dist/sse.js")),
+    ("codes.js", include_str!("../../clients/ts/dist/codes.js")),
+];
+
 /// The pages' Content-Security-Policy: everything from this origin only,
 /// no inline script or style, no plugins, no framing.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -72,6 +84,7 @@ pub fn app(table: Table<SiteBanner>) -> Router {
         .route("/signin", post(sign_in))
         .route("/signout", get(sign_out))
         .route("/assets/{name}", get(asset))
+        .route("/assets/kv/{name}", get(kv_client))
         .nest(API, api)
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -194,7 +207,7 @@ fn page(title: &str, current: &Option<Row<SiteBanner>>, user: Option<&str>, body
 {body}
 </main>
 <footer>kv site-banner demo · <span id="live-state">connecting…</span></footer>
-<script src="/assets/banner.js"></script>
+<script src="/assets/banner.js" type="module"></script>
 </body>
 </html>
 "#,
@@ -243,7 +256,7 @@ async fn admin(State(table): State<Table<SiteBanner>>, headers: HeaderMap) -> Re
             let checked = if active { " checked" } else { "" };
             let body = format!(
                 r#"<h1>Banner admin</h1>
-<form id="banner-form" data-api="{API}/banner" data-updated-at="{version}">
+<form id="banner-form" data-api="{API}" data-updated-at="{version}">
 <label for="message">Message</label>
 <textarea id="message" name="message" rows="3" maxlength="200">{message}</textarea>
 <label class="check"><input type="checkbox" id="active" name="active"{checked}> Show the banner</label>
@@ -260,7 +273,7 @@ async fn admin(State(table): State<Table<SiteBanner>>, headers: HeaderMap) -> Re
 <p>Current text: <q id="conflict-current"></q></p>
 <button type="button" id="load-current">Load the current text</button>
 </div>
-<script src="/assets/admin.js"></script>"#
+<script src="/assets/admin.js" type="module"></script>"#
             );
             html(page("Admin", &current, Some(&name), &body))
         }
@@ -322,13 +335,27 @@ async fn sign_out() -> Response {
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
+/// JavaScript modules must be served as JavaScript: browsers refuse to run
+/// a module of another type (and `nosniff` forbids guessing).
+const JS: &str = "text/javascript; charset=utf-8";
+
 async fn asset(Path(name): Path<String>) -> Response {
-    let (content_type, text) = match name.as_str() {
-        "style.css" => ("text/css; charset=utf-8", STYLE),
-        "banner.js" => ("text/javascript; charset=utf-8", BANNER_JS),
-        "admin.js" => ("text/javascript; charset=utf-8", ADMIN_JS),
-        _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
-    };
+    match name.as_str() {
+        "style.css" => asset_response("text/css; charset=utf-8", STYLE),
+        "banner.js" => asset_response(JS, BANNER_JS),
+        "admin.js" => asset_response(JS, ADMIN_JS),
+        _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+async fn kv_client(Path(name): Path<String>) -> Response {
+    match KV_CLIENT.iter().find(|(file, _)| *file == name) {
+        Some((_, text)) => asset_response(JS, text),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+fn asset_response(content_type: &'static str, text: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
