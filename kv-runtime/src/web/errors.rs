@@ -59,7 +59,7 @@ pub mod codes {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
 
     /// Every code of this module, in the order of the
-    /// [module docs](super#requests-refused-before-they-reach-the-table)'
+    /// [module docs](crate::web#requests-refused-before-they-reach-the-table)'
     /// table (what the TypeScript bindings list beside
     /// [`ErrorCode::ALL`](crate::ErrorCode::ALL)).
     pub const ALL: &[&str] = &[
