@@ -9,8 +9,10 @@
 #   by `openssl`, a server to pause or stop) and a PgBouncer from the
 #   binaries and variables below (tests/support/pg_instance.rs).
 #
-# Without arguments it then runs scripts/compat.sh: kv beside sqlx, diesel
-# and sea-orm, and kv's SQLite tests at both ends of its rusqlite range.
+# Without arguments it then runs scripts/ts-test.sh (the TypeScript client
+# and React hook, with npm ci) and scripts/compat.sh (kv beside sqlx,
+# diesel and sea-orm, and kv's SQLite tests at both ends of its rusqlite
+# range).
 # Extra arguments go to `cargo test` instead, and only that runs
 # (e.g. `scripts/test.sh --test conformance_sqlite`).
 set -euo pipefail
@@ -103,5 +105,6 @@ export CHROME="$(command -v chromium)"
 
 cargo test --workspace --all-features "$@"
 if [ "$#" -eq 0 ]; then
+    scripts/ts-test.sh
     scripts/compat.sh
 fi

@@ -1,6 +1,6 @@
-//! A rolling deploy, with real processes: the old program (schema version
-//! 1) and the new one (version 2) write the same table at once, on SQLite
-//! and on PostgreSQL, while `migrate_all` runs. Version 2 reads version 1's
+//! A rolling deploy, with real processes: the old program (at schema
+//! version one) and the new one (version two) write the same table at once,
+//! on SQLite and on PostgreSQL, while `migrate_all` runs. Version 2 reads version 1's
 //! rows migrated; version 1 gets UNREADABLE on version 2 rows and
 //! NEWER_SCHEMA instead of overwriting them; at the end every row is
 //! version 2 and nothing was lost.

@@ -180,3 +180,48 @@ async fn metrics_and_health_are_served() {
     assert_eq!(health["healthy"], true);
     assert_eq!(health["backend"]["feed"], "in_process");
 }
+
+/// Every module the pages load, and every module those import, is served
+/// as JavaScript from this origin: browsers run a module only with a
+/// JavaScript content type, and the CSP allows scripts from 'self' only.
+#[tokio::test]
+async fn page_modules_and_their_imports_are_served_as_javascript() {
+    let app = demo().await;
+    let mut todo = vec![
+        "/assets/banner.js".to_owned(),
+        "/assets/admin.js".to_owned(),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(path) = todo.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let request = Request::get(&path)
+            .header(header::HOST, "127.0.0.1:3000")
+            .body(Body::empty())
+            .expect("request");
+        let (status, headers, text) = send(&app, request).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("text/javascript; charset=utf-8"),
+            "{path}"
+        );
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        for line in text.lines() {
+            let Some(spec) = line
+                .split(" from \"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+            else {
+                continue;
+            };
+            assert!(spec.starts_with("./"), "{path} imports {spec}");
+            todo.push(format!("{dir}{}", &spec[2..]));
+        }
+    }
+    assert!(seen.contains("/assets/kv/index.js"), "{seen:?}");
+    assert!(seen.contains("/assets/kv/watch.js"), "{seen:?}");
+}

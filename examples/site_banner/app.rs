@@ -23,6 +23,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kv_runtime::ts::TS;
 use kv_runtime::web::{self, ApiError, OriginPolicy};
 use kv_runtime::{Ctx, Kv, Row, Table};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -30,7 +31,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
 /// The banner shown at the top of every page.
-#[derive(Kv, Serialize, Deserialize, garde::Validate, Clone, Debug, PartialEq)]
+// Its TypeScript, for the pages' scripts, is `SiteBanner.ts` beside this
+// file; `tests/ts_bindings.rs` keeps it current.
+#[derive(Kv, TS, Serialize, Deserialize, garde::Validate, Clone, Debug, PartialEq)]
+#[ts(crate = "kv_runtime::ts::ts_rs")]
 #[kv(keys = [banner], write_role = admin, soft_delete, max_value_bytes = 4096)]
 pub struct SiteBanner {
     /// Whether the banner is shown.
@@ -50,6 +54,18 @@ const COOKIE: &str = "kv_demo_user";
 const STYLE: &str = include_str!("style.css");
 const BANNER_JS: &str = include_str!("banner.js");
 const ADMIN_JS: &str = include_str!("admin.js");
+
+/// kv's TypeScript client as plain ES modules (`clients/ts/dist`, built by
+/// `tsc` and checked in), served at `/assets/kv/`: the pages' scripts
+/// import `./kv/index.js`, no bundler needed.
+const KV_CLIENT: &[(&str, &str)] = &[
+    ("index.js", include_str!("../../clients/ts/dist/index.js")),
+    ("client.js", include_str!("../../clients/ts/dist/client.js")),
+    ("errors.js", include_str!("../../clients/ts/dist/errors.js")),
+    ("watch.js", include_str!("../../clients/ts/dist/watch.js")),
+    ("sse.js", include_str!("../../clients/ts/dist/sse.js")),
+    ("codes.js", include_str!("../../clients/ts/dist/codes.js")),
+];
 
 /// The pages' Content-Security-Policy: everything from this origin only,
 /// no inline script or style, no plugins, no framing.
@@ -90,6 +106,7 @@ pub fn app(table: Table<SiteBanner>) -> Router {
         .route("/assets/{name}", get(asset))
         .route("/metrics", get(prometheus))
         .nest("/healthz", web::health_router(table.store().clone()))
+        .route("/assets/kv/{name}", get(kv_client))
         .nest(API, api)
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -212,7 +229,7 @@ fn page(title: &str, current: &Option<Row<SiteBanner>>, user: Option<&str>, body
 {body}
 </main>
 <footer>kv site-banner demo · <span id="live-state">connecting…</span></footer>
-<script src="/assets/banner.js"></script>
+<script src="/assets/banner.js" type="module"></script>
 </body>
 </html>
 "#,
@@ -261,7 +278,7 @@ async fn admin(State(table): State<Table<SiteBanner>>, headers: HeaderMap) -> Re
             let checked = if active { " checked" } else { "" };
             let body = format!(
                 r#"<h1>Banner admin</h1>
-<form id="banner-form" data-api="{API}/banner" data-updated-at="{version}">
+<form id="banner-form" data-api="{API}" data-updated-at="{version}">
 <label for="message">Message</label>
 <textarea id="message" name="message" rows="3" maxlength="200">{message}</textarea>
 <label class="check"><input type="checkbox" id="active" name="active"{checked}> Show the banner</label>
@@ -278,7 +295,7 @@ async fn admin(State(table): State<Table<SiteBanner>>, headers: HeaderMap) -> Re
 <p>Current text: <q id="conflict-current"></q></p>
 <button type="button" id="load-current">Load the current text</button>
 </div>
-<script src="/assets/admin.js"></script>"#
+<script src="/assets/admin.js" type="module"></script>"#
             );
             html(page("Admin", &current, Some(&name), &body))
         }
@@ -352,13 +369,27 @@ async fn sign_out() -> Response {
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
+/// JavaScript modules must be served as JavaScript: browsers refuse to run
+/// a module of another type (and `nosniff` forbids guessing).
+const JS: &str = "text/javascript; charset=utf-8";
+
 async fn asset(Path(name): Path<String>) -> Response {
-    let (content_type, text) = match name.as_str() {
-        "style.css" => ("text/css; charset=utf-8", STYLE),
-        "banner.js" => ("text/javascript; charset=utf-8", BANNER_JS),
-        "admin.js" => ("text/javascript; charset=utf-8", ADMIN_JS),
-        _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
-    };
+    match name.as_str() {
+        "style.css" => asset_response("text/css; charset=utf-8", STYLE),
+        "banner.js" => asset_response(JS, BANNER_JS),
+        "admin.js" => asset_response(JS, ADMIN_JS),
+        _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+async fn kv_client(Path(name): Path<String>) -> Response {
+    match KV_CLIENT.iter().find(|(file, _)| *file == name) {
+        Some((_, text)) => asset_response(JS, text),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+fn asset_response(content_type: &'static str, text: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

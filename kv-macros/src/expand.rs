@@ -105,6 +105,8 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
         }
 
         impl ::kv_runtime::KvKey for #ident {
+            const KEYS: ::core::option::Option<&'static [&'static str]> =
+                ::core::option::Option::Some(Self::ALL_STR);
             fn as_str(&self) -> &str {
                 #ident::as_str(self)
             }

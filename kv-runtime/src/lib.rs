@@ -54,6 +54,8 @@
 //! - [Observability](#observability): traces, metrics and health checks.
 //! - The [`web`][web-module] module: the HTTP routes and the web layer's own error
 //!   codes.
+//! - The [`ts`][ts-module] module: TypeScript bindings of tables for the
+//!   TypeScript client.
 //! - The [`hooks`] module: code that runs before and after writes.
 //!
 #![doc = include_str!("../docs/features.md")]
@@ -78,6 +80,8 @@
 #![cfg_attr(not(feature = "postgres"), doc = "[postgres-module]: #cargo-features")]
 #![cfg_attr(feature = "web", doc = "[web-module]: crate::web")]
 #![cfg_attr(not(feature = "web"), doc = "[web-module]: #cargo-features")]
+#![cfg_attr(feature = "ts", doc = "[ts-module]: crate::ts")]
+#![cfg_attr(not(feature = "ts"), doc = "[ts-module]: #cargo-features")]
 #![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
 #![cfg_attr(not(feature = "testing"), doc = "[testing-module]: #cargo-features")]
 #![cfg_attr(
@@ -109,6 +113,9 @@ mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+#[cfg(feature = "ts")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ts")))]
+pub mod ts;
 mod version;
 mod watch;
 #[cfg(feature = "web")]

@@ -34,6 +34,11 @@ pub trait KvKey:
     /// Checks a key value before it is used (free string keys may be
     /// anything a program built; enum keys are always valid).
     fn check(&self, table: &'static str) -> Result<()>;
+
+    /// The declared key texts in declaration order (`keys = [...]`), or
+    /// `None` for free string keys. The derive sets it; code generators
+    /// (the TypeScript bindings, feature `ts`) read the keys from it.
+    const KEYS: Option<&'static [&'static str]> = None;
 }
 
 /// Checks free key text: non-empty, at most [`MAX_KEY_BYTES`] bytes, no

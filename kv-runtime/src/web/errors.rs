@@ -57,6 +57,24 @@ pub mod codes {
     /// (`application/x-www-form-urlencoded`, `multipart/form-data`,
     /// `text/plain`), which only a form or a cross-site page would send.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+
+    /// Every code of this module, in the order of the
+    /// [module docs](crate::web#requests-refused-before-they-reach-the-table)'
+    /// table (what the TypeScript bindings list beside
+    /// [`ErrorCode::ALL`](crate::ErrorCode::ALL)).
+    pub const ALL: &[&str] = &[
+        MALFORMED_BODY,
+        MALFORMED_HEADER,
+        MALFORMED_QUERY,
+        UNAUTHORIZED,
+        NO_ROUTE,
+        METHOD_NOT_ALLOWED,
+        CROSS_ORIGIN,
+        REQUEST_TIMEOUT,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        TOO_MANY_STREAMS,
+    ];
 }
 
 /// An error answered as JSON: `{ "code", "message", ...details }` with the
@@ -331,6 +349,27 @@ mod tests {
         assert_eq!(retry_after_seconds(Duration::from_millis(1000)), 1);
         assert_eq!(retry_after_seconds(Duration::from_millis(1001)), 2);
         assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn web_codes_are_listed_once_and_differ_from_the_table_codes() {
+        let table: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for code in codes::ALL {
+            assert!(seen.insert(*code), "{code} listed twice");
+            assert!(!table.contains(code), "{code} is also an ErrorCode");
+        }
+        // The docs' table has one row per code.
+        let docs = include_str!("../../docs/web.md");
+        let rows = docs
+            .lines()
+            .filter(|l| l.starts_with("| `") && l.contains("` | 4"))
+            .count();
+        assert_eq!(
+            rows,
+            codes::ALL.len(),
+            "codes::ALL and docs/web.md disagree"
+        );
     }
 
     #[test]

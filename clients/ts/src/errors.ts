@@ -1,0 +1,107 @@
+// Errors: every failed call rejects with a KvError carrying the server's
+// code and details, as the Rust client's `Error` does.
+
+import type { ErrorCode } from "./codes.js";
+
+/** One broken constraint of a value (`VALIDATION_FAILED`), by field path. */
+export interface FieldError {
+  /** The field's path within the value (`"message"`, `"items[2].name"`); empty for the value as a whole. */
+  path: string;
+  /** What is wrong with it. */
+  message: string;
+}
+
+/** The JSON body of a kv error answer: `code`, `message` and the details of the code. */
+export interface KvErrorBody {
+  code: ErrorCode;
+  message: string;
+  table?: string;
+  key?: string;
+  reason?: string;
+  op?: string;
+  required?: string;
+  /** `CONFLICT`: the live row's version, or `null` when there is no live row. */
+  current_updated_at?: number | null;
+  /** `RATE_LIMITED`: how long to wait before writing again. */
+  retry_after_ms?: number;
+  /** `VALIDATION_FAILED`: every broken constraint. */
+  fields?: FieldError[];
+  hook?: string;
+  attempts?: number;
+  /** `TOO_MANY_STREAMS`: whose cap was reached. */
+  scope?: "client" | "total";
+  limit?: number;
+}
+
+/**
+ * A failed call. `code` and the details are the server's (see kv's error
+ * table); a call that got no kv answer is `BACKEND` when the server could
+ * not be reached or answered 5xx (`status` 0 without an answer), and
+ * `CONFIG` for any other answer (a wrong base URL).
+ */
+export class KvError extends Error {
+  override readonly name = "KvError";
+  /** The stable code, e.g. `"CONFLICT"`. */
+  readonly code: ErrorCode;
+  /** The HTTP status; 0 when no answer arrived. */
+  readonly status: number;
+  /** The whole JSON body, for details not named below. */
+  readonly body: KvErrorBody;
+  /** `CONFLICT`: the live row's version, `null` when there is no live row. */
+  readonly current_updated_at: number | null | undefined;
+  /** `RATE_LIMITED`: how long to wait before writing again, in ms. */
+  readonly retry_after_ms: number | undefined;
+  /** `VALIDATION_FAILED`: every broken constraint. */
+  readonly fields: FieldError[] | undefined;
+  /** The answer's `Retry-After`, in ms (429 and 503 answers). */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(body: KvErrorBody, status: number, options?: { retryAfterMs?: number | undefined; cause?: unknown }) {
+    super(body.message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = body.code;
+    this.status = status;
+    this.body = body;
+    this.current_updated_at = body.current_updated_at;
+    this.retry_after_ms = body.retry_after_ms;
+    this.fields = body.fields;
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+
+  /** The error of an answer that is not 2xx. */
+  static async fromResponse(response: Response): Promise<KvError> {
+    const retryAfter = Number(response.headers.get("Retry-After"));
+    const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
+    let body: unknown = null;
+    try {
+      body = await response.json();
+    } catch {
+      // Not JSON: not an answer of a kv router.
+    }
+    if (isErrorBody(body)) {
+      return new KvError(body, response.status, { retryAfterMs });
+    }
+    const code = response.status >= 500 ? "BACKEND" : "CONFIG";
+    const message =
+      code === "BACKEND"
+        ? `the server answered ${response.status} without a kv error; retry later`
+        : `the server answered ${response.status} without a kv error: is the base URL a kv router?`;
+    return new KvError({ code, message }, response.status, { retryAfterMs });
+  }
+
+  /** A request that got no answer (the server is down, the network failed). */
+  static unreachable(cause: unknown): KvError {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    return new KvError({ code: "BACKEND", message: `the server could not be reached: ${reason}` }, 0, { cause });
+  }
+}
+
+/** Whether `error` is a KvError with this code (or any code). */
+export function isKvError(error: unknown, code?: ErrorCode): error is KvError {
+  return error instanceof KvError && (code === undefined || error.code === code);
+}
+
+function isErrorBody(body: unknown): body is KvErrorBody {
+  if (typeof body !== "object" || body === null) return false;
+  const { code, message } = body as Record<string, unknown>;
+  return typeof code === "string" && typeof message === "string";
+}

@@ -1,0 +1,19 @@
+// kv's TypeScript client: the routes of a table's router, typed by the
+// bindings kv generates from the Rust schema (`kv_runtime::ts`), so that
+// a misspelled key is a compile error in the browser too.
+
+export {
+  createKvClient,
+  type CallOptions,
+  type KvClient,
+  type KvClientBase,
+  type KvClientOptions,
+  type KvClientRestore,
+  type KvRow,
+  type KvTable,
+  type Page,
+  type PageRequest,
+} from "./client.js";
+export type { ErrorCode } from "./codes.js";
+export { isKvError, KvError, type FieldError, type KvErrorBody } from "./errors.js";
+export type { Watch, WatchOptions, WatchState, WatchStatus } from "./watch.js";
