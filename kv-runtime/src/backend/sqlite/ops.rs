@@ -191,17 +191,7 @@ pub(super) fn list(
     after: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<RawRow>> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    match after {
-        None => conn
-            .prepare_cached(LIST_FIRST)?
-            .query_map(params![table, limit], read_row)?
-            .collect(),
-        Some(after) => conn
-            .prepare_cached(LIST_AFTER)?
-            .query_map(params![table, after, limit], read_row)?
-            .collect(),
-    }
+    page(conn, (LIST_FIRST, LIST_AFTER), table, after, limit)
 }
 
 /// Up to `limit` rows, live or soft-deleted, after `after`, in key order.
@@ -211,14 +201,25 @@ pub(super) fn scan(
     after: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<RawRow>> {
+    page(conn, (SCAN_FIRST, SCAN_AFTER), table, after, limit)
+}
+
+/// A page of rows by one of two statements: from the start, or after a key.
+fn page(
+    conn: &Connection,
+    (first, next): (&str, &str),
+    table: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<RawRow>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     match after {
         None => conn
-            .prepare_cached(SCAN_FIRST)?
+            .prepare_cached(first)?
             .query_map(params![table, limit], read_row)?
             .collect(),
         Some(after) => conn
-            .prepare_cached(SCAN_AFTER)?
+            .prepare_cached(next)?
             .query_map(params![table, after, limit], read_row)?
             .collect(),
     }
