@@ -88,6 +88,9 @@
 extern crate self as kv_runtime;
 
 pub mod backend;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 mod clock;
 mod context;
 mod cursor;
