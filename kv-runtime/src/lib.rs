@@ -75,6 +75,8 @@
 #![cfg_attr(not(feature = "postgres"), doc = "[postgres-module]: #cargo-features")]
 #![cfg_attr(feature = "web", doc = "[web-module]: crate::web")]
 #![cfg_attr(not(feature = "web"), doc = "[web-module]: #cargo-features")]
+#![cfg_attr(feature = "cli", doc = "[cli-module]: crate::cli")]
+#![cfg_attr(not(feature = "cli"), doc = "[cli-module]: #cargo-features")]
 #![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
 #![cfg_attr(not(feature = "testing"), doc = "[testing-module]: #cargo-features")]
 #![cfg_attr(
