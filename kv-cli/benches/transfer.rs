@@ -37,11 +37,11 @@ fn row(i: usize) -> RawRow {
         key: format!("key-{i:08}"),
         value: Payload::from_json(format!(
             r#"{{"active":{},"message":"Scheduled maintenance tonight at 22:00 UTC ({i})"}}"#,
-            i % 2 == 0
+            i.is_multiple_of(2)
         )),
         created_at: 1_700_000_000_000 + i as i64,
         updated_at: 1_700_000_100_000 + i as i64,
-        deleted_at: (i % 50 == 0).then_some(1_700_000_100_000 + i as i64),
+        deleted_at: i.is_multiple_of(50).then_some(1_700_000_100_000 + i as i64),
         updated_by: Some(Arc::from("cli:bench")),
     }
 }
@@ -177,9 +177,15 @@ async fn kv_export(store: &Store, out: &Path) {
 
 async fn kv_import(store: &Store, file: &Path) {
     let plan = kv_cli::import::check(file).unwrap();
-    kv_cli::import::apply(&**store.backend(), file, &plan, ImportMode::KeepNewer, false)
-        .await
-        .unwrap();
+    kv_cli::import::apply(
+        &**store.backend(),
+        file,
+        &plan,
+        ImportMode::KeepNewer,
+        false,
+    )
+    .await
+    .unwrap();
 }
 
 /// COPY text format: backslash, tab, newline and carriage return escaped.
@@ -199,7 +205,9 @@ fn copy_text(out: &mut Vec<u8>, text: &str) {
 }
 
 async fn pg_admin(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     client
 }
@@ -207,8 +215,14 @@ async fn pg_admin(url: &str) -> tokio_postgres::Client {
 fn with_db(url: &str, db: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
     let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..].find('/').map_or(base.len(), |i| authority + i);
-    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
     format!("{}/{db}{query}", &base[..path])
 }
 
@@ -257,7 +271,9 @@ async fn raw_pg_import(file: &Path, url: &str) {
         copy_text(&mut buf, l.key.as_deref().unwrap());
         buf.push(b'\t');
         copy_text(&mut buf, l.value.unwrap().get());
-        buf.extend_from_slice(format!("\t{}\t{}\t", l.created_at.unwrap(), l.updated_at.unwrap()).as_bytes());
+        buf.extend_from_slice(
+            format!("\t{}\t{}\t", l.created_at.unwrap(), l.updated_at.unwrap()).as_bytes(),
+        );
         match l.deleted_at {
             Some(d) => buf.extend_from_slice(d.to_string().as_bytes()),
             None => buf.extend_from_slice(b"\\N"),
@@ -289,8 +305,17 @@ fn peak_kib(args: &[&str]) -> Option<u64> {
         .stdout(std::process::Stdio::null())
         .output()
         .ok()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn main() {
@@ -394,14 +419,22 @@ fn main() {
     println!("|---|---|---|");
     let small_file = d("tenth.jsonl");
     let export = |db: &Path, out: &Path| {
-        peak_kib(&["--url", &sqlite_url(db), "export", "-o", out.to_str().unwrap()])
+        peak_kib(&[
+            "--url",
+            &sqlite_url(db),
+            "export",
+            "-o",
+            out.to_str().unwrap(),
+        ])
     };
     let e_small = export(&tenth, &small_file);
     let e_large = export(&src, &d("big.jsonl"));
-    let import = |f: &Path, db: &Path| peak_kib(&["--url", &sqlite_url(db), "import", f.to_str().unwrap()]);
+    let import =
+        |f: &Path, db: &Path| peak_kib(&["--url", &sqlite_url(db), "import", f.to_str().unwrap()]);
     let i_small = import(&small_file, &d("mem-small.db"));
     let i_large = import(&d("big.jsonl"), &d("mem-large.db"));
-    let kib = |v: Option<u64>| v.map_or("-".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    let kib =
+        |v: Option<u64>| v.map_or("-".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
     println!("| export (SQLite) | {} | {} |", kib(e_small), kib(e_large));
     println!("| import (SQLite) | {} | {} |", kib(i_small), kib(i_large));
 }

@@ -154,9 +154,7 @@ fn export_then_import(src: &str, dst: &str) {
     // --force puts the file's row back.
     let out = kv(&["--url", dst, "import", file.to_str().unwrap(), "--force"]);
     exits(&out, 0);
-    let rows = |d: Vec<(String, u64, u64, Option<i64>, Vec<Row>)>| -> Vec<Vec<Row>> {
-        d.into_iter().map(|t| t.4).collect()
-    };
+    let rows = |d: Vec<Dumped>| -> Vec<Vec<Row>> { d.into_iter().map(|t| t.4).collect() };
     assert_eq!(rows(rt.block_on(dump(&target))), rows(expected));
 }
 
@@ -215,7 +213,7 @@ fn consistent_snapshot(url: &str) {
             for i in 1..=1000u64 {
                 let ctx = Ctx::internal().with_actor(format!("w:{i}"));
                 let key = format!("k{}", i % 10);
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     a.set(&ctx, key, SeqA { seq: i }).await.unwrap();
                 } else {
                     b.set(&ctx, key, SeqB { seq: i }).await.unwrap();
@@ -249,13 +247,20 @@ fn consistent_snapshot(url: &str) {
             "a state that existed: {line}"
         );
         assert_eq!(v["key"], format!("k{}", seq % 10));
-        assert_eq!(v["table"], if seq % 2 == 0 { "seqA" } else { "seqB" });
+        assert_eq!(
+            v["table"],
+            if seq.is_multiple_of(2) {
+                "seqA"
+            } else {
+                "seqB"
+            }
+        );
         seqs.push(seq);
     }
     seqs.sort_unstable();
     let last = *seqs.last().unwrap();
     assert!(
-        last < 1000 && last >= 100,
+        (100..1000).contains(&last),
         "taken while writing: {last} (writer at {during})"
     );
     let expected: Vec<u64> = (last - 9..=last).collect();

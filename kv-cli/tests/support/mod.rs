@@ -116,9 +116,12 @@ pub async fn fresh_pg(server: &str) -> String {
     format!("{}/{name}{query}", &base[..path])
 }
 
+/// One table: name, rows, deleted rows, floor, and its rows.
+pub type Dumped = (String, u64, u64, Option<i64>, Vec<Row>);
+
 /// Every row of every table of `store`, and the tables, as `(table info,
 /// rows)`, values as JSON (PostgreSQL gives equal JSON, not the same text).
-pub async fn dump(store: &Store) -> Vec<(String, u64, u64, Option<i64>, Vec<Row>)> {
+pub async fn dump(store: &Store) -> Vec<Dumped> {
     let backend = store.backend();
     let mut out = Vec::new();
     for t in backend.tables().await.unwrap() {
