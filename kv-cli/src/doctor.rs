@@ -1,6 +1,6 @@
-//! `kv doctor`: what a store can say about itself ([`Backend::diagnose`]:
+//! `kv doctor`: what a store can say about itself ([`Backend::diagnose`](kv_runtime::backend::Backend::diagnose):
 //! schema version, SQLite's integrity check, the rate limiter), its health
-//! ([`Store::health`]: reachable, the change feed verified on PostgreSQL),
+//! ([`Store::health`](kv_runtime::Store::health): reachable, the change feed verified on PostgreSQL),
 //! and a pass over every row checking the bookkeeping kv relies on
 //! (versions and floors not ahead of the clock, `created_at <= updated_at`,
 //! `deleted_at <= updated_at`).

@@ -5,7 +5,7 @@
 //! parse, a row of a table with no table line, a duplicate or out-of-order
 //! key, a count that does not add up, a missing end line (a truncated
 //! file) is `BAD_FILE` naming the line, and nothing is written. Then the
-//! rows go in, a batch of [`BATCH`](crate::BATCH) rows per atomic backend
+//! rows go in, a batch of [`crate::BATCH`] rows per atomic backend
 //! call. A stored row newer than the file's is kept (unless `force`); an
 //! identical one is left alone, so importing a file twice changes nothing.
 //! Should the store fail midway, the error says which rows were applied;

@@ -1,7 +1,7 @@
 //! The `kv` command's work, as a library (the binary is `src/main.rs`; the
 //! benchmarks call these functions directly).
 //!
-//! - [`format`]: the export file, JSON Lines, and its checks;
+//! - [`mod@format`]: the export file, JSON Lines, and its checks;
 //! - [`export`]: a store's snapshot into a file;
 //! - [`import`]: a file back into a store, exactly, validated first;
 //! - [`copy`]: one store into another, without a file;
