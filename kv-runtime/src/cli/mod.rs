@@ -48,7 +48,7 @@
 //! # Exit codes
 //!
 //! The same for this command line and the standalone `kv` binary
-//! (`kv-cli`). Each error prints its code and what to do.
+//! (`kv-runtime-cli`). Each error prints its code and what to do.
 //!
 //! | exit | [`Exit`] | codes | when |
 //! |---|---|---|---|

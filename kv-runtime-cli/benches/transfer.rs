@@ -5,7 +5,7 @@
 //! exporting and importing 10k and 100k rows (`/usr/bin/time`), which must
 //! not grow with the rows.
 //!
-//! `cargo bench -p kv-cli --bench transfer` (`KV_BENCH_ROWS` for another
+//! `cargo bench -p kv-runtime-cli --bench transfer` (`KV_BENCH_ROWS` for another
 //! size; PostgreSQL lines need `KV_TEST_POSTGRES_URL`, as scripts/test.sh
 //! sets it). Each line is the median of 3 runs. A plain harness, not
 //! criterion: one run takes seconds and needs a fresh store.
@@ -170,14 +170,14 @@ fn raw_sqlite_import(file: &Path, db: &Path) {
 
 async fn kv_export(store: &Store, out: &Path) {
     let mut w = BufWriter::with_capacity(1 << 16, File::create(out).unwrap());
-    kv_cli::export::export(&**store.backend(), &[], 0, &mut w, false)
+    kv_runtime_cli::export::export(&**store.backend(), &[], 0, &mut w, false)
         .await
         .unwrap();
 }
 
 async fn kv_import(store: &Store, file: &Path) {
-    let plan = kv_cli::import::check(file).unwrap();
-    kv_cli::import::apply(
+    let plan = kv_runtime_cli::import::check(file).unwrap();
+    kv_runtime_cli::import::apply(
         &**store.backend(),
         file,
         &plan,

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kv_cli::import::TableReport;
 use kv_runtime::backend::{CheckState, ImportMode};
 use kv_runtime::cli::{CliError, Exit};
 use kv_runtime::Store;
+use kv_runtime_cli::import::TableReport;
 
 /// Export, import, copy and check kv stores (SQLite, PostgreSQL).
 #[derive(Debug, Parser)]
@@ -153,7 +153,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
                         CliError::usage(format!("cannot create {}: {e}", path.display()))
                     })?;
                     let mut out = std::io::BufWriter::new(file);
-                    let done = kv_cli::export::export(
+                    let done = kv_runtime_cli::export::export(
                         &**store.backend(),
                         &tables,
                         now_ms(),
@@ -169,8 +169,14 @@ async fn run(args: Args) -> Result<Exit, CliError> {
                 }
                 None => {
                     let mut out = std::io::stdout().lock();
-                    kv_cli::export::export(&**store.backend(), &tables, now_ms(), &mut out, true)
-                        .await?
+                    kv_runtime_cli::export::export(
+                        &**store.backend(),
+                        &tables,
+                        now_ms(),
+                        &mut out,
+                        true,
+                    )
+                    .await?
                 }
             };
             let summary = format!(
@@ -186,7 +192,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         Command::Import { file, force } => {
-            let plan = kv_cli::import::check(&file)?;
+            let plan = kv_runtime_cli::import::check(&file)?;
             let store = open(args.url.as_deref()).await?;
             let mode = if force {
                 ImportMode::Overwrite
@@ -194,7 +200,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
                 ImportMode::KeepNewer
             };
             let reports =
-                kv_cli::import::apply(&**store.backend(), &file, &plan, mode, true).await?;
+                kv_runtime_cli::import::apply(&**store.backend(), &file, &plan, mode, true).await?;
             report(&reports, json, "import")
         }
         Command::Copy {
@@ -210,7 +216,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
             } else {
                 ImportMode::KeepNewer
             };
-            let reports = kv_cli::copy::copy(
+            let reports = kv_runtime_cli::copy::copy(
                 &**source.backend(),
                 &**target.backend(),
                 &tables,
@@ -222,7 +228,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
         }
         Command::Doctor => {
             let store = open(args.url.as_deref()).await?;
-            let checks = kv_cli::doctor::doctor(&store, now_ms()).await;
+            let checks = kv_runtime_cli::doctor::doctor(&store, now_ms()).await;
             let mut worst = Exit::Ok;
             for c in &checks {
                 let state = match c.state {
