@@ -54,9 +54,10 @@ pub(super) fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// How long ago `at` was, in the largest whole unit: `42s`, `5m`, `3h`,
 /// `12d`; `now` for the future.
 pub(super) fn age(now: i64, at: i64) -> String {
-    let secs = (now - at) / 1000;
-    match secs {
-        s if s < 0 => "now".to_owned(),
+    if at > now {
+        return "now".to_owned();
+    }
+    match (now - at) / 1000 {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h", s / 3600),
