@@ -53,6 +53,11 @@ pub enum ImportMode {
     #[default]
     KeepNewer,
     /// Write the given row whatever is stored (a roll-back to a backup).
+    /// The table's floor rises to the version of every newer row replaced,
+    /// but the row itself goes back to the older version: its next write
+    /// gets `max(now, that version + 1)`, which repeats a version the
+    /// replaced row had only if the clock is behind that version. Use it
+    /// when the store's clients can re-read, not as a routine import.
     Overwrite,
 }
 
