@@ -623,7 +623,52 @@ mod tests {
         assert!(migration.contains("CREATE INDEX kv_rows_purge ON app_kv.kv_rows "));
         assert_eq!(s.qualify(CREATE_META).matches("app_kv.kv_meta").count(), 1);
         assert_eq!(s.qualify(READ_VERSION).matches("app_kv.kv_meta").count(), 1);
-        assert_eq!(s.put.types.len(), 7);
-        assert_eq!(s.remove_soft.types.len(), 6);
+    }
+
+    /// The highest `$n` in `sql`, 0 when it has none.
+    fn highest_placeholder(sql: &str) -> usize {
+        let bytes = sql.as_bytes();
+        let mut highest = 0;
+        for (i, _) in sql.match_indices('$') {
+            let digits: String = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|&b| b as char)
+                .collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                highest = highest.max(n);
+            }
+        }
+        highest
+    }
+
+    #[test]
+    fn each_statement_declares_a_type_for_every_placeholder() {
+        let s = Statements::new(Some("app_kv"));
+        for (name, stmt) in [
+            ("get", &s.get),
+            ("list_first", &s.list_first),
+            ("list_after", &s.list_after),
+            ("scan_first", &s.scan_first),
+            ("scan_after", &s.scan_after),
+            ("put", &s.put),
+            ("remove_soft", &s.remove_soft),
+            ("remove_hard", &s.remove_hard),
+            ("restore", &s.restore),
+            ("purge", &s.purge),
+            ("rate_hit", &s.rate_hit),
+            ("rate_sweep", &s.rate_sweep),
+            ("tables", &s.tables),
+            ("import", &s.import),
+            ("read_version", &s.read_version),
+            ("rate_size", &s.rate_size),
+        ] {
+            assert_eq!(
+                stmt.types.len(),
+                highest_placeholder(&stmt.text),
+                "{name}: {}",
+                stmt.text
+            );
+        }
     }
 }
