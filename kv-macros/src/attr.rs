@@ -31,7 +31,6 @@ const MAX_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 /// a purge's retention.
 const MAX_KEEP_FOR_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
 
-
 /// The parsed `#[kv(...)]` options.
 #[derive(Default)]
 pub struct Options {
@@ -149,11 +148,8 @@ pub fn parse_container(
                     "clean_files" => darling::util::Flag::from_meta(&meta)
                         .map(|_| options.clean_files = Some(meta.path().span())),
                     "history" => parse_history(&meta).map(|h| options.history = Some(h)),
-                    _ => Err(Error::unknown_field_with_alts(
-                        &meta.path().to_token_stream_string(),
-                        OPTIONS,
-                    )
-                    .with_span(&meta.path())),
+                    _ => Err(unknown_option(&meta.path().to_token_stream_string())
+                        .with_span(&meta.path())),
                 };
             if let Err(e) = result {
                 errors.push(e.with_span(&meta));
@@ -161,6 +157,22 @@ pub fn parse_container(
         }
     }
     options
+}
+
+/// An unknown option: darling's "did you mean" when one is close, else
+/// every option by name (darling stops listing them past nine).
+fn unknown_option(name: &str) -> Error {
+    let error = Error::unknown_field_with_alts(name, OPTIONS);
+    if error.to_string().contains("Did you mean") {
+        return error;
+    }
+    let mut names: Vec<&str> = OPTIONS.to_vec();
+    names.sort_unstable();
+    let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    Error::custom(format!(
+        "Unknown field: `{name}`. Available values: {}",
+        names.join(", ")
+    ))
 }
 
 /// Refuses, on a previous version (`#[derive(KvVersion)]`), every option
@@ -338,15 +350,16 @@ fn parse_history(meta: &Meta) -> darling::Result<HistoryOpt> {
         errors.push(Error::custom(problem).with_span(lit));
         None
     });
-    let keep_for_ms = args.keep_for.as_ref().and_then(|lit| {
-        match parse_keep_for(&lit.value()) {
+    let keep_for_ms = args
+        .keep_for
+        .as_ref()
+        .and_then(|lit| match parse_keep_for(&lit.value()) {
             Ok(ms) => Some(ms),
             Err(msg) => {
                 errors.push(Error::custom(msg).with_span(lit));
                 None
             }
-        }
-    });
+        });
     errors.finish()?;
     if keep.is_none() && keep_for_ms.is_none() {
         return Err(Error::custom(
