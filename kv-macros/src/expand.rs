@@ -325,7 +325,9 @@ fn schema_impl(model: &Checked<'_>) -> TokenStream {
             (Some(n), _) => quote!(::core::option::Option::Some(#n)),
             // A bare `history`.
             (None, None) => {
-                quote!(::core::option::Option::Some(::kv_runtime::DEFAULT_HISTORY_KEEP))
+                quote!(::core::option::Option::Some(
+                    ::kv_runtime::DEFAULT_HISTORY_KEEP
+                ))
             }
             (None, Some(_)) => quote!(::core::option::Option::None),
         };

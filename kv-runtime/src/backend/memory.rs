@@ -224,7 +224,14 @@ impl Backend for MemoryBackend {
             };
             let previous = t.rows.insert(row.key.clone(), row.clone());
             if let Some(policy) = write.history {
-                t.record(policy, HistoryOp::Set, &row, row.updated_at, write.now, write.updated_by);
+                t.record(
+                    policy,
+                    HistoryOp::Set,
+                    &row,
+                    row.updated_at,
+                    write.now,
+                    write.updated_by,
+                );
             }
             publish(&row.key, Some(&row));
             Outcome::Done(Stored { row, previous })
@@ -264,7 +271,14 @@ impl Backend for MemoryBackend {
                 }
             };
             if let Some(policy) = write.history {
-                t.record(policy, HistoryOp::Rm, &before, version, write.now, write.updated_by);
+                t.record(
+                    policy,
+                    HistoryOp::Rm,
+                    &before,
+                    version,
+                    write.now,
+                    write.updated_by,
+                );
             }
             publish(write.key, None);
             Outcome::Done(Removed::Row(before))
@@ -294,7 +308,14 @@ impl Backend for MemoryBackend {
                     let row = row.clone();
                     if let Some(policy) = write.history {
                         let version = row.updated_at;
-                        t.record(policy, HistoryOp::Restore, &row, version, write.now, write.updated_by);
+                        t.record(
+                            policy,
+                            HistoryOp::Restore,
+                            &row,
+                            version,
+                            write.now,
+                            write.updated_by,
+                        );
                     }
                     Restored::Revived(row)
                 }
@@ -321,7 +342,14 @@ impl Backend for MemoryBackend {
             for row in &purged {
                 let version = removal_version(row.updated_at, purge.now);
                 t.raise_floor(version);
-                t.record(policy, HistoryOp::Purge, row, version, purge.now, purge.updated_by);
+                t.record(
+                    policy,
+                    HistoryOp::Purge,
+                    row,
+                    version,
+                    purge.now,
+                    purge.updated_by,
+                );
             }
             // Keys no longer written are trimmed here.
             if policy.cutoff(purge.now).is_some() {

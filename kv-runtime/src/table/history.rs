@@ -123,11 +123,9 @@ impl<S: KvSchema> Table<S> {
         let is_done = records.len() <= limit;
         records.truncate(limit);
         let continue_cursor = match records.last() {
-            Some(last) if !is_done => Some(cursor::encode_history(
-                S::TABLE,
-                key.as_str(),
-                last.version,
-            )),
+            Some(last) if !is_done => {
+                Some(cursor::encode_history(S::TABLE, key.as_str(), last.version))
+            }
             _ => None,
         };
         let mut entries = Vec::with_capacity(records.len());

@@ -362,13 +362,24 @@ impl<S: KvSchema> Client<S> {
             url.push(sep);
             url.push_str(&format!("limit={}", page.num_items));
         }
-        self.call(Method::GET, &url, key.as_str(), "history", None, Expect::Any)
-            .await
+        self.call(
+            Method::GET,
+            &url,
+            key.as_str(),
+            "history",
+            None,
+            Expect::Any,
+        )
+        .await
     }
 
     /// `POST /{key}/revert`: writes the value of history record `version`
     /// back, if the row has not changed since the server read it.
-    pub async fn revert(&self, key: impl std::borrow::Borrow<S::Key>, version: i64) -> Result<Row<S>>
+    pub async fn revert(
+        &self,
+        key: impl std::borrow::Borrow<S::Key>,
+        version: i64,
+    ) -> Result<Row<S>>
     where
         S: History,
     {

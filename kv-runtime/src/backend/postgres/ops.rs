@@ -331,7 +331,10 @@ impl Backend for PostgresBackend {
             .run(Access::Write, "purge", |c| async move {
                 let (keep, cutoff) = history_params(purge.history, purge.now);
                 let rows = match purge.history {
-                    None => c.query(&stmts.purge, &[&table, &purge.deleted_before]).await,
+                    None => {
+                        c.query(&stmts.purge, &[&table, &purge.deleted_before])
+                            .await
+                    }
                     Some(_) => {
                         c.query(
                             &stmts.purge_history,

@@ -250,8 +250,21 @@ macro_rules! record_cte {
         concat!(
             ", h AS (INSERT INTO kv_history ",
             "(tbl, key, version, op, value, schema_version, at, updated_by) ",
-            "SELECT $1::text, $2::text, ", $version, ", '", $op, "', ", $value, ", ", $schema,
-            ", ", $now, ", ", $by, " FROM ", $src, " ",
+            "SELECT $1::text, $2::text, ",
+            $version,
+            ", '",
+            $op,
+            "', ",
+            $value,
+            ", ",
+            $schema,
+            ", ",
+            $now,
+            ", ",
+            $by,
+            " FROM ",
+            $src,
+            " ",
             "ON CONFLICT (tbl, key, version) DO UPDATE SET op = EXCLUDED.op, ",
             "value = EXCLUDED.value, schema_version = EXCLUDED.schema_version, ",
             "at = EXCLUDED.at, updated_by = EXCLUDED.updated_by RETURNING 1)"
@@ -814,7 +827,12 @@ mod tests {
             assert!(stmt.text.contains(&format!("${n}::")), "{}", stmt.text);
             assert!(!stmt.text.contains(&format!("${}", n + 1)), "{}", stmt.text);
         }
-        for stmt in [&PUT_HISTORY, &REMOVE_SOFT_HISTORY, &REMOVE_HARD_HISTORY, &RESTORE_HISTORY] {
+        for stmt in [
+            &PUT_HISTORY,
+            &REMOVE_SOFT_HISTORY,
+            &REMOVE_HARD_HISTORY,
+            &RESTORE_HISTORY,
+        ] {
             assert!(stmt.contains(&format!("'{CHANNEL}'")));
             assert!(stmt.contains("INSERT INTO kv_history"));
         }
