@@ -63,6 +63,7 @@
 #![doc = include_str!("../docs/options.md")]
 #![doc = include_str!("../docs/operations.md")]
 #![doc = include_str!("../docs/schema.md")]
+#![doc = include_str!("../docs/history.md")]
 #![doc = include_str!("../docs/errors.md")]
 #![doc = include_str!("../docs/live.md")]
 #![doc = include_str!("../docs/backends.md")]
