@@ -162,10 +162,17 @@ impl<T> Future for ReadFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         match self.get_mut() {
-            ReadFuture::Ready(value) => match value.take() {
-                Some(v) => Poll::Ready(v),
-                None => panic!("a kv read future was polled after it completed"),
-            },
+            ReadFuture::Ready(value) => {
+                // An answer that was ready at once still counts against the
+                // task's Tokio budget, so that a loop of such reads yields
+                // to other tasks now and then (as one that waited would).
+                let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+                coop.made_progress();
+                match value.take() {
+                    Some(v) => Poll::Ready(v),
+                    None => panic!("a kv read future was polled after it completed"),
+                }
+            }
             ReadFuture::Waiting(fut) => fut.as_mut().poll(cx),
         }
     }
