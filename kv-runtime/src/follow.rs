@@ -30,7 +30,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::backend::{Change, FeedEvent, FeedReceiver, RawRow, TryRecv};
+use crate::backend::feed::TryShared;
+use crate::backend::{Change, FeedEvent, FeedReceiver, RawRow};
 use crate::error::{Error, Result};
 use crate::schema::{KvKey, KvSchema};
 use crate::table::Table;
@@ -139,18 +140,18 @@ impl<S: KvSchema> Follower<S> {
             if self.closed {
                 return out.len() > start;
             }
-            match self.feed.recv().await {
-                Some(event) => self.on_event(event, out).await,
+            match self.feed.recv_shared().await {
+                Some(event) => self.on_event(&event, out).await,
                 None => self.closed = true,
             }
             for _ in 1..max {
                 if self.resync || self.closed {
                     break;
                 }
-                match self.feed.try_recv() {
-                    TryRecv::Event(event) => self.on_event(event, out).await,
-                    TryRecv::Empty => break,
-                    TryRecv::Closed => self.closed = true,
+                match self.feed.try_recv_shared() {
+                    TryShared::Event(event) => self.on_event(&event, out).await,
+                    TryShared::Empty => break,
+                    TryShared::Closed => self.closed = true,
                 }
             }
             if out.len() > start {
@@ -236,7 +237,7 @@ impl<S: KvSchema> Follower<S> {
         Ok(())
     }
 
-    async fn on_event(&mut self, event: FeedEvent, out: &mut Vec<Event<S>>) {
+    async fn on_event(&mut self, event: &FeedEvent, out: &mut Vec<Event<S>>) {
         match event {
             FeedEvent::Change(change) => self.on_change(change, out).await,
             FeedEvent::Resync => self.lose(out),
@@ -244,7 +245,9 @@ impl<S: KvSchema> Follower<S> {
     }
 
     /// Handles one change of the feed.
-    async fn on_change(&mut self, change: Change, out: &mut Vec<Event<S>>) {
+    /// Looks at the change by reference (it is shared with every other
+    /// subscriber) and copies only the row it delivers.
+    async fn on_change(&mut self, change: &Change, out: &mut Vec<Event<S>>) {
         if change.table != S::TABLE {
             return;
         }
@@ -257,10 +260,13 @@ impl<S: KvSchema> Follower<S> {
             },
         };
         // A key never seen was absent from the last read.
-        let state = self
-            .keys
-            .entry(change.key.as_str().into())
-            .or_insert_with(|| KeyState::from_read(None));
+        if !self.keys.contains_key(change.key.as_str()) {
+            self.keys
+                .insert(change.key.as_str().into(), KeyState::from_read(None));
+        }
+        let Some(state) = self.keys.get_mut(change.key.as_str()) else {
+            return;
+        };
         match state.judge(change.row.as_ref()) {
             Verdict::Skip => {}
             Verdict::Apply => {
@@ -273,7 +279,7 @@ impl<S: KvSchema> Follower<S> {
                 }
                 out.push(Event::State {
                     key,
-                    row: change.row,
+                    row: change.row.clone(),
                     resynced: false,
                 });
             }

@@ -45,7 +45,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
-mod feed;
+pub(crate) mod feed;
 mod health;
 pub mod memory;
 #[cfg(feature = "postgres")]
