@@ -38,6 +38,17 @@ pub trait KvKey:
         let _ = table;
         Ok(())
     }
+
+    /// Like [`KvKey::parse_key`], with the text given by value, for key
+    /// text read from storage: a key type that holds its text (`String`)
+    /// keeps it instead of copying it. Gives the text back when it is not
+    /// a key of `table`. The default calls [`KvKey::parse_key`].
+    fn parse_stored(table: &'static str, text: String) -> std::result::Result<Self, String> {
+        match Self::parse_key(table, &text) {
+            Ok(key) => Ok(key),
+            Err(_) => Err(text),
+        }
+    }
 }
 
 /// Checks free key text: non-empty, at most [`MAX_KEY_BYTES`] bytes, no
@@ -62,6 +73,13 @@ impl KvKey for String {
 
     fn check(&self, table: &'static str) -> Result<()> {
         check_key_text(table, self)
+    }
+
+    fn parse_stored(table: &'static str, text: String) -> std::result::Result<Self, String> {
+        match check_key_text(table, &text) {
+            Ok(()) => Ok(text),
+            Err(_) => Err(text),
+        }
     }
 }
 

@@ -120,19 +120,54 @@ pub(crate) fn key_of<S: KvSchema>(raw: &RawRow) -> Result<S::Key> {
 /// process encoded when the payload still holds it, else decoded from the
 /// JSON. A value that does not decode is [`Error::Unreadable`].
 pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
-    let value = match raw.value.typed::<S>() {
-        Some(value) => value.clone(),
-        None => serde_json::from_str::<S>(raw.value.json())
-            .map_err(|e| Error::unreadable(S::TABLE, &raw.key, e))?,
-    };
     Ok(Row {
+        value: value_of::<S>(&raw.value, &raw.key)?,
         key,
-        value,
         created_at: raw.created_at,
         updated_at: raw.updated_at,
         deleted_at: raw.deleted_at,
         updated_by: raw.updated_by.clone(),
     })
+}
+
+/// [`decode`] taking the stored row by value: its key text becomes the
+/// typed key without a copy where the key type holds text, and its fields
+/// move. A key the schema does not declare (an orphan of an older schema)
+/// gives `Ok(Err(text))`, the key text back; a value that does not decode is
+/// [`Error::Unreadable`].
+pub(crate) fn decode_owned<S: KvSchema>(
+    raw: RawRow,
+) -> Result<std::result::Result<Row<S>, String>> {
+    let RawRow {
+        key,
+        value,
+        created_at,
+        updated_at,
+        deleted_at,
+        updated_by,
+    } = raw;
+    let key = match S::Key::parse_stored(S::TABLE, key) {
+        Ok(key) => key,
+        Err(text) => return Ok(Err(text)),
+    };
+    Ok(Ok(Row {
+        value: value_of::<S>(&value, key.as_str())?,
+        key,
+        created_at,
+        updated_at,
+        deleted_at,
+        updated_by,
+    }))
+}
+
+/// The typed value of a payload: the value this process encoded when the
+/// payload still holds it, else decoded from the JSON.
+fn value_of<S: KvSchema>(value: &Payload, key: &str) -> Result<S> {
+    match value.typed::<S>() {
+        Some(value) => Ok(value.clone()),
+        None => serde_json::from_str::<S>(value.json())
+            .map_err(|e| Error::unreadable(S::TABLE, key, e)),
+    }
 }
 
 /// [`decode`] with the key read from the row ([`key_of`]).

@@ -109,7 +109,7 @@ impl<S: KvSchema> Table<S> {
         // Rows whose key is no longer declared in `keys = [...]` are orphans
         // of an older schema: not readable, so skipped, and more rows are
         // fetched so that the page is still full unless it is the last.
-        let mut page = Vec::with_capacity(limit.min(64));
+        let mut page: Vec<Row<S>> = Vec::new();
         let is_done = loop {
             let batch = self
                 .store
@@ -118,15 +118,27 @@ impl<S: KvSchema> Table<S> {
                 .await?;
             let exhausted = batch.len() <= limit;
             let mut full_with_more = false;
+            page.reserve(batch.len().min(limit - page.len()));
+            // The key text of the last row looked at, when it was skipped;
+            // `None` when it is the last row of the page.
+            let mut last: Option<Option<String>> = None;
             for row in batch {
                 if page.len() == limit {
                     full_with_more = true;
                     break;
                 }
-                if let Ok(key) = codec::key_of::<S>(&row) {
-                    page.push(codec::decode(&row, key)?);
+                match codec::decode_owned::<S>(row)? {
+                    Ok(row) => {
+                        page.push(row);
+                        last = Some(None);
+                    }
+                    Err(skipped) => last = Some(Some(skipped)),
                 }
-                after = Some(row.key);
+            }
+            match last {
+                Some(Some(skipped)) => after = Some(skipped),
+                Some(None) => after = page.last().map(|r| r.key.as_str().to_owned()),
+                None => {}
             }
             if full_with_more {
                 break false;
