@@ -224,3 +224,23 @@ where
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::KvKey;
+
+    #[test]
+    fn string_keys_from_storage_keep_their_text_or_give_it_back() {
+        let text = "motd".to_owned();
+        let at = text.as_ptr();
+        let key = String::parse_stored("t", text).expect("a valid key");
+        assert_eq!(key, "motd");
+        // The same allocation: no copy.
+        assert_eq!(key.as_ptr(), at);
+        for bad in ["", "a\u{7}b", "c\u{85}d"] {
+            assert_eq!(String::parse_stored("t", bad.to_owned()), Err(bad.to_owned()));
+        }
+        let long = "x".repeat(crate::key_rules::MAX_KEY_BYTES + 1);
+        assert_eq!(String::parse_stored("t", long.clone()), Err(long));
+    }
+}
