@@ -238,7 +238,10 @@ mod tests {
         // The same allocation: no copy.
         assert_eq!(key.as_ptr(), at);
         for bad in ["", "a\u{7}b", "c\u{85}d"] {
-            assert_eq!(String::parse_stored("t", bad.to_owned()), Err(bad.to_owned()));
+            assert_eq!(
+                String::parse_stored("t", bad.to_owned()),
+                Err(bad.to_owned())
+            );
         }
         let long = "x".repeat(crate::key_rules::MAX_KEY_BYTES + 1);
         assert_eq!(String::parse_stored("t", long.clone()), Err(long));

@@ -165,8 +165,9 @@ pub(crate) fn decode_owned<S: KvSchema>(
 fn value_of<S: KvSchema>(value: &Payload, key: &str) -> Result<S> {
     match value.typed::<S>() {
         Some(value) => Ok(value.clone()),
-        None => serde_json::from_str::<S>(value.json())
-            .map_err(|e| Error::unreadable(S::TABLE, key, e)),
+        None => {
+            serde_json::from_str::<S>(value.json()).map_err(|e| Error::unreadable(S::TABLE, key, e))
+        }
     }
 }
 
