@@ -13,9 +13,13 @@
 //! - `process`: child processes, run as the `kv-test-worker` binary
 //!   (`tests/worker/`);
 //! - `tables`: tables shared with that worker;
-//! - `watch`: the watch and replica scenarios that run on every backend.
+//! - `watch`: the watch and replica scenarios that run on every backend;
+//! - `history`, `linearizability`: histories of concurrent operations
+//!   and their checker.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod history;
+pub mod linearizability;
 pub mod pg;
 pub mod pg_instance;
 pub mod pg_server;
