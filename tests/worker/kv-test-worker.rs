@@ -16,6 +16,7 @@
 //! kv-test-worker deploy-v1    URL ROUNDS
 //! kv-test-worker deploy-v2    URL ROUNDS
 //! kv-test-worker history      URL PROCESS TASKS OPS KEYS SEED START_AT_MS
+//! kv-test-worker crash-writer URL TASKS
 //! ```
 
 #[allow(dead_code)] // the tests use tables the worker does not
@@ -45,7 +46,8 @@ const USAGE: &str = "usage:
   kv-test-worker watch-writer URL
   kv-test-worker deploy-v1    URL ROUNDS
   kv-test-worker deploy-v2    URL ROUNDS
-  kv-test-worker history      URL PROCESS TASKS OPS KEYS SEED START_AT_MS";
+  kv-test-worker history      URL PROCESS TASKS OPS KEYS SEED START_AT_MS
+  kv-test-worker crash-writer URL TASKS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
             number(seed),
             number(start_at),
         ),
+        ["crash-writer", url, tasks] => crash_writer(url, number(tasks)),
         _ => {
             eprintln!("kv-test-worker: unknown arguments {args:?}\n{USAGE}");
             return ExitCode::from(2);
@@ -531,4 +534,70 @@ fn error_answer(e: &Error) -> Answer {
 fn emit(record: &Record) {
     let line = serde_json::to_string(record).expect("a record serializes");
     report(format_args!("{line}"));
+}
+
+/// `tasks` tasks writing [`Entry`] rows until stdin closes: each sets new
+/// keys `t<task>-<i>` (value `entry(task, i)`) and, every third key,
+/// removes one of its earlier keys whose set was acknowledged. Every call
+/// is reported once it returned, as `ok set KEY`, `ok rm KEY REMOVED` or
+/// `error set|rm KEY CODE MESSAGE`; `ready` once the store is open. Store
+/// errors do not stop it (the server is being crashed and restarted):
+/// after one, a task pauses a little.
+fn crash_writer(url: &str, tasks: u64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = std::sync::Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        report(format_args!("ready"));
+        let tasks: Vec<_> = (0..tasks)
+            .map(|task| {
+                let t = store.table::<Entry>();
+                let stop = std::sync::Arc::clone(&stop);
+                tokio::spawn(async move {
+                    let ctx = Ctx::internal();
+                    let mut removable = Vec::new();
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let key = format!("t{task}-{i}");
+                        let failed = match t.set(&ctx, &key, entry(task, i)).await {
+                            Ok(_) => {
+                                report(format_args!("ok set {key}"));
+                                removable.push(key);
+                                false
+                            }
+                            Err(e) => {
+                                report(format_args!("error set {key} {} {e}", e.code()));
+                                true
+                            }
+                        };
+                        let failed = failed
+                            || (i % 3 == 2 && !removable.is_empty() && {
+                                let key = removable.remove(removable.len() / 2);
+                                match t.rm(&ctx, &key).await {
+                                    Ok(removed) => {
+                                        report(format_args!("ok rm {key} {removed}"));
+                                        false
+                                    }
+                                    Err(e) => {
+                                        report(format_args!("error rm {key} {} {e}", e.code()));
+                                        true
+                                    }
+                                }
+                            });
+                        if failed {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a worker task does not panic");
+        }
+    });
 }
