@@ -14,7 +14,8 @@
 //!
 //! The crash scenario runs on a private server (support/pg_instance.rs);
 //! the others on a database of their own on the shared test server.
-//! `KV_LINEARIZABILITY_OPS` sets the operations per scenario (see
+//! `KV_LINEARIZABILITY_OPS` and `KV_LINEARIZABILITY_ROUNDS` set the
+//! operations per history and the histories per scenario (see
 //! `support/campaign.rs`).
 
 mod support;
@@ -58,19 +59,19 @@ fn fresh_database() -> Option<(String, String)> {
     Some((server, db))
 }
 
-#[test]
-fn concurrent_processes_see_a_linearizable_history() {
+/// One history of [`concurrent_processes_see_a_linearizable_history`].
+fn concurrent_processes_see_a_linearizable_history_once(round: u32) {
     let Some((_, db)) = fresh_database() else {
         return;
     };
     let history = Run::start(plan(&db)).finish();
-    let scenario = "PostgreSQL, 3 processes x 4 tasks";
-    campaign::assert_exercised(scenario, &history);
-    campaign::check(scenario, &history);
+    let scenario = format!("PostgreSQL, 3 processes x 4 tasks, history {round}");
+    campaign::assert_exercised(&scenario, &history);
+    campaign::check(&scenario, &history);
 }
 
-#[test]
-fn the_history_stays_linearizable_while_sessions_are_terminated() {
+/// One history of [`the_history_stays_linearizable_while_sessions_are_terminated`].
+fn the_history_stays_linearizable_while_sessions_are_terminated_once(round: u32) {
     let Some((server, db)) = fresh_database() else {
         return;
     };
@@ -117,13 +118,14 @@ fn the_history_stays_linearizable_while_sessions_are_terminated() {
         "sessions were terminated while the workers ran"
     );
     let history = run.finish();
-    let scenario = "PostgreSQL, 3 processes x 4 tasks, sessions terminated";
-    campaign::assert_exercised(scenario, &history);
-    campaign::check(scenario, &history);
+    let scenario =
+        format!("PostgreSQL, 3 processes x 4 tasks, sessions terminated, history {round}");
+    campaign::assert_exercised(&scenario, &history);
+    campaign::check(&scenario, &history);
 }
 
-#[test]
-fn the_history_stays_linearizable_across_server_crashes() {
+/// One history of [`the_history_stays_linearizable_across_server_crashes`].
+fn the_history_stays_linearizable_across_server_crashes_once(round: u32) {
     let Some(bins) = Binaries::from_env("the crash-restart linearizability test") else {
         return;
     };
@@ -157,13 +159,13 @@ fn the_history_stays_linearizable_across_server_crashes() {
         run.note(format!("server started again after crash {k}"));
     }
     let history = run.finish();
-    let scenario = "PostgreSQL, 3 processes x 4 tasks, 3 server crashes";
-    campaign::assert_exercised(scenario, &history);
-    campaign::check(scenario, &history);
+    let scenario = format!("PostgreSQL, 3 processes x 4 tasks, 3 server crashes, history {round}");
+    campaign::assert_exercised(&scenario, &history);
+    campaign::check(&scenario, &history);
 }
 
-#[test]
-fn the_history_stays_linearizable_when_writers_are_killed() {
+/// One history of [`the_history_stays_linearizable_when_writers_are_killed`].
+fn the_history_stays_linearizable_when_writers_are_killed_once(round: u32) {
     let Some((_, db)) = fresh_database() else {
         return;
     };
@@ -175,7 +177,36 @@ fn the_history_stays_linearizable_when_writers_are_killed() {
         run.add_worker();
     }
     let history = run.finish();
-    let scenario = "PostgreSQL, 3 processes x 4 tasks, 2 killed with SIGKILL";
-    campaign::assert_exercised(scenario, &history);
-    campaign::check(scenario, &history);
+    let scenario =
+        format!("PostgreSQL, 3 processes x 4 tasks, 2 killed with SIGKILL, history {round}");
+    campaign::assert_exercised(&scenario, &history);
+    campaign::check(&scenario, &history);
+}
+
+#[test]
+fn concurrent_processes_see_a_linearizable_history() {
+    for round in 1..=campaign::rounds() {
+        concurrent_processes_see_a_linearizable_history_once(round);
+    }
+}
+
+#[test]
+fn the_history_stays_linearizable_while_sessions_are_terminated() {
+    for round in 1..=campaign::rounds() {
+        the_history_stays_linearizable_while_sessions_are_terminated_once(round);
+    }
+}
+
+#[test]
+fn the_history_stays_linearizable_across_server_crashes() {
+    for round in 1..=campaign::rounds() {
+        the_history_stays_linearizable_across_server_crashes_once(round);
+    }
+}
+
+#[test]
+fn the_history_stays_linearizable_when_writers_are_killed() {
+    for round in 1..=campaign::rounds() {
+        the_history_stays_linearizable_when_writers_are_killed_once(round);
+    }
 }

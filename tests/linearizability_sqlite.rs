@@ -9,7 +9,8 @@
 //!
 //! Several tasks per process write at once, so that writes of one process
 //! queue behind each other as well as behind other processes.
-//! `KV_LINEARIZABILITY_OPS` sets the operations per scenario (see
+//! `KV_LINEARIZABILITY_OPS` and `KV_LINEARIZABILITY_ROUNDS` set the
+//! operations per history and the histories per scenario (see
 //! `support/campaign.rs`).
 
 mod support;
@@ -44,27 +45,32 @@ fn plan(path: &Path) -> Plan {
 
 #[test]
 fn concurrent_processes_see_a_linearizable_history() {
-    let dir = TempDir::new("linearizable-sqlite");
-    let history = Run::start(plan(&dir.join("kv.db"))).finish();
-    let scenario = "SQLite, 3 processes x 4 tasks";
-    campaign::assert_exercised(scenario, &history);
-    campaign::check(scenario, &history);
+    for round in 1..=campaign::rounds() {
+        let dir = TempDir::new("linearizable-sqlite");
+        let history = Run::start(plan(&dir.join("kv.db"))).finish();
+        let scenario = format!("SQLite, 3 processes x 4 tasks, history {round}");
+        campaign::assert_exercised(&scenario, &history);
+        campaign::check(&scenario, &history);
+    }
 }
 
 #[test]
 fn the_history_stays_linearizable_when_writers_are_killed() {
-    let dir = TempDir::new("linearizable-sqlite-kill");
-    let mut run = Run::start(plan(&dir.join("kv.db")));
-    let planned = run.planned();
-    // Two writers killed mid-run, each replaced by a new one.
-    for (victim, at) in [(0, planned / 4), (1, planned / 2)] {
-        assert!(run.wait_for(at), "the workers ended before the kill");
-        run.kill(victim);
-        run.add_worker();
+    for round in 1..=campaign::rounds() {
+        let dir = TempDir::new("linearizable-sqlite-kill");
+        let mut run = Run::start(plan(&dir.join("kv.db")));
+        let planned = run.planned();
+        // Two writers killed mid-run, each replaced by a new one.
+        for (victim, at) in [(0, planned / 4), (1, planned / 2)] {
+            assert!(run.wait_for(at), "the workers ended before the kill");
+            run.kill(victim);
+            run.add_worker();
+        }
+        assert_eq!(run.faults(), 2);
+        let history = run.finish();
+        let scenario =
+            format!("SQLite, 3 processes x 4 tasks, 2 killed with SIGKILL, history {round}");
+        campaign::assert_exercised(&scenario, &history);
+        campaign::check(&scenario, &history);
     }
-    assert_eq!(run.faults(), 2);
-    let history = run.finish();
-    let scenario = "SQLite, 3 processes x 4 tasks, 2 killed with SIGKILL";
-    campaign::assert_exercised(scenario, &history);
-    campaign::check(scenario, &history);
 }

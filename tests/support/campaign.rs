@@ -5,9 +5,12 @@
 //! and what it returned; then [`check`] runs the checker of
 //! `linearizability/` on the whole history.
 //!
-//! `KV_LINEARIZABILITY_OPS` sets the operations per scenario (a long
-//! campaign: `KV_LINEARIZABILITY_OPS=200000 scripts/test.sh --test
-//! linearizability_sqlite --test linearizability_postgres`).
+//! `KV_LINEARIZABILITY_OPS` sets the operations per history and
+//! `KV_LINEARIZABILITY_ROUNDS` the histories per scenario, each on a new
+//! database with a new seed (a long campaign: see the README's Tests
+//! section). Many histories rather than one very long one: an operation
+//! with an unknown outcome stays open to the end of its history, so the
+//! search grows with the history's length times its open operations.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -23,13 +26,22 @@ use super::process;
 use super::rng::Rng;
 use super::skip::loud;
 
-/// Operations per scenario: `KV_LINEARIZABILITY_OPS`, else `default`.
+/// Operations per history: `KV_LINEARIZABILITY_OPS`, else `default`.
 pub fn scenario_ops(default: u32) -> u32 {
-    match std::env::var("KV_LINEARIZABILITY_OPS") {
+    env_number("KV_LINEARIZABILITY_OPS", default)
+}
+
+/// Histories per scenario: `KV_LINEARIZABILITY_ROUNDS`, else 1.
+pub fn rounds() -> u32 {
+    env_number("KV_LINEARIZABILITY_ROUNDS", 1).max(1)
+}
+
+fn env_number(var: &str, default: u32) -> u32 {
+    match std::env::var(var) {
         Ok(n) if !n.trim().is_empty() => n
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("KV_LINEARIZABILITY_OPS={n:?} is not a number")),
+            .unwrap_or_else(|_| panic!("{var}={n:?} is not a number")),
         _ => default,
     }
 }
