@@ -339,10 +339,21 @@ fn deploy_v2(url: &str, rounds: u64) {
 /// [`Record`] per line (see `support/history.rs`), with the time on the
 /// machine's monotonic clock; the test checks the history. After an error
 /// of the store (BACKEND), a task pauses a little, so that an outage does
-/// not fill the history with failures.
+/// not fill the history with failures; opening the store is retried.
 fn history(url: &str, process: u32, tasks: u32, ops: u32, keys: u64, seed: u64, start_at: u64) {
     runtime().block_on(async {
-        let store = Store::open(url).await.expect("the worker opens the store");
+        // A test may already be terminating sessions or crashing the
+        // server while a worker opens its store: retry store errors.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let store = loop {
+            match Store::open(url).await {
+                Ok(store) => break store,
+                Err(e) if e.code() == ErrorCode::Backend && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the worker opens the store: {e}"),
+            }
+        };
         let wait = start_at.saturating_sub(now_ms());
         tokio::time::sleep(Duration::from_millis(wait)).await;
         let tasks: Vec<_> = (0..tasks)
