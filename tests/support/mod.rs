@@ -13,9 +13,15 @@
 //! - `process`: child processes, run as the `kv-test-worker` binary
 //!   (`tests/worker/`);
 //! - `tables`: tables shared with that worker;
-//! - `watch`: the watch and replica scenarios that run on every backend.
+//! - `watch`: the watch and replica scenarios that run on every backend;
+//! - `history`, `linearizability`, `campaign`: histories of concurrent
+//!   operations (recorded by the worker), their checker, and runs of
+//!   workers whose history is checked.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod campaign;
+pub mod history;
+pub mod linearizability;
 pub mod pg;
 pub mod pg_instance;
 pub mod pg_server;

@@ -263,6 +263,23 @@ impl Instance {
         Paused { pids }
     }
 
+    /// Kills the server as a crash would: `pg_ctl stop -m immediate` (no
+    /// checkpoint; every session is cut off at once). When the returned
+    /// guard is started or dropped, it starts again and recovers from its
+    /// write-ahead log.
+    pub fn crash(&self) -> Stopped<'_> {
+        run(self
+            .bins
+            .command(&self.bins.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]));
+        Stopped {
+            instance: self,
+            up: false,
+        }
+    }
+
     /// Stops the server (fast shutdown) until the returned guard is
     /// dropped or started.
     pub fn stop(&self) -> Stopped<'_> {

@@ -132,6 +132,17 @@ pub fn recorded(by: &str, i: u64) -> Recorded {
     }
 }
 
+/// One register per key, written and read at once by several processes
+/// (the linearizability tests): free keys, soft delete, the admin role.
+/// `id` names the operation that wrote the value (`OpId::value` in
+/// `history.rs`), so that a read tells which write it saw.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "register", write_role = admin, soft_delete)]
+pub struct Register {
+    pub id: u64,
+    pub pad: String,
+}
+
 /// The site configuration of the ops command line's tests (`kv-test-app`):
 /// declared keys, a field constraint, soft delete.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq, garde::Validate)]

@@ -18,18 +18,28 @@
 //! kv-test-worker deploy-v2    URL ROUNDS
 //! kv-test-worker history-race URL TASKS WRITES START_AT_MS
 //! kv-test-worker history-kill URL ROUND
+//! kv-test-worker history      URL PROCESS TASKS OPS KEYS SEED START_AT_MS
+//! kv-test-worker crash-writer URL TASKS
 //! ```
 
 #[allow(dead_code)] // the tests use tables the worker does not
 #[path = "../support/tables.rs"]
 mod tables;
 
+#[path = "../support/history.rs"]
+mod history;
+
+#[allow(dead_code)] // only the seeded generator
+#[path = "../support/rng.rs"]
+mod rng;
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kv_runtime::{Ctx, ErrorCode, ManualClock, Store};
+use history::{clock_ns, Answer, Call, OpId, Record};
+use kv_runtime::{Ctx, Error, ErrorCode, ManualClock, Row, Store};
 use tables::*;
 
 const USAGE: &str = "usage:
@@ -41,7 +51,9 @@ const USAGE: &str = "usage:
   kv-test-worker deploy-v1    URL ROUNDS
   kv-test-worker deploy-v2    URL ROUNDS
   kv-test-worker history-race URL TASKS WRITES START_AT_MS
-  kv-test-worker history-kill URL ROUND";
+  kv-test-worker history-kill URL ROUND
+  kv-test-worker history      URL PROCESS TASKS OPS KEYS SEED START_AT_MS
+  kv-test-worker crash-writer URL TASKS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,6 +74,16 @@ fn main() -> ExitCode {
             history_race(url, number(tasks), number(writes), number(start_at))
         }
         ["history-kill", url, round] => history_kill(url, number(round)),
+        ["history", url, process, tasks, ops, keys, seed, start_at] => history(
+            url,
+            number(process),
+            number(tasks),
+            number(ops),
+            number(keys),
+            number(seed),
+            number(start_at),
+        ),
+        ["crash-writer", url, tasks] => crash_writer(url, number(tasks)),
         _ => {
             eprintln!("kv-test-worker: unknown arguments {args:?}\n{USAGE}");
             return ExitCode::from(2);
@@ -478,6 +500,288 @@ fn history_kill(url: &str, round: u64) {
                 report(format_args!("restore"));
             }
             i += 1;
+        }
+    });
+}
+
+/// `tasks` tasks, each running `ops` random operations on the
+/// [`Register`] rows `k0..k<keys>` (reads, plain and conditional writes,
+/// deletes, restores), all starting at the wall-clock instant `start_at`
+/// (ms since the epoch) so that several processes run at once. Each
+/// operation is reported as it is invoked and as it returns, one JSON
+/// [`Record`] per line (see `support/history.rs`), with the time on the
+/// machine's monotonic clock; the test checks the history. After an error
+/// of the store (BACKEND), a task pauses a little, so that an outage does
+/// not fill the history with failures; opening the store is retried.
+fn history(url: &str, process: u32, tasks: u32, ops: u32, keys: u64, seed: u64, start_at: u64) {
+    runtime().block_on(async {
+        // A test may already be terminating sessions or crashing the
+        // server while a worker opens its store: retry store errors.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let store = loop {
+            match Store::open(url).await {
+                Ok(store) => break store,
+                Err(e) if e.code() == ErrorCode::Backend && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the worker opens the store: {e}"),
+            }
+        };
+        let wait = start_at.saturating_sub(now_ms());
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let tasks: Vec<_> = (0..tasks)
+            .map(|task| {
+                let t = store.table::<Register>();
+                let seed = seed ^ (u64::from(process) << 32) ^ u64::from(task) << 16;
+                tokio::spawn(history_task(t, process, task, ops, keys, seed))
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a worker task does not panic");
+        }
+    });
+}
+
+/// One task of [`history`].
+async fn history_task(
+    t: kv_runtime::Table<Register>,
+    process: u32,
+    task: u32,
+    ops: u32,
+    keys: u64,
+    seed: u64,
+) {
+    let mut rng = rng::Rng::seeded(seed);
+    // The versions this task saw per key, newest last: conditional
+    // writes expect the newest (or, now and then, an older one).
+    let mut seen: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    let mut failures = 0u32;
+    let mut n = 0;
+    while n < ops {
+        let key = format!("k{}", rng.range(0, keys - 1));
+        let mut calls = Vec::new();
+        match rng.range(0, 99) {
+            0..=24 => calls.push(Call::Get),
+            // Read, then write what was read, as an editor saving a form.
+            25..=44 => calls.extend([
+                Call::Get,
+                Call::SetExpecting {
+                    value: 0,
+                    expected: 0,
+                },
+            ]),
+            45..=54 => calls.push(Call::SetExpecting {
+                value: 0,
+                expected: 0,
+            }),
+            55..=64 => calls.push(Call::Set { value: 0 }),
+            65..=74 => calls.push(Call::SetIfAbsent { value: 0 }),
+            75..=89 => calls.push(Call::Rm),
+            _ => calls.push(Call::Restore),
+        }
+        for call in calls {
+            if n == ops {
+                break;
+            }
+            let id = OpId {
+                p: process,
+                t: task,
+                n,
+            };
+            n += 1;
+            let versions = seen.entry(key.clone()).or_default();
+            let call = match call {
+                Call::SetExpecting { .. } => match versions.len() {
+                    // Nothing seen: expect a version no row has.
+                    0 => Call::SetExpecting {
+                        value: id.value(),
+                        expected: 1,
+                    },
+                    len => {
+                        let back = if rng.range(0, 5) == 0 {
+                            usize::try_from(rng.range(1, 2)).unwrap_or(1).min(len - 1)
+                        } else {
+                            0
+                        };
+                        Call::SetExpecting {
+                            value: id.value(),
+                            expected: versions[len - 1 - back],
+                        }
+                    }
+                },
+                Call::Set { .. } => Call::Set { value: id.value() },
+                Call::SetIfAbsent { .. } => Call::SetIfAbsent { value: id.value() },
+                other => other,
+            };
+            let pad = "x".repeat(usize::try_from(rng.range(0, 64)).unwrap_or(0));
+            let answer = history_op(&t, id, &key, call, pad).await;
+            match answer {
+                Answer::Row { updated_at, .. }
+                | Answer::Error {
+                    current: Some(updated_at),
+                    ..
+                } => {
+                    let versions = seen.entry(key.clone()).or_default();
+                    versions.push(updated_at);
+                    if versions.len() > 3 {
+                        versions.remove(0);
+                    }
+                }
+                _ => {}
+            }
+            // In an outage, wait longer after each failure (up to 0.5 s),
+            // so that the history holds more than failures.
+            if matches!(&answer, Answer::Error { code, .. } if code == ErrorCode::Backend.as_str())
+            {
+                failures += 1;
+                let pause = (20u64 << failures.min(5)).min(500);
+                tokio::time::sleep(Duration::from_millis(rng.range(pause / 2, pause))).await;
+            } else {
+                failures = 0;
+            }
+        }
+    }
+}
+
+/// Runs one operation of [`history_task`], reporting its invocation and
+/// its return.
+async fn history_op(
+    t: &kv_runtime::Table<Register>,
+    id: OpId,
+    key: &str,
+    call: Call,
+    pad: String,
+) -> Answer {
+    let ctx = admin();
+    let key = key.to_owned();
+    let value = |id| Register { id, pad };
+    emit(&Record::Invoke {
+        id,
+        at: clock_ns(),
+        key: key.clone(),
+        call: call.clone(),
+    });
+    let answer = match call {
+        Call::Get => row_answer(t.get(key).await.map(|r| r.ok_or(()))),
+        Call::Set { value: v } => row_answer(t.set(&ctx, key, value(v)).await.map(Ok)),
+        Call::SetExpecting { value: v, expected } => {
+            row_answer(t.set_expecting(&ctx, key, value(v), expected).await.map(Ok))
+        }
+        Call::SetIfAbsent { value: v } => {
+            row_answer(t.set_if_absent(&ctx, key, value(v)).await.map(Ok))
+        }
+        Call::Rm => match t.rm(&ctx, key).await {
+            Ok(removed) => Answer::Removed(removed),
+            Err(e) => error_answer(&e),
+        },
+        Call::Restore => row_answer(t.restore(&ctx, key).await.map(Ok)),
+    };
+    emit(&Record::Return {
+        id,
+        at: clock_ns(),
+        answer: answer.clone(),
+    });
+    answer
+}
+
+/// A row, `Err(())` for none, or an error, as the history records it.
+fn row_answer(result: kv_runtime::Result<Result<Row<Register>, ()>>) -> Answer {
+    match result {
+        Ok(Ok(row)) => {
+            assert_eq!(row.deleted_at, None, "a returned row is live: {row:?}");
+            Answer::Row {
+                value: row.value.id,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            }
+        }
+        Ok(Err(())) => Answer::NoRow,
+        Err(e) => error_answer(&e),
+    }
+}
+
+fn error_answer(e: &Error) -> Answer {
+    let current = match e {
+        Error::Conflict {
+            current_updated_at, ..
+        } => *current_updated_at,
+        _ => None,
+    };
+    Answer::Error {
+        code: e.code().as_str().to_owned(),
+        current,
+        message: e.to_string(),
+    }
+}
+
+/// Prints one history line and flushes it.
+fn emit(record: &Record) {
+    let line = serde_json::to_string(record).expect("a record serializes");
+    report(format_args!("{line}"));
+}
+
+/// `tasks` tasks writing [`Entry`] rows until stdin closes: each sets new
+/// keys `t<task>-<i>` (value `entry(task, i)`) and, every third key,
+/// removes one of its earlier keys whose set was acknowledged. Every call
+/// is reported once it returned, as `ok set KEY`, `ok rm KEY REMOVED` or
+/// `error set|rm KEY CODE MESSAGE`; `ready` once the store is open. Store
+/// errors do not stop it (the server is being crashed and restarted):
+/// after one, a task pauses a little.
+fn crash_writer(url: &str, tasks: u64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = std::sync::Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        report(format_args!("ready"));
+        let tasks: Vec<_> = (0..tasks)
+            .map(|task| {
+                let t = store.table::<Entry>();
+                let stop = std::sync::Arc::clone(&stop);
+                tokio::spawn(async move {
+                    let ctx = Ctx::internal();
+                    let mut removable = Vec::new();
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let key = format!("t{task}-{i}");
+                        let failed = match t.set(&ctx, &key, entry(task, i)).await {
+                            Ok(_) => {
+                                report(format_args!("ok set {key}"));
+                                removable.push(key);
+                                false
+                            }
+                            Err(e) => {
+                                report(format_args!("error set {key} {} {e}", e.code()));
+                                true
+                            }
+                        };
+                        let failed = failed
+                            || (i % 3 == 2 && !removable.is_empty() && {
+                                let key = removable.remove(removable.len() / 2);
+                                match t.rm(&ctx, &key).await {
+                                    Ok(removed) => {
+                                        report(format_args!("ok rm {key} {removed}"));
+                                        false
+                                    }
+                                    Err(e) => {
+                                        report(format_args!("error rm {key} {} {e}", e.code()));
+                                        true
+                                    }
+                                }
+                            });
+                        if failed {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a worker task does not panic");
         }
     });
 }

@@ -440,6 +440,12 @@ pub const REMOVE_HARD_HISTORY: &str = concat!(
 /// row). Revives a soft-deleted row. Columns: 0-5 the row before, as
 /// [`GET`] (no row: not found), 6 the new updated_at (NULL when nothing
 /// changed).
+///
+/// Whether the row is deleted is decided on `old`, the row as locked (the
+/// latest committed version), never on the statement's snapshot: a soft
+/// delete that commits while this statement waits for the lock leaves the
+/// snapshot showing a live row, which the update would then skip although
+/// `old` reports it deleted.
 pub const RESTORE: &str = concat!(
     "WITH old AS (",
     "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
@@ -448,7 +454,7 @@ pub const RESTORE: &str = concat!(
     "UPDATE kv_rows AS r SET deleted_at = NULL, updated_at = ",
     next_version!("$3::bigint"),
     ", updated_by = $4::text FROM old ",
-    "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NOT NULL AND $5::boolean ",
+    "WHERE r.tbl = $1::text AND r.key = $2::text AND old.deleted_at IS NOT NULL AND $5::boolean ",
     "RETURNING r.value, r.created_at, r.updated_at, r.updated_by, r.schema_version",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
     "old.schema_version, ",
