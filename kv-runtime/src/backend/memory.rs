@@ -1,7 +1,8 @@
 //! The in-memory backend: the default for tests and quick starts.
 //!
-//! Rows live in one ordered map per table behind a read-write lock. Nothing
-//! survives the process.
+//! Rows live in one ordered map per table behind a read-write lock; log
+//! entries in one ordered map per parent, quota counts in a
+//! [`MemoryRateCounter`]. Nothing survives the process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -13,10 +14,13 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use super::{
-    first_version, next_version, Backend, BackendHealth, ChangeFeed, FeedHealth, MemoryRateCounter,
-    Outcome, Payload, RateCounter, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Write,
+    first_version, next_version, Backend, BackendHealth, ChangeFeed, FeedHealth, LogStore,
+    MemoryRateCounter, Outcome, Payload, RateCounter, RawRow, ReadNow, Removed, Restored, RmMode,
+    Stored, Write,
 };
 use crate::error::Result;
+
+mod log;
 
 type Tables = HashMap<String, TableRows, BuildHasherDefault<Fnv>>;
 
@@ -59,13 +63,25 @@ impl Hasher for Fnv {
     }
 }
 
-/// Rows in process memory. Create one with [`MemoryBackend::new`] or
-/// [`Store::memory`](crate::Store::memory).
-#[derive(Default)]
+/// Rows, log entries and quota counts in process memory. Create one with
+/// [`MemoryBackend::new`] or [`Store::memory`](crate::Store::memory).
 pub struct MemoryBackend {
     tables: RwLock<Tables>,
     rate: MemoryRateCounter,
+    logs: log::MemoryLogs,
     feed: ChangeFeed,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        let feed = ChangeFeed::new();
+        MemoryBackend {
+            tables: RwLock::default(),
+            rate: MemoryRateCounter::new(),
+            logs: log::MemoryLogs::new(feed.clone()),
+            feed,
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -260,6 +276,10 @@ impl Backend for MemoryBackend {
 
     fn rate_counter(&self) -> &dyn RateCounter {
         &self.rate
+    }
+
+    fn logs(&self) -> &dyn LogStore {
+        &self.logs
     }
 
     fn feed(&self) -> &ChangeFeed {

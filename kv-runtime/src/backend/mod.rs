@@ -2,9 +2,12 @@
 //!
 //! A backend stores untyped rows (key text, JSON value, bookkeeping times)
 //! per table; [`Table`](crate::Table) does everything typed on top: access
-//! checks, validation, hooks, (de)serialization. To add a backend, implement
-//! [`Backend`] (and [`RateCounter`], or reuse [`MemoryRateCounter`] if your
-//! backend lives in one process) and run the conformance suite
+//! checks, validation, hooks, (de)serialization. Logs ([`Log`](crate::Log))
+//! keep numbered entries per parent through the backend's [`LogStore`];
+//! quotas ([`Quota`](crate::Quota)) and every rate limit count uses through
+//! its [`RateCounter`]. To add a backend, implement [`Backend`], [`LogStore`]
+//! and [`RateCounter`] (or reuse [`MemoryRateCounter`] if your backend lives
+//! in one process) and run the conformance suite
 //! (`kv_runtime::conformance_suite!`, feature `testing`) against it
 //! unchanged.
 //!
@@ -44,6 +47,25 @@
 //!   backends: it survives a crash of the process).
 //! - Failures are errors ([`Error::Backend`](crate::Error::Backend) for an
 //!   unavailable or failing storage), never panics.
+//!
+//! The log operations ([`Backend::logs`]) have guarantees of their own,
+//! listed on [`LogStore`]: gapless numbering per parent, idempotent appends,
+//! atomic bulk operations, commit-order publication.
+//!
+//! The quota primitive ([`Backend::rate_counter`]) has these:
+//!
+//! - [`RateCounter::consume`] checks and counts in one atomic step shared by
+//!   every process using the storage: however many processes consume one
+//!   bucket at once, no window of `window_ms` ever holds more than `max`
+//!   consumed uses.
+//! - A use counted at `at` stays in the window ending at `now` while
+//!   `at > now - window_ms` (a true sliding window, not fixed slots);
+//!   [`RateDecision::Limited`] says when enough uses leave it for the
+//!   request to fit.
+//! - [`RateCounter::peek`] counts nothing; [`RateCounter::record`] counts
+//!   without checking; [`RateCounter::reset`] forgets a bucket;
+//!   [`RateCounter::sweep`] forgets the buckets of a scope that have no use
+//!   left in the window.
 
 use std::sync::Arc;
 
@@ -53,6 +75,7 @@ use crate::error::Result;
 
 mod feed;
 mod health;
+mod log;
 pub mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -63,9 +86,12 @@ mod row;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 
-pub use feed::{Change, ChangeFeed, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY};
+pub use feed::{
+    Change, ChangeFeed, EntryChange, EntryOp, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY,
+};
 pub use health::{BackendHealth, FeedHealth};
-pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Window};
+pub use log::{Append, Appended, EntryRange, EntryRestored, LogStore, RawEntry};
+pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Usage, Window};
 pub use row::{Payload, RawRow};
 
 /// The `updated_at` a mutation gives a row: `now`, but strictly greater than
@@ -253,9 +279,12 @@ pub trait Backend: Send + Sync + 'static {
     /// deleted later are untouched.
     async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>>;
 
-    /// The rate-limit counter, shared by every process using the same
-    /// storage.
+    /// The quota primitive behind quotas and rate limits, shared by every
+    /// process using the same storage.
     fn rate_counter(&self) -> &dyn RateCounter;
+
+    /// The log operations (see [`LogStore`] for what they guarantee).
+    fn logs(&self) -> &dyn LogStore;
 
     /// The change feed: every change committed from now on, to each
     /// subscriber. In-process backends see their own writes; shared
@@ -299,6 +328,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     fn rate_counter(&self) -> &dyn RateCounter {
         (**self).rate_counter()
+    }
+    fn logs(&self) -> &dyn LogStore {
+        (**self).logs()
     }
     fn feed(&self) -> &ChangeFeed {
         (**self).feed()

@@ -11,8 +11,12 @@
 //! `kv_rows (tbl, key, value, created_at, updated_at, deleted_at,
 //! updated_by)` keyed by `(tbl, key)`, values as JSON text; keys compare
 //! with SQLite's BINARY collation, which is the byte order of their UTF-8
-//! text. The rate limiter keeps a log of admitted writes per
-//! `(scope, bucket)` in `kv_rate`. `kv_tables` holds each table's version
+//! text. The quota primitive (quotas and rate limits) keeps a log of
+//! counted uses per `(scope, bucket)` in `kv_rate`. Logs keep their entries
+//! in `kv_log (tbl, parent, seq, value, created_at, author, deleted_at,
+//! idem_key, idem_count, schema_version)` keyed by `(tbl, parent, seq)`,
+//! with a unique index on the idempotency keys, and the last number handed
+//! out per parent in `kv_log_parents` (schema version 4). `kv_tables` holds each table's version
 //! floor (the highest `updated_at` of a row hard-deleted or purged from it;
 //! schema version 2), which keeps a re-created row from reusing a version.
 //! `kv_meta` holds the schema version: the
@@ -27,9 +31,10 @@
 //!
 //! # Durability
 //!
-//! Each mutation (`set`, `rm`, `restore`, `purge`, a rate-limit hit) is
-//! one `BEGIN IMMEDIATE` transaction doing the conflict check, the version
-//! bump and the write; it is acknowledged only after `COMMIT` returned. By
+//! Each mutation (`set`, `rm`, `restore`, `purge`, a counted use, a log
+//! append or delete) is one `BEGIN IMMEDIATE` transaction doing the check
+//! (conflict, quota, idempotency key), the version bump or the numbering,
+//! and the write; it is acknowledged only after `COMMIT` returned. By
 //! default ([`Durability::PowerLoss`]) the connection runs with
 //! `synchronous = FULL`: the commit is flushed to the disk before it is
 //! acknowledged, so acknowledged writes survive `kill -9` of the process and
@@ -70,6 +75,7 @@
 //! reported: use the PostgreSQL backend when several servers must see each
 //! other's changes.
 
+mod log;
 mod open;
 mod ops;
 
@@ -89,8 +95,8 @@ pub use rusqlite::OpenFlags;
 
 use super::rate::SWEEP_EVERY;
 use super::{
-    Backend, BackendHealth, ChangeFeed, FeedHealth, Outcome, Payload, RateCounter, RateDecision,
-    RawRow, ReadNow, Removed, Restored, RmMode, Stored, Window, Write,
+    Backend, BackendHealth, ChangeFeed, FeedHealth, LogStore, Outcome, Payload, RateCounter,
+    RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Usage, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -392,6 +398,10 @@ impl Backend for SqliteBackend {
         self
     }
 
+    fn logs(&self) -> &dyn LogStore {
+        self
+    }
+
     fn feed(&self) -> &ChangeFeed {
         &self.shared.feed
     }
@@ -407,21 +417,47 @@ impl Backend for SqliteBackend {
 
 #[async_trait]
 impl RateCounter for SqliteBackend {
-    async fn hit(
+    async fn peek(&self, scope: &str, bucket: &str, window: Window, now: i64) -> Result<Usage> {
+        let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
+        self.read("quota check", move |conn| {
+            ops::rate_peek(conn, &scope, &bucket, window, now)
+        })
+        .await
+    }
+
+    async fn consume(
         &self,
         scope: &str,
         bucket: &str,
         window: Window,
+        n: u32,
         now: i64,
     ) -> Result<RateDecision> {
+        self.rate_use("rate limit", scope, bucket, window, n, false, now)
+            .await
+    }
+
+    async fn record(
+        &self,
+        scope: &str,
+        bucket: &str,
+        window: Window,
+        n: u32,
+        now: i64,
+    ) -> Result<Usage> {
+        match self
+            .rate_use("quota record", scope, bucket, window, n, true, now)
+            .await?
+        {
+            RateDecision::Admitted(usage) | RateDecision::Limited { usage, .. } => Ok(usage),
+        }
+    }
+
+    async fn reset(&self, scope: &str, bucket: &str) -> Result<bool> {
         let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
-        // Each hit drops its own bucket's expired entries; every so often a
-        // hit drops the whole scope's.
-        let sweep =
-            self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
         self.write(
-            "rate limit",
-            move |conn| ops::rate_hit(conn, &scope, &bucket, window, now, sweep),
+            "quota reset",
+            move |conn| ops::rate_reset(conn, &scope, &bucket),
             |_, _| {},
         )
         .await
@@ -432,6 +468,34 @@ impl RateCounter for SqliteBackend {
         self.write(
             "rate-limit sweep",
             move |conn| ops::rate_sweep(conn, &scope, window, now),
+            |_, _| {},
+        )
+        .await
+    }
+}
+
+impl SqliteBackend {
+    /// Counts `n` uses when they fit (or always, with `force`); every so
+    /// often, also drops the whole scope's expired entries.
+    #[allow(clippy::too_many_arguments)]
+    async fn rate_use(
+        &self,
+        op: &'static str,
+        scope: &str,
+        bucket: &str,
+        window: Window,
+        n: u32,
+        force: bool,
+        now: i64,
+    ) -> Result<RateDecision> {
+        let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
+        // Each use drops its own bucket's expired entries; every so often
+        // one drops the whole scope's.
+        let sweep =
+            self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
+        self.write(
+            op,
+            move |conn| ops::rate_use(conn, &scope, &bucket, window, n, force, now, sweep),
             |_, _| {},
         )
         .await

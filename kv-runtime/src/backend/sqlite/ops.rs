@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::backend::{
     first_version, next_version, Outcome, Payload, RateDecision, RawRow, Removed, Restored, RmMode,
-    Stored, Window, Write,
+    Stored, Usage, Window, Write,
 };
 
 const GET: &str =
@@ -49,8 +49,9 @@ const PURGE: &str =
 const FLOOR: &str = "SELECT version_floor FROM kv_tables WHERE tbl = ?1";
 const RAISE_FLOOR: &str = "INSERT INTO kv_tables (tbl, version_floor) VALUES (?1, ?2)
      ON CONFLICT (tbl) DO UPDATE SET version_floor = max(version_floor, excluded.version_floor)";
-const RATE_COUNT: &str = "SELECT count(*), min(at) FROM kv_rate
-     WHERE scope = ?1 AND bucket = ?2 AND at > ?3";
+const RATE_HITS: &str = "SELECT at FROM kv_rate
+     WHERE scope = ?1 AND bucket = ?2 AND at > ?3 ORDER BY at";
+const RATE_RESET: &str = "DELETE FROM kv_rate WHERE scope = ?1 AND bucket = ?2";
 const RATE_EXPIRE_BUCKET: &str =
     "DELETE FROM kv_rate WHERE scope = ?1 AND bucket = ?2 AND at <= ?3";
 const RATE_EXPIRE_SCOPE: &str = "DELETE FROM kv_rate WHERE scope = ?1 AND at <= ?2";
@@ -163,7 +164,7 @@ fn get_in(conn: &Connection, table: &str, key: &str) -> rusqlite::Result<Option<
 }
 
 /// Starts a write transaction, taking the database's write lock now.
-fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(super) fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     if !conn.is_autocommit() {
         // A transaction left open by an earlier failure (its rollback
         // failed too): end it, so that this connection stays usable.
@@ -391,30 +392,59 @@ pub(super) fn rate_sweep(
     Ok(n as u64)
 }
 
-/// The sliding-window count of
-/// [`RateCounter::hit`](crate::backend::RateCounter::hit).
-/// With `expire_scope`, also drops every expired entry of the scope (other
-/// callers' old entries), which keeps the log from growing.
-pub(super) fn rate_hit(
-    conn: &mut Connection,
+/// The uses of `bucket` in the window ending at `now`, ascending.
+fn rate_hits(
+    conn: &Connection,
     scope: &str,
     bucket: &str,
     window: Window,
     now: i64,
+) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached(RATE_HITS)?
+        .query_map(params![scope, bucket, window.start(now)], |r| r.get(0))?
+        .collect()
+}
+
+/// The usage of [`RateCounter::peek`](crate::backend::RateCounter::peek).
+pub(super) fn rate_peek(
+    conn: &Connection,
+    scope: &str,
+    bucket: &str,
+    window: Window,
+    now: i64,
+) -> rusqlite::Result<Usage> {
+    Ok(window.usage(&rate_hits(conn, scope, bucket, window, now)?))
+}
+
+/// The sliding-window count of
+/// [`RateCounter::consume`](crate::backend::RateCounter::consume) (and,
+/// with `force`, of [`RateCounter::record`](crate::backend::RateCounter::record)):
+/// reads the bucket's uses in the window and counts `n` more when they fit
+/// (or always, with `force`), in one transaction holding the write lock.
+/// With `expire_scope`, an admitted use also drops every expired entry of
+/// the scope (other callers' old entries), which keeps the log from growing.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn rate_use(
+    conn: &mut Connection,
+    scope: &str,
+    bucket: &str,
+    window: Window,
+    n: u32,
+    force: bool,
+    now: i64,
     expire_scope: bool,
 ) -> rusqlite::Result<RateDecision> {
-    let start = now.saturating_sub(window.window_ms);
+    let start = window.start(now);
     let tx = begin(conn)?;
-    let (count, oldest): (i64, Option<i64>) = tx
-        .prepare_cached(RATE_COUNT)?
-        .query_row(params![scope, bucket, start], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    if count >= i64::from(window.max) {
-        // Nothing is counted: dropping `tx` rolls back.
-        return Ok(RateDecision::Limited {
-            retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
-        });
+    let mut hits = rate_hits(&tx, scope, bucket, window, now)?;
+    if !force {
+        if let Err(retry) = window.admits(&hits, n, now) {
+            // Nothing is counted: dropping `tx` rolls back.
+            return Ok(RateDecision::Limited {
+                retry_after_ms: retry.unwrap_or(i64::MAX),
+                usage: window.usage(&hits),
+            });
+        }
     }
     if expire_scope {
         tx.prepare_cached(RATE_EXPIRE_SCOPE)?
@@ -423,8 +453,27 @@ pub(super) fn rate_hit(
         tx.prepare_cached(RATE_EXPIRE_BUCKET)?
             .execute(params![scope, bucket, start])?;
     }
-    tx.prepare_cached(RATE_INSERT)?
-        .execute(params![scope, bucket, now])?;
+    {
+        let mut insert = tx.prepare_cached(RATE_INSERT)?;
+        for _ in 0..n {
+            insert.execute(params![scope, bucket, now])?;
+        }
+    }
     tx.commit()?;
-    Ok(RateDecision::Admitted)
+    crate::backend::rate::add_uses(&mut hits, n, now);
+    Ok(RateDecision::Admitted(window.usage(&hits)))
+}
+
+/// The reset of [`RateCounter::reset`](crate::backend::RateCounter::reset).
+pub(super) fn rate_reset(
+    conn: &mut Connection,
+    scope: &str,
+    bucket: &str,
+) -> rusqlite::Result<bool> {
+    let tx = begin(conn)?;
+    let n = tx
+        .prepare_cached(RATE_RESET)?
+        .execute(params![scope, bucket])?;
+    tx.commit()?;
+    Ok(n > 0)
 }
