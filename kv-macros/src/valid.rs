@@ -216,7 +216,7 @@ fn keys(specs: &[KeySpec], list_span: Span, errors: &mut darling::error::Accumul
 }
 
 /// Checks a `table = "..."` name: 1 to 128 ASCII letters, digits, `_` or `-`.
-fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
+pub fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
