@@ -109,10 +109,14 @@ impl<'a> Input<'a> {
             },
             Data::Enum(e) => {
                 is_table = false;
+                let example = match derive {
+                    Derive::Kv => "struct Setting { value: MyEnum }",
+                    Derive::Log => "struct Message { body: MyEnum }",
+                };
                 errors.push(
                     Error::custom(format!(
                         "`#[derive({name})]` works on structs: wrap this enum in a struct field \
-                         (`struct Setting {{ value: MyEnum }}`)"
+                         (`{example}`)"
                     ))
                     .with_span(&e.enum_token),
                 );

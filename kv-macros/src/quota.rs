@@ -20,6 +20,8 @@ const MAX_DAYS: u64 = 366;
 /// The parsed and checked `#[quota(...)]`.
 struct Options {
     max: Option<u32>,
+    /// Whether `max` was written at all (valid or not).
+    max_given: bool,
     window_ms: u64,
     name: Option<(String, Span)>,
     owner: Option<syn::Type>,
@@ -47,13 +49,18 @@ pub fn derive(node: &syn::DeriveInput) -> TokenStream {
     }
     let name = match &options.name {
         Some((name, span)) => {
-            crate::valid::table_name(name, *span, &mut errors);
+            crate::valid::stored_name(name, "a quota name", "votes", *span, &mut errors);
             name.clone()
         }
         None => case::lower_camel(node.ident.to_string().trim_start_matches("r#")),
     };
     let max = match options.max {
         Some(max) => max,
+        // Given but refused: that error was reported already.
+        None if options.max_given => {
+            ok = false;
+            0
+        }
         None => {
             ok = false;
             errors.push(
@@ -92,6 +99,7 @@ pub fn derive(node: &syn::DeriveInput) -> TokenStream {
 fn parse(attrs: &[syn::Attribute], errors: &mut darling::error::Accumulator) -> Options {
     let mut options = Options {
         max: None,
+        max_given: false,
         window_ms: 60_000,
         name: None,
         owner: None,
@@ -120,17 +128,20 @@ fn parse(attrs: &[syn::Attribute], errors: &mut darling::error::Accumulator) -> 
             }
             seen.push(name.clone());
             let result = match name.as_str() {
-                "max" => u32::from_meta(&meta).and_then(|n| {
-                    if n == 0 {
-                        Err(
-                            Error::custom("a quota of 0 would refuse every use; allow at least 1")
-                                .with_span(&value_span(&meta)),
-                        )
-                    } else {
-                        options.max = Some(n);
-                        Ok(())
-                    }
-                }),
+                "max" => {
+                    options.max_given = true;
+                    u32::from_meta(&meta).and_then(|n| {
+                        if n == 0 {
+                            Err(Error::custom(
+                                "a quota of 0 would refuse every use; allow at least 1",
+                            )
+                            .with_span(&value_span(&meta)))
+                        } else {
+                            options.max = Some(n);
+                            Ok(())
+                        }
+                    })
+                }
                 "window" => String::from_meta(&meta).and_then(|text| {
                     attr::parse_window(&text, MAX_DAYS)
                         .map(|ms| options.window_ms = ms)
