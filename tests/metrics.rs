@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use kv_runtime::{Ctx, Kv, ManualClock, PageRequest, Store};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::MetricKind;
 use serde::{Deserialize, Serialize};
 
@@ -20,11 +20,11 @@ type Counters = HashMap<(String, Labels), u64>;
 type Snapshot = (Counters, Vec<(String, Labels)>, HashMap<String, f64>);
 
 /// Counters and which histograms and gauges were recorded, by name and labels.
-fn snapshot(recorder: &DebuggingRecorder) -> Snapshot {
+fn snapshot(snapshotter: &Snapshotter) -> Snapshot {
     let mut counters = HashMap::new();
     let mut histograms = Vec::new();
     let mut gauges = HashMap::new();
-    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let (kind, key) = key.into_parts();
         let mut labels: Vec<(String, String)> = key
             .labels()
@@ -96,7 +96,7 @@ fn operations_are_counted_by_outcome_and_timed() {
             }
         })
     });
-    let (counters, histograms, gauges) = snapshot(&recorder);
+    let (counters, histograms, gauges) = snapshot(&recorder.snapshotter());
     let count = |op: &str, outcome: &str| {
         counters
             .get(&(
@@ -132,4 +132,110 @@ fn operations_are_counted_by_outcome_and_timed() {
     );
     assert_eq!(gauges.get("kv_replica_in_sync"), Some(&1.0), "{gauges:?}");
     assert!(gauges.contains_key("kv_replica_lag_seconds"), "{gauges:?}");
+}
+
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "metered_reads", keys = [a, b], write_role = admin)]
+struct MeteredReads {
+    n: u32,
+}
+
+/// `get`s of table `metered_reads` counted `ok` in a snapshot.
+fn gets_ok(snapshot: Snapshot) -> u64 {
+    snapshot
+        .0
+        .get(&(
+            "kv_operations_total".to_owned(),
+            labels(&[("table", "metered_reads"), ("op", "get"), ("outcome", "ok")]),
+        ))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Successful gets keep their counter handle per thread. A recorder that
+/// replaces another at the same address (a test helper called twice) still
+/// sees each of its gets, not the first recorder.
+#[test]
+fn each_local_recorder_counts_its_own_gets() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Store::memory();
+    let t = store.table::<MeteredReads>();
+    runtime
+        .block_on(t.set(&Ctx::internal(), MeteredReadsKey::A, MeteredReads { n: 1 }))
+        .unwrap();
+    let gets_under_a_new_recorder = |n: usize| {
+        let recorder = DebuggingRecorder::new();
+        metrics::with_local_recorder(&recorder, || {
+            for i in 0..n {
+                let key = if i % 2 == 0 {
+                    MeteredReadsKey::A
+                } else {
+                    MeteredReadsKey::B
+                };
+                runtime.block_on(t.get(key)).unwrap();
+            }
+        });
+        gets_ok(snapshot(&recorder.snapshotter()))
+    };
+    assert_eq!(gets_under_a_new_recorder(3), 3);
+    assert_eq!(gets_under_a_new_recorder(5), 5);
+    assert_eq!(gets_under_a_new_recorder(1), 1);
+}
+
+/// Under the global recorder (as an app installs it), every successful get
+/// on every thread is counted, also once the handles are kept; a failed get
+/// is counted under its code.
+#[test]
+fn the_global_recorder_counts_gets_from_every_thread() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::set_global_recorder(recorder).expect("the only global recorder of this test binary");
+    let store = Store::memory();
+    let t = store.table::<MeteredReads>();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(t.set(&Ctx::internal(), MeteredReadsKey::A, MeteredReads { n: 1 }))
+        .unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                for i in 0..1000 {
+                    let key = if i % 3 == 0 {
+                        MeteredReadsKey::B
+                    } else {
+                        MeteredReadsKey::A
+                    };
+                    runtime.block_on(t.get(key)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // And on the runtime's worker threads.
+    runtime.block_on(async {
+        for _ in 0..10 {
+            let t = t.clone();
+            tokio::spawn(async move { t.get(MeteredReadsKey::A).await.unwrap() })
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(
+        gets_ok(snapshot(&snapshotter)),
+        4010,
+        "every get counted once"
+    );
 }
