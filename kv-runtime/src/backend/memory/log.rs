@@ -201,7 +201,7 @@ impl LogStore for MemoryLogs {
             }
             let before = p.entries.len();
             p.entries
-                .retain(|_, e| !e.deleted_at.is_some_and(|at| at < deleted_before));
+                .retain(|_, e| e.deleted_at.is_none_or(|at| at >= deleted_before));
             purged += (before - p.entries.len()) as u64;
             p.keys.retain(|_, (first, _)| p.entries.contains_key(first));
         }
