@@ -115,13 +115,13 @@ fn sqlite_schema_3_is_migrated_to_4() {
                 |r| r.get(0),
             )
             .expect("the version is recorded");
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let records: i64 = conn
             .query_row("SELECT count(*) FROM kv_history", [], |r| r.get(0))
             .expect("kv_history exists");
         assert_eq!(records, 1);
         drop(conn);
-        // Opening again finds version 4 and keeps the record.
+        // Opening again finds version 5 and keeps the record.
         let store = Store::open(&sqlite::url(&path)).await.expect("reopens");
         let history = store
             .backend()
@@ -162,7 +162,7 @@ fn postgres_schema_3_is_migrated_to_4() {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let records: i64 = admin
             .query_one("SELECT count(*) FROM kv_history", &[])
             .await

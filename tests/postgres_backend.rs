@@ -39,8 +39,8 @@ async fn next_change(
             .expect("the feed stays open");
         match event {
             FeedEvent::Change(c) if c.table == table => return c,
-            FeedEvent::Change(_) => {}
             FeedEvent::Resync => panic!("no resync expected on a healthy server"),
+            _ => {}
         }
     }
 }
@@ -152,7 +152,7 @@ async fn a_version_1_schema_is_migrated() {
         .unwrap()
         .get(0);
     assert_eq!(version, PostgresBackend::SCHEMA_VERSION);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let t = store.table::<Doc>();
     let old = t
         .get("old".to_owned())
@@ -250,31 +250,26 @@ async fn two_backends_share_rows_feed_and_rate_limit() {
     let hit = |s: &Store, now| {
         let backend = std::sync::Arc::clone(s.backend());
         async move {
-            backend
+            let window = kv_runtime::backend::Window {
+                max: 3,
+                window_ms: 1_000,
+            };
+            let decision = backend
                 .rate_counter()
-                .hit(
-                    "pgDoc",
-                    "caller",
-                    kv_runtime::backend::Window {
-                        max: 3,
-                        window_ms: 1_000,
-                    },
-                    now,
-                )
+                .consume("pgDoc", "caller", window, 1, now)
                 .await
-                .unwrap()
+                .unwrap();
+            match decision {
+                RateDecision::Admitted(_) => None,
+                RateDecision::Limited { retry_after_ms, .. } => Some(retry_after_ms),
+            }
         }
     };
-    assert_eq!(hit(&a, 0).await, RateDecision::Admitted);
-    assert_eq!(hit(&b, 10).await, RateDecision::Admitted);
-    assert_eq!(hit(&a, 20).await, RateDecision::Admitted);
-    assert_eq!(
-        hit(&b, 30).await,
-        RateDecision::Limited {
-            retry_after_ms: 970
-        }
-    );
-    assert_eq!(hit(&b, 1_000).await, RateDecision::Admitted);
+    assert_eq!(hit(&a, 0).await, None);
+    assert_eq!(hit(&b, 10).await, None);
+    assert_eq!(hit(&a, 20).await, None);
+    assert_eq!(hit(&b, 30).await, Some(970));
+    assert_eq!(hit(&b, 1_000).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

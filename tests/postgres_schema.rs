@@ -23,7 +23,7 @@ async fn next_change(feed: &mut kv_runtime::backend::FeedReceiver) -> kv_runtime
         .expect("the feed stays open");
     match event {
         FeedEvent::Change(c) => c,
-        FeedEvent::Resync => panic!("no resync on a healthy server"),
+        other => panic!("expected a row's change on a healthy server, got {other:?}"),
     }
 }
 

@@ -89,6 +89,7 @@ fn a_failing_write_does_not_take_its_group_down() {
                         assert_eq!(before, None, "{} published twice", change.key);
                     }
                     TryRecv::Event(FeedEvent::Resync) => panic!("the feed kept up"),
+                    TryRecv::Event(other) => panic!("only table rows were written: {other:?}"),
                     TryRecv::Empty | TryRecv::Closed => break,
                 }
             }

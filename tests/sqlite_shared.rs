@@ -81,23 +81,22 @@ fn two_backends_on_one_file_share_rows_versions_and_rate_limits() {
             let hit = |backend: &std::sync::Arc<dyn Backend>, now| {
                 let backend = std::sync::Arc::clone(backend);
                 async move {
-                    backend
-                        .rate_counter().hit("sharedFlag", "u1", kv_runtime::backend::Window { max: 2, window_ms: 1_000 }, now)
+                    let decision = backend
+                        .rate_counter()
+                        .consume("sharedFlag", "u1", kv_runtime::backend::Window { max: 2, window_ms: 1_000 }, 1, now)
                         .await
-                        .expect("rate_limit_hit")
+                        .expect("the rate limit counts");
+                    match decision {
+                        RateDecision::Admitted(_) => None,
+                        RateDecision::Limited { retry_after_ms, .. } => Some(retry_after_ms),
+                    }
                 }
             };
-            assert_eq!(hit(ba, 0).await, RateDecision::Admitted);
-            assert_eq!(hit(bb, 10).await, RateDecision::Admitted);
-            assert_eq!(
-                hit(ba, 20).await,
-                RateDecision::Limited { retry_after_ms: 980 }
-            );
-            assert_eq!(
-                hit(bb, 30).await,
-                RateDecision::Limited { retry_after_ms: 970 }
-            );
-            assert_eq!(hit(bb, 1_000).await, RateDecision::Admitted);
+            assert_eq!(hit(ba, 0).await, None);
+            assert_eq!(hit(bb, 10).await, None);
+            assert_eq!(hit(ba, 20).await, Some(980));
+            assert_eq!(hit(bb, 30).await, Some(970));
+            assert_eq!(hit(bb, 1_000).await, None);
 
             // Each feed reports the writes of its own backend only.
             let own = |event: Option<FeedEvent>| match event {

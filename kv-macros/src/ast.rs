@@ -6,8 +6,53 @@ use syn::{Data, DeriveInput, Fields};
 
 use crate::attr::{self, Options};
 
-/// A `#[derive(Kv)]` input that is a struct with named fields, or the reason
-/// it is not (in which case only the key enum can be emitted).
+/// Which derive reads the input: they share the input's model and most
+/// options, each with its own attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derive {
+    /// `#[derive(Kv)]` with `#[kv(...)]`: a table.
+    Kv,
+    /// `#[derive(Log)]` with `#[log(...)]`: a log.
+    Log,
+}
+
+impl Derive {
+    /// The derive's name, as written in `#[derive(...)]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Derive::Kv => "Kv",
+            Derive::Log => "Log",
+        }
+    }
+
+    /// The name of its attribute.
+    pub fn attr(self) -> &'static str {
+        match self {
+            Derive::Kv => "kv",
+            Derive::Log => "log",
+        }
+    }
+
+    /// What one is called, for messages ("table").
+    pub fn noun(self) -> &'static str {
+        match self {
+            Derive::Kv => "table",
+            Derive::Log => "log",
+        }
+    }
+
+    /// What it makes, for messages ("a kv table").
+    pub fn what(self) -> &'static str {
+        match self {
+            Derive::Kv => "a kv table",
+            Derive::Log => "a log",
+        }
+    }
+}
+
+/// A `#[derive(Kv)]` (or `#[derive(Log)]`) input that is a struct with
+/// named fields, or the reason it is not (in which case only the key enum
+/// can be emitted).
 pub struct Input<'a> {
     pub ident: &'a syn::Ident,
     pub vis: &'a syn::Visibility,
@@ -21,8 +66,13 @@ pub struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
-    pub fn from_syn(input: &'a DeriveInput, errors: &mut darling::error::Accumulator) -> Self {
-        let options = attr::parse_container(&input.attrs, errors);
+    pub fn from_syn(
+        input: &'a DeriveInput,
+        derive: Derive,
+        errors: &mut darling::error::Accumulator,
+    ) -> Self {
+        let name = derive.name();
+        let options = attr::parse_container(&input.attrs, derive, errors);
         let mut is_table = true;
         let mut has_garde = input.attrs.iter().any(|a| a.path().is_ident("garde"));
         let mut file_fields = Vec::new();
@@ -30,7 +80,7 @@ impl<'a> Input<'a> {
             Data::Struct(s) => match &s.fields {
                 Fields::Named(named) => {
                     for field in &named.named {
-                        if attr::parse_field(field, errors) {
+                        if attr::parse_field(field, derive, errors) {
                             file_fields.push(field);
                         }
                         has_garde |= field.attrs.iter().any(|a| a.path().is_ident("garde"));
@@ -39,49 +89,57 @@ impl<'a> Input<'a> {
                 Fields::Unnamed(f) => {
                     is_table = false;
                     errors.push(
-                        Error::custom(
-                            "`#[derive(Kv)]` needs a struct with named fields; a tuple struct \
-                             has no field names to store",
-                        )
+                        Error::custom(format!(
+                            "`#[derive({name})]` needs a struct with named fields; a tuple \
+                             struct has no field names to store"
+                        ))
                         .with_span(&f.span()),
                     );
                 }
                 Fields::Unit => {
                     is_table = false;
                     errors.push(
-                        Error::custom(
-                            "`#[derive(Kv)]` needs a struct with named fields holding the value; \
-                             this struct has none",
-                        )
+                        Error::custom(format!(
+                            "`#[derive({name})]` needs a struct with named fields holding the \
+                             value; this struct has none"
+                        ))
                         .with_span(&input.ident),
                     );
                 }
             },
             Data::Enum(e) => {
                 is_table = false;
+                let example = match derive {
+                    Derive::Kv => "struct Setting { value: MyEnum }",
+                    Derive::Log => "struct Message { body: MyEnum }",
+                };
                 errors.push(
-                    Error::custom(
-                        "`#[derive(Kv)]` works on structs: wrap this enum in a struct field \
-                         (`struct Setting { value: MyEnum }`)",
-                    )
+                    Error::custom(format!(
+                        "`#[derive({name})]` works on structs: wrap this enum in a struct field \
+                         (`{example}`)"
+                    ))
                     .with_span(&e.enum_token),
                 );
             }
             Data::Union(u) => {
                 is_table = false;
                 errors.push(
-                    Error::custom("`#[derive(Kv)]` works on structs with named fields, not unions")
-                        .with_span(&u.union_token),
+                    Error::custom(format!(
+                        "`#[derive({name})]` works on structs with named fields, not unions"
+                    ))
+                    .with_span(&u.union_token),
                 );
             }
         }
         if !input.generics.params.is_empty() {
             is_table = false;
             errors.push(
-                Error::custom(
-                    "a kv table cannot be generic: it is stored under one name with one schema; \
-                     declare one struct per table",
-                )
+                Error::custom(format!(
+                    "{} cannot be generic: it is stored under one name with one schema; \
+                     declare one struct per {}",
+                    derive.what(),
+                    derive.noun()
+                ))
                 .with_span(&input.generics),
             );
         }

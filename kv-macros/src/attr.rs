@@ -1,4 +1,4 @@
-//! Parsing of the container attribute `#[kv(...)]`.
+//! Parsing of the container attributes `#[kv(...)]` and `#[log(...)]`.
 //!
 //! Each option is parsed on its own so that every mistake is reported in
 //! one build, and so that the options that did parse still drive the
@@ -10,8 +10,10 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, Meta, Token};
 
-/// Every option name, for "did you mean" suggestions.
-const OPTIONS: &[&str] = &[
+use crate::ast::Derive;
+
+/// Every option name of `#[kv(...)]`, for "did you mean" suggestions.
+const KV_OPTIONS: &[&str] = &[
     "table",
     "keys",
     "write_role",
@@ -24,7 +26,21 @@ const OPTIONS: &[&str] = &[
     "history",
 ];
 
-/// The longest rate-limit window accepted: one day.
+/// Every option name of `#[log(...)]`.
+const LOG_OPTIONS: &[&str] = &[
+    "table",
+    "parent",
+    "write_role",
+    "read_role",
+    "soft_delete",
+    "max_value_bytes",
+    "rate_limit",
+    "version",
+    "from",
+];
+
+/// The longest rate-limit window accepted: one day (a quota's may be
+/// longer).
 const MAX_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// The longest history retention accepted (`keep_for`): 100 years, as for
@@ -54,6 +70,10 @@ pub struct Options {
     pub from: Option<syn::Path>,
     /// `history`, `history(keep = N)`, `history(keep_for = "30d")`.
     pub history: Option<HistoryOpt>,
+    /// `parent = Type` (logs).
+    pub parent: Option<syn::Type>,
+    /// `read_role = ...` (logs).
+    pub read_role: Option<WriteRoleOpt>,
 }
 
 /// A parsed `history` option: how many records per row, and for how long.
@@ -94,14 +114,20 @@ const WRITE_ROLE_HELP: &str = "expected `write_role = <role name>` (such as `adm
      \"content-editor\"), `write_role = public`, `write_role = internal`, or \
      `write_role(predicate = path::to::function)`";
 
-/// Parses every `#[kv(...)]` attribute of the container into `options`.
+/// Parses every `#[kv(...)]` (or `#[log(...)]`, per `derive`) attribute of
+/// the container into `options`.
 pub fn parse_container(
     attrs: &[syn::Attribute],
+    derive: Derive,
     errors: &mut darling::error::Accumulator,
 ) -> Options {
     let mut options = Options::default();
     let mut seen: Vec<String> = Vec::new();
-    for attr in attrs.iter().filter(|a| a.path().is_ident("kv")) {
+    let known = match derive {
+        Derive::Kv => KV_OPTIONS,
+        Derive::Log => LOG_OPTIONS,
+    };
+    for attr in attrs.iter().filter(|a| a.path().is_ident(derive.attr())) {
         let metas = match attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
             Ok(metas) => metas,
             Err(e) => {
@@ -123,8 +149,25 @@ pub fn parse_container(
                 continue;
             }
             seen.push(name.clone());
+            if derive == Derive::Log && matches!(name.as_str(), "keys" | "clean_files") {
+                let why = match name.as_str() {
+                    "keys" => "a log's entries are not keyed: they are numbered per parent",
+                    _ => "logs do not clean up files",
+                };
+                errors.push(
+                    Error::custom(format!("`{name}` is an option of `#[kv(...)]`; {why}"))
+                        .with_span(&meta.path()),
+                );
+                continue;
+            }
             let result =
                 match name.as_str() {
+                    _ if !known.contains(&name.as_str()) => {
+                        Err(unknown_option(&meta.path().to_token_stream_string(), known)
+                            .with_span(&meta.path()))
+                    }
+                    "parent" => parse_type(&meta).map(|t| options.parent = Some(t)),
+                    "read_role" => parse_write_role(&meta).map(|w| options.read_role = Some(w)),
                     "table" => String::from_meta(&meta)
                         .map(|t| options.table = Some((t, value_span(&meta)))),
                     "keys" => parse_keys(&meta, errors).map(|k| options.keys = Some(k)),
@@ -148,7 +191,7 @@ pub fn parse_container(
                     "clean_files" => darling::util::Flag::from_meta(&meta)
                         .map(|_| options.clean_files = Some(meta.path().span())),
                     "history" => parse_history(&meta).map(|h| options.history = Some(h)),
-                    _ => Err(unknown_option(&meta.path().to_token_stream_string())
+                    _ => Err(unknown_option(&meta.path().to_token_stream_string(), known)
                         .with_span(&meta.path())),
                 };
             if let Err(e) = result {
@@ -161,12 +204,12 @@ pub fn parse_container(
 
 /// An unknown option: darling's "did you mean" when one is close, else
 /// every option by name (darling stops listing them past nine).
-fn unknown_option(name: &str) -> Error {
-    let error = Error::unknown_field_with_alts(name, OPTIONS);
+fn unknown_option(name: &str, known: &[&str]) -> Error {
+    let error = Error::unknown_field_with_alts(name, known);
     if error.to_string().contains("Did you mean") {
         return error;
     }
-    let mut names: Vec<&str> = OPTIONS.to_vec();
+    let mut names: Vec<&str> = known.to_vec();
     names.sort_unstable();
     let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     Error::custom(format!(
@@ -200,8 +243,24 @@ pub fn only_version_options(attrs: &[syn::Attribute], errors: &mut darling::erro
 }
 
 /// Parses `#[kv(...)]` on a field: only `file` exists. Returns whether the
-/// field is marked `file`.
-pub fn parse_field(field: &syn::Field, errors: &mut darling::error::Accumulator) -> bool {
+/// field is marked `file`. A log's fields take no `#[log(...)]`.
+pub fn parse_field(
+    field: &syn::Field,
+    derive: Derive,
+    errors: &mut darling::error::Accumulator,
+) -> bool {
+    if derive == Derive::Log {
+        for attr in field.attrs.iter().filter(|a| a.path().is_ident("log")) {
+            errors.push(
+                Error::custom(
+                    "`#[log(...)]` goes on the struct; a log's fields take no options \
+                     (constraints come from `#[garde(...)]`)",
+                )
+                .with_span(attr),
+            );
+        }
+        return false;
+    }
     let mut is_file = false;
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("kv")) {
         let metas = match attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
@@ -225,6 +284,22 @@ pub fn parse_field(field: &syn::Field, errors: &mut darling::error::Accumulator)
         }
     }
     is_file
+}
+
+/// Parses `parent = Type` (a type path, such as `RoomId` or `String`).
+fn parse_type(meta: &Meta) -> darling::Result<syn::Type> {
+    let help = "expected `parent = Type`, a type that implements `Display` and `FromStr` \
+                (such as `RoomId` or `String`)";
+    let Meta::NameValue(nv) = meta else {
+        return Err(Error::custom(help).with_span(meta));
+    };
+    match &nv.value {
+        Expr::Path(p) if p.qself.is_none() => Ok(syn::Type::Path(syn::TypePath {
+            qself: None,
+            path: p.path.clone(),
+        })),
+        other => Err(Error::custom(help).with_span(other)),
+    }
 }
 
 fn value_span(meta: &Meta) -> Span {
@@ -294,7 +369,7 @@ fn parse_rate_limit(meta: &Meta) -> darling::Result<RateLimitOpt> {
             let max = args.max.base10_parse::<u32>().map_err(|_| {
                 Error::custom("`max` is a number of writes, 1 to 4294967295").with_span(&args.max)
             })?;
-            let window = parse_window(&args.window.value())
+            let window = parse_window(&args.window.value(), 1)
                 .map_err(|msg| Error::custom(msg).with_span(&args.window))?;
             (max, window)
         }
@@ -397,15 +472,21 @@ fn parse_duration(text: &str, what: &str) -> Result<u64, String> {
     Ok(number.saturating_mul(scale))
 }
 
-/// A rate-limit window: between 1 ms and one day.
-fn parse_window(text: &str) -> Result<u64, String> {
+/// A window (of a rate limit, or of a quota): between 1 ms and
+/// `max_days` days.
+pub fn parse_window(text: &str, max_days: u64) -> Result<u64, String> {
     let ms = parse_duration(text, "a window")?;
     if ms == 0 {
         return Err("a window of zero length admits nothing; use at least \"1ms\"".into());
     }
-    if ms > MAX_WINDOW_MS {
+    if ms > max_days.saturating_mul(MAX_WINDOW_MS) {
+        let longest = match max_days {
+            1 => "one day".to_owned(),
+            n => format!("{n} days"),
+        };
         return Err(format!(
-            "a window longer than one day is not supported (got {text}); use \"1d\" or less"
+            "a window longer than {longest} is not supported (got {text}); use \"{max_days}d\" \
+             or less"
         ));
     }
     Ok(ms)

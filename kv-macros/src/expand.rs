@@ -8,13 +8,13 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 
-use crate::ast::Input;
+use crate::ast::{Derive, Input};
 use crate::attr::WriteRoleOpt;
 use crate::valid::{self, Checked};
 
 pub fn derive(node: &syn::DeriveInput) -> TokenStream {
     let mut errors = darling::Error::accumulator();
-    let input = Input::from_syn(node, &mut errors);
+    let input = Input::from_syn(node, Derive::Kv, &mut errors);
     let model = valid::check(input, &mut errors);
 
     let key_enum = model
@@ -184,7 +184,7 @@ fn may_break_key_rules(text: &str) -> bool {
 /// kept to read old rows. Only `version` and `from` apply.
 pub fn derive_version(node: &syn::DeriveInput) -> TokenStream {
     let mut errors = darling::Error::accumulator();
-    let options = crate::attr::parse_container(&node.attrs, &mut errors);
+    let options = crate::attr::parse_container(&node.attrs, Derive::Kv, &mut errors);
     crate::attr::only_version_options(&node.attrs, &mut errors);
     if options.version.is_none() {
         errors.push(
@@ -215,7 +215,7 @@ pub fn derive_version(node: &syn::DeriveInput) -> TokenStream {
 
 /// `impl KvVersion`, and for `from`, a constant checking that the previous
 /// version is older.
-fn version_impl(ident: &syn::Ident, version: &valid::Version) -> TokenStream {
+pub(crate) fn version_impl(ident: &syn::Ident, version: &valid::Version) -> TokenStream {
     let number = version.number;
     let decode = match &version.from {
         None => quote! {
@@ -269,50 +269,11 @@ fn schema_impl(model: &Checked<'_>) -> TokenStream {
         quote!(::std::string::String)
     };
     let soft_delete = input.options.soft_delete;
-    let write_role = match &input.options.write_role {
-        WriteRoleOpt::Internal => quote!(::kv_runtime::WriteRole::Internal),
-        WriteRoleOpt::Public => quote!(::kv_runtime::WriteRole::Public),
-        WriteRoleOpt::Role(r) => quote!(::kv_runtime::WriteRole::Role(#r)),
-        WriteRoleOpt::Predicate(p) => {
-            let text = quote!(#p).to_string().replace(' ', "");
-            quote!(::kv_runtime::WriteRole::Predicate(#text))
-        }
-    };
-    let predicate = match &input.options.write_role {
-        WriteRoleOpt::Predicate(p) => {
-            let span = syn::spanned::Spanned::span(p);
-            let call = quote_spanned!(span=> ::kv_runtime::__private::resolve_predicate(#p(ctx)));
-            quote! {
-                fn write_predicate(ctx: &::kv_runtime::Ctx) -> ::kv_runtime::BoxFuture<'_, bool> {
-                    ::std::boxed::Box::pin(async move { #call.await })
-                }
-            }
-        }
-        _ => TokenStream::new(),
-    };
-    let max_bytes = input
-        .options
-        .max_value_bytes
-        .map(|n| quote!(const MAX_VALUE_BYTES: usize = #n;));
-    let validate = input.has_garde.then(|| {
-        quote! {
-            fn validate_value(&self) -> ::core::result::Result<(), ::std::vec::Vec<::kv_runtime::FieldError>> {
-                ::garde::Validate::validate(self).map_err(|report| {
-                    report
-                        .iter()
-                        .map(|(path, error)| ::kv_runtime::__private::field_error(path, error.message()))
-                        .collect()
-                })
-            }
-        }
-    });
-    let rate_limit = input.options.rate_limit.as_ref().map(|r| {
-        let (max, window_ms) = (r.max, r.window_ms);
-        quote! {
-            const RATE_LIMIT: ::core::option::Option<::kv_runtime::RateLimit> =
-                ::core::option::Option::Some(::kv_runtime::RateLimit { max: #max, window_ms: #window_ms });
-        }
-    });
+    let write_role = role_tokens(&input.options.write_role);
+    let predicate = predicate_fn("write_predicate", &input.options.write_role);
+    let max_bytes = max_bytes_const(input);
+    let validate = validate_fn(input);
+    let rate_limit = rate_limit_const(input);
     let file_ids = (!input.file_fields.is_empty()).then(|| {
         let collect = input.file_fields.iter().map(|f| {
             let name = f.ident.as_ref().expect("named fields have names");
@@ -381,4 +342,69 @@ fn schema_impl(model: &Checked<'_>) -> TokenStream {
         #[doc = #row_doc]
         #vis type #row_alias = ::kv_runtime::Row<#ident>;
     }
+}
+
+/// A `write_role` (or `read_role`) as a `WriteRole` value.
+pub(crate) fn role_tokens(role: &WriteRoleOpt) -> TokenStream {
+    match role {
+        WriteRoleOpt::Internal => quote!(::kv_runtime::WriteRole::Internal),
+        WriteRoleOpt::Public => quote!(::kv_runtime::WriteRole::Public),
+        WriteRoleOpt::Role(r) => quote!(::kv_runtime::WriteRole::Role(#r)),
+        WriteRoleOpt::Predicate(p) => {
+            let text = quote!(#p).to_string().replace(' ', "");
+            quote!(::kv_runtime::WriteRole::Predicate(#text))
+        }
+    }
+}
+
+/// For a predicate role, the trait method `name` calling it; else nothing.
+pub(crate) fn predicate_fn(name: &str, role: &WriteRoleOpt) -> TokenStream {
+    match role {
+        WriteRoleOpt::Predicate(p) => {
+            let name = format_ident!("{}", name);
+            let span = syn::spanned::Spanned::span(p);
+            let call = quote_spanned!(span=> ::kv_runtime::__private::resolve_predicate(#p(ctx)));
+            quote! {
+                fn #name(ctx: &::kv_runtime::Ctx) -> ::kv_runtime::BoxFuture<'_, bool> {
+                    ::std::boxed::Box::pin(async move { #call.await })
+                }
+            }
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+/// `const MAX_VALUE_BYTES` when `max_value_bytes` is given.
+pub(crate) fn max_bytes_const(input: &Input<'_>) -> Option<TokenStream> {
+    input
+        .options
+        .max_value_bytes
+        .map(|n| quote!(const MAX_VALUE_BYTES: usize = #n;))
+}
+
+/// `fn validate_value` running garde, when a `#[garde]` attribute is there.
+pub(crate) fn validate_fn(input: &Input<'_>) -> Option<TokenStream> {
+    input.has_garde.then(|| {
+        quote! {
+            fn validate_value(&self) -> ::core::result::Result<(), ::std::vec::Vec<::kv_runtime::FieldError>> {
+                ::garde::Validate::validate(self).map_err(|report| {
+                    report
+                        .iter()
+                        .map(|(path, error)| ::kv_runtime::__private::field_error(path, error.message()))
+                        .collect()
+                })
+            }
+        }
+    })
+}
+
+/// `const RATE_LIMIT` when `rate_limit` is given.
+pub(crate) fn rate_limit_const(input: &Input<'_>) -> Option<TokenStream> {
+    input.options.rate_limit.as_ref().map(|r| {
+        let (max, window_ms) = (r.max, r.window_ms);
+        quote! {
+            const RATE_LIMIT: ::core::option::Option<::kv_runtime::RateLimit> =
+                ::core::option::Option::Some(::kv_runtime::RateLimit { max: #max, window_ms: #window_ms });
+        }
+    })
 }

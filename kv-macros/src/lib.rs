@@ -1,5 +1,6 @@
-//! The `#[derive(Kv)]` macro. Use it through `kv-runtime`, which re-exports
-//! it and documents every option.
+//! The `#[derive(Kv)]`, `#[derive(Log)]` and `#[derive(Quota)]` macros. Use
+//! them through `kv-runtime`, which re-exports them and documents every
+//! option.
 //!
 //! The derive is staged like thiserror's: [`ast`] reads the struct, [`attr`]
 //! parses `#[kv(...)]`, [`valid`] runs every check and returns the checked
@@ -11,6 +12,8 @@ mod ast;
 mod attr;
 mod case;
 mod expand;
+mod log;
+mod quota;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -35,4 +38,24 @@ pub fn derive_kv(input: TokenStream) -> TokenStream {
 pub fn derive_kv_version(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::derive_version(&input).into()
+}
+
+/// `#[derive(Log)]` with `#[log(...)]` makes the struct an append-only log's
+/// entry value: `impl LogSchema` (and `LogSoftDelete` with `soft_delete`)
+/// and the entry alias `<Struct>Entry`. `kv-runtime` re-exports it and
+/// documents every option in the "Logs" section of its crate documentation.
+#[proc_macro_derive(Log, attributes(log))]
+pub fn derive_log(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    log::derive(&input).into()
+}
+
+/// `#[derive(Quota)]` with `#[quota(max = N, window = "1h")]` declares a
+/// per-owner sliding-window quota: `impl QuotaSchema`. `kv-runtime`
+/// re-exports it and documents every option in the "Quotas" section of its
+/// crate documentation.
+#[proc_macro_derive(Quota, attributes(quota))]
+pub fn derive_quota(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    quota::derive(&input).into()
 }

@@ -216,7 +216,19 @@ fn keys(specs: &[KeySpec], list_span: Span, errors: &mut darling::error::Accumul
 }
 
 /// Checks a `table = "..."` name: 1 to 128 ASCII letters, digits, `_` or `-`.
-fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
+pub fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) {
+    stored_name(name, "a table name", "siteConfig", span, errors);
+}
+
+/// Checks a name kv stores things under (a table's, a quota's): `what` and
+/// `example` word the error for the kind of name.
+pub fn stored_name(
+    name: &str,
+    what: &str,
+    example: &str,
+    span: Span,
+    errors: &mut darling::error::Accumulator,
+) {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -224,9 +236,9 @@ fn table_name(name: &str, span: Span, errors: &mut darling::error::Accumulator) 
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
         errors.push(
-            Error::custom(
-                "a table name is 1 to 128 ASCII letters, digits, `_` or `-`, such as \"siteConfig\"",
-            )
+            Error::custom(format!(
+                "{what} is 1 to 128 ASCII letters, digits, `_` or `-`, such as \"{example}\""
+            ))
             .with_span(&span),
         );
     }

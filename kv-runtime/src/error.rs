@@ -32,7 +32,8 @@ pub enum ErrorCode {
     NotFound,
     /// A pagination cursor that is malformed or belongs to another table.
     InvalidCursor,
-    /// Too many writes by this caller in the table's window.
+    /// Too many writes by this caller in the window of a table (or log), or
+    /// no use left of a quota in its window.
     RateLimited,
     /// A hook registered on the table refused the write.
     Rejected,
@@ -223,9 +224,9 @@ pub enum Error {
         reason: String,
     },
     /// See [`ErrorCode::RateLimited`].
-    #[error("too many writes to table `{table}`; retry in {} ms", retry_after.as_millis())]
+    #[error("the rate limit of `{table}` is reached; retry in {} ms", retry_after.as_millis())]
     RateLimited {
-        /// The table.
+        /// The table, log or quota.
         table: &'static str,
         /// How long until the next write will be admitted.
         retry_after: Duration,

@@ -43,7 +43,7 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The next pause after a failed attempt that waited `previous`.
-fn backoff(previous: Duration) -> Duration {
+pub(crate) fn backoff(previous: Duration) -> Duration {
     if previous.is_zero() {
         RETRY_MIN
     } else {
@@ -241,6 +241,8 @@ impl<S: KvSchema> Follower<S> {
         match event {
             FeedEvent::Change(change) => self.on_change(change, out).await,
             FeedEvent::Resync => self.lose(out),
+            // Log entries: followed by a log's tail, not here.
+            _ => {}
         }
     }
 

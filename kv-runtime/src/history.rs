@@ -60,13 +60,13 @@ pub struct HistoryPage<S: KvSchema> {
     /// newer schema version, or not decoding as their own): reported here
     /// instead of failing the page. They count towards the page's size.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unreadable: Vec<UnreadableEntry>,
+    pub unreadable: Vec<UnreadableRecord>,
 }
 
 /// A history record [`Table::history`](crate::Table::history) could not
 /// read: see [`HistoryPage::unreadable`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnreadableEntry {
+pub struct UnreadableRecord {
     /// The change's version.
     pub version: i64,
     /// What the change was.

@@ -94,6 +94,9 @@ use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
+pub use crate::log::hooks::{AfterAppend, AfterRmEntry, BeforeAppend, BeforeRmEntry};
+pub use crate::quota::{QuotaUse, QuotaUsed};
+
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::row::Row;
@@ -207,8 +210,9 @@ where
 /// Every table's hooks in one store, copy-on-write.
 #[derive(Default)]
 pub(crate) struct HookRegistry {
-    /// Keyed by the schema type, so two types sharing a table name keep
-    /// their own hooks.
+    /// Keyed by the hooks' type, which names the schema type (`TableHooks<S>`,
+    /// `LogHooks<L>`, `QuotaHooks<Q>`), so two types sharing a table name
+    /// keep their own hooks.
     tables: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -224,21 +228,35 @@ impl fmt::Debug for HookRegistry {
 impl HookRegistry {
     /// The hooks of table `S`, if any were registered.
     pub(crate) fn get<S: KvSchema>(&self) -> Option<Arc<TableHooks<S>>> {
-        let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
-        let any = Arc::clone(tables.get(&TypeId::of::<S>())?);
-        any.downcast::<TableHooks<S>>().ok()
+        self.get_of::<TableHooks<S>>()
     }
 
     /// Changes the hooks of table `S` (registration).
     pub(crate) fn update<S: KvSchema>(&self, f: impl FnOnce(&mut TableHooks<S>)) {
+        self.update_of::<TableHooks<S>>(f);
+    }
+
+    /// The hooks of type `H` (one type per table, log or quota), if any
+    /// were registered.
+    pub(crate) fn get_of<H: Send + Sync + 'static>(&self) -> Option<Arc<H>> {
+        let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
+        let any = Arc::clone(tables.get(&TypeId::of::<H>())?);
+        any.downcast::<H>().ok()
+    }
+
+    /// Changes the hooks of type `H` (registration), copy-on-write.
+    pub(crate) fn update_of<H: Clone + Default + Send + Sync + 'static>(
+        &self,
+        f: impl FnOnce(&mut H),
+    ) {
         let mut tables = self.tables.write().unwrap_or_else(PoisonError::into_inner);
         let mut hooks = tables
-            .get(&TypeId::of::<S>())
-            .and_then(|any| Arc::clone(any).downcast::<TableHooks<S>>().ok())
-            .map(|h| TableHooks::clone(&h))
+            .get(&TypeId::of::<H>())
+            .and_then(|any| Arc::clone(any).downcast::<H>().ok())
+            .map(|h| H::clone(&h))
             .unwrap_or_default();
         f(&mut hooks);
-        tables.insert(TypeId::of::<S>(), Arc::new(hooks));
+        tables.insert(TypeId::of::<H>(), Arc::new(hooks));
     }
 }
 

@@ -111,6 +111,8 @@ mod health;
 mod history;
 pub mod hooks;
 mod key_rules;
+mod log;
+mod quota;
 mod replica;
 mod row;
 mod schema;
@@ -143,10 +145,21 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use health::{Health, ReplicaHealth};
-pub use history::{HistoryEntry, HistoryOp, HistoryPage, UnreadableEntry};
+pub use history::{HistoryEntry, HistoryOp, HistoryPage, UnreadableRecord};
+/// The derive that turns a struct into an append-only log; every
+/// `#[log(...)]` option is in [Logs](crate#logs).
+pub use kv_macros::Log;
+/// The derive that declares a quota; every `#[quota(...)]` option is in
+/// [Quotas](crate#quotas).
+pub use kv_macros::Quota;
 /// The derive that turns a struct into a kv table; every `#[kv(...)]`
 /// option and what it generates is in [Options](crate#options).
 pub use kv_macros::{Kv, KvVersion};
+pub use log::{
+    Log, LogEntry, LogPage, LogParent, LogSchema, LogSoftDelete, Tail, TailEvent, UnreadableEntry,
+    MAX_BATCH,
+};
+pub use quota::{Quota, QuotaSchema, QuotaState};
 pub use replica::{Replica, ReplicaStatus};
 pub use row::{Page, PageRequest, Row, UnreadableRow};
 pub use schema::{

@@ -10,11 +10,13 @@ use crate::error::{Error, Result};
 use crate::files::{FileCleanupFailure, FileState, FileStore};
 use crate::health::Replicas;
 use crate::hooks::HookRegistry;
+use crate::log::{Log, LogSchema};
+use crate::quota::{Quota, QuotaSchema};
 use crate::schema::KvSchema;
 use crate::table::Table;
 
-/// A handle to one storage backend holding any number of tables. Cheap to
-/// clone; clones share the backend.
+/// A handle to one storage backend holding any number of tables, logs and
+/// quotas. Cheap to clone; clones share the backend.
 ///
 /// ```
 /// # async fn demo() -> kv_runtime::Result<()> {
@@ -153,6 +155,16 @@ impl Store {
     /// The typed table `S` of this store.
     pub fn table<S: KvSchema>(&self) -> Table<S> {
         Table::new(self.clone())
+    }
+
+    /// The typed log `L` of this store (`#[derive(Log)]`).
+    pub fn log<L: LogSchema>(&self) -> Log<L> {
+        Log::new(self.clone())
+    }
+
+    /// The quota `Q` of this store (`#[derive(Quota)]`).
+    pub fn quota<Q: QuotaSchema>(&self) -> Quota<Q> {
+        Quota::new(self.clone())
     }
 
     /// The backend, for untyped access and diagnostics.

@@ -142,6 +142,29 @@ pub struct Register {
     pub id: u64,
     pub pad: String,
 }
+/// Lines appended by several processes at once (the log tests across
+/// processes): server code only.
+#[derive(kv_runtime::Log, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[log(table = "raceLog")]
+pub struct Line {
+    /// Who appended it: the worker's tag and task.
+    pub writer: String,
+    /// The writer's own count.
+    pub i: u64,
+}
+
+/// The parent every process appends to.
+pub const RACE_PARENT: &str = "room";
+
+/// The idempotency key of a worker task's `i`-th append.
+pub fn line_key(tag: &str, task: u64, i: u64) -> String {
+    format!("{tag}-{task}-{i}")
+}
+
+/// 10 uses per owner in any minute (the quota test across processes).
+#[derive(kv_runtime::Quota)]
+#[quota(max = 10, window = "1m")]
+pub struct TenPerMinute;
 
 /// The site configuration of the ops command line's tests (`kv-test-app`):
 /// declared keys, a field constraint, soft delete.

@@ -20,6 +20,8 @@
 //! kv-test-worker history-kill URL ROUND
 //! kv-test-worker history      URL PROCESS TASKS OPS KEYS SEED START_AT_MS
 //! kv-test-worker crash-writer URL TASKS
+//! kv-test-worker log-append   URL TASKS APPENDS START_AT_MS TAG
+//! kv-test-worker quota        URL NOW_MS TRIES
 //! ```
 
 #[allow(dead_code)] // the tests use tables the worker does not
@@ -53,7 +55,9 @@ const USAGE: &str = "usage:
   kv-test-worker history-race URL TASKS WRITES START_AT_MS
   kv-test-worker history-kill URL ROUND
   kv-test-worker history      URL PROCESS TASKS OPS KEYS SEED START_AT_MS
-  kv-test-worker crash-writer URL TASKS";
+  kv-test-worker crash-writer URL TASKS
+  kv-test-worker log-append   URL TASKS APPENDS START_AT_MS TAG
+  kv-test-worker quota        URL NOW_MS TRIES";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -84,6 +88,10 @@ fn main() -> ExitCode {
             number(start_at),
         ),
         ["crash-writer", url, tasks] => crash_writer(url, number(tasks)),
+        ["log-append", url, tasks, appends, start_at, tag] => {
+            log_append(url, number(tasks), number(appends), number(start_at), tag)
+        }
+        ["quota", url, now, tries] => quota(url, number(now), number(tries)),
         _ => {
             eprintln!("kv-test-worker: unknown arguments {args:?}\n{USAGE}");
             return ExitCode::from(2);
@@ -784,4 +792,81 @@ fn crash_writer(url: &str, tasks: u64) {
             task.await.expect("a worker task does not panic");
         }
     });
+}
+
+/// `tasks` tasks, each making `appends` idempotent appends of [`Line`] to
+/// [`RACE_PARENT`] with the keys `line_key(tag, task, i)`, all starting at
+/// the wall-clock instant `start_at` so that several processes race. Run
+/// again with the same tag, it retries the same appends (as a client does
+/// after a lost reply), which must append nothing. Reports `seq KEY SEQ`
+/// for each append, then `appends N`.
+fn log_append(url: &str, tasks: u64, appends: u64, start_at: u64, tag: &str) {
+    let results = runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        let wait = start_at.saturating_sub(now_ms());
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let tasks: Vec<_> = (0..tasks)
+            .map(|task| {
+                let log = store.log::<Line>();
+                let tag = tag.to_owned();
+                tokio::spawn(async move {
+                    let ctx = Ctx::internal();
+                    let parent = RACE_PARENT.to_owned();
+                    let mut got = Vec::new();
+                    for i in 0..appends {
+                        let key = line_key(&tag, task, i);
+                        let line = Line {
+                            writer: format!("{tag}-{task}"),
+                            i,
+                        };
+                        let entry = log
+                            .append_idempotent(&ctx, &parent, &key, line)
+                            .await
+                            .unwrap_or_else(|e| panic!("append {key}: {e}"));
+                        assert_eq!(entry.value.writer, format!("{tag}-{task}"), "{key}");
+                        assert_eq!(entry.value.i, i, "{key}");
+                        got.push((key, entry.seq));
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.expect("a worker task does not panic"));
+        }
+        all
+    });
+    for (key, seq) in &results {
+        report(format_args!("seq {key} {seq}"));
+    }
+    report(format_args!("appends {}", results.len()));
+}
+
+/// At the instant `now` (ms since the epoch, on a [`ManualClock`]),
+/// `tries` concurrent consumes of [`TenPerMinute`] for the owner `shared`;
+/// every refusal must be RATE_LIMITED. Reports `admitted N`.
+fn quota(url: &str, now: i64, tries: u32) {
+    let admitted = runtime().block_on(async {
+        let store = Store::open(url)
+            .await
+            .expect("the worker opens the store")
+            .with_clock(ManualClock::new(now));
+        let quota = store.quota::<TenPerMinute>();
+        let tasks: Vec<_> = (0..tries)
+            .map(|_| {
+                let quota = quota.clone();
+                tokio::spawn(async move { quota.consume("shared").await })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            match task.await.expect("a worker task does not panic") {
+                Ok(_) => admitted += 1,
+                Err(e) => assert_eq!(e.code(), ErrorCode::RateLimited, "{e}"),
+            }
+        }
+        admitted
+    });
+    report(format_args!("admitted {admitted}"));
 }

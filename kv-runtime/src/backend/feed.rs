@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::RawRow;
+use super::{RawEntry, RawRow};
 
 /// How many events a subscriber may fall behind before it gets
 /// [`FeedEvent::Resync`] instead of the events it missed.
@@ -32,11 +32,44 @@ pub struct Change {
     pub row: Option<RawRow>,
 }
 
+/// What a change did to a log entry ([`EntryChange::op`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryOp {
+    /// The entry was appended.
+    Append,
+    /// The entry was deleted: marked (the entry has `deleted_at`) or
+    /// removed (no entry).
+    Rm,
+    /// The soft-deleted entry was restored.
+    Restore,
+}
+
+/// One committed change of a log entry, as the change feed delivers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryChange {
+    /// The log table.
+    pub table: String,
+    /// The parent's text.
+    pub parent: String,
+    /// The entry's number.
+    pub seq: u64,
+    /// What happened.
+    pub op: EntryOp,
+    /// The entry after the change (soft-deleted after a soft `rm`); `None`
+    /// when it was removed.
+    pub entry: Option<RawEntry>,
+}
+
 /// An event of the change feed.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum FeedEvent {
-    /// A committed change. Per key, changes arrive in commit order.
+    /// A committed change of a table row. Per key, changes arrive in
+    /// commit order.
     Change(Change),
+    /// A committed change of a log entry. Per parent, changes arrive in
+    /// commit order (appends in seq order).
+    Entry(EntryChange),
     /// The feed may have missed changes (a lost connection, a subscriber
     /// that fell behind): re-read whatever you hold.
     Resync,
@@ -74,6 +107,26 @@ impl ChangeFeed {
             table: table.to_owned(),
             key: key.to_owned(),
             row: row.filter(|r| r.is_live()).cloned(),
+        }));
+    }
+
+    /// Publishes a committed change of the log entry `seq` of `parent` in
+    /// log `table`: `entry` is the entry as now stored, `None` when it was
+    /// removed. Call it after the commit, in commit order per parent.
+    pub fn publish_entry(
+        &self,
+        table: &str,
+        parent: &str,
+        seq: u64,
+        op: EntryOp,
+        entry: Option<&RawEntry>,
+    ) {
+        self.send(FeedEvent::Entry(EntryChange {
+            table: table.to_owned(),
+            parent: parent.to_owned(),
+            seq,
+            op,
+            entry: entry.cloned(),
         }));
     }
 

@@ -1,7 +1,8 @@
 //! The in-memory backend: the default for tests and quick starts.
 //!
-//! Rows live in one ordered map per table behind a read-write lock. Nothing
-//! survives the process.
+//! Rows live in one ordered map per table behind a read-write lock; log
+//! entries in one ordered map per parent, quota counts in a
+//! [`MemoryRateCounter`]. Nothing survives the process.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
@@ -14,10 +15,12 @@ use std::time::Duration;
 use super::{
     first_version, import_floor, import_verdict, next_version, removal_version, Backend,
     BackendHealth, ChangeFeed, Check, FeedHealth, HistoryOp, HistoryPolicy, HistoryRecord,
-    ImportOptions, Imported, MemoryRateCounter, Outcome, Payload, Purge, RateCounter, RawRow,
-    ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Write,
+    ImportOptions, Imported, LogStore, MemoryRateCounter, Outcome, Payload, Purge, RateCounter,
+    RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Write,
 };
 use crate::error::Result;
+
+mod log;
 
 /// Table names are few, short and chosen by the program: foldhash (seeded
 /// per process) hashes them in a few nanoseconds, where SipHash or a
@@ -80,13 +83,25 @@ fn trim(records: &mut VecDeque<HistoryRecord>, policy: HistoryPolicy, now: i64) 
     }
 }
 
-/// Rows in process memory. Create one with [`MemoryBackend::new`] or
-/// [`Store::memory`](crate::Store::memory).
-#[derive(Default)]
+/// Rows, log entries and quota counts in process memory. Create one with
+/// [`MemoryBackend::new`] or [`Store::memory`](crate::Store::memory).
 pub struct MemoryBackend {
     tables: RwLock<Tables>,
     rate: MemoryRateCounter,
+    logs: log::MemoryLogs,
     feed: ChangeFeed,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        let feed = ChangeFeed::new();
+        MemoryBackend {
+            tables: RwLock::default(),
+            rate: MemoryRateCounter::new(),
+            logs: log::MemoryLogs::new(feed.clone()),
+            feed,
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -416,6 +431,10 @@ impl Backend for MemoryBackend {
 
     fn rate_counter(&self) -> &dyn RateCounter {
         &self.rate
+    }
+
+    fn logs(&self) -> &dyn LogStore {
+        &self.logs
     }
 
     fn feed(&self) -> &ChangeFeed {

@@ -2,9 +2,12 @@
 //!
 //! A backend stores untyped rows (key text, JSON value, bookkeeping times)
 //! per table; [`Table`](crate::Table) does everything typed on top: access
-//! checks, validation, hooks, (de)serialization. To add a backend, implement
-//! [`Backend`] (and [`RateCounter`], or reuse [`MemoryRateCounter`] if your
-//! backend lives in one process) and run the conformance suite
+//! checks, validation, hooks, (de)serialization. Logs ([`Log`](crate::Log))
+//! keep numbered entries per parent through the backend's [`LogStore`];
+//! quotas ([`Quota`](crate::Quota)) and every rate limit count uses through
+//! its [`RateCounter`]. To add a backend, implement [`Backend`], [`LogStore`]
+//! and [`RateCounter`] (or reuse [`MemoryRateCounter`] if your backend lives
+//! in one process) and run the conformance suite
 //! (`kv_runtime::conformance_suite!`, feature `testing`) against it
 //! unchanged.
 //!
@@ -92,6 +95,25 @@
 //!   `REPEATABLE READ` transaction, in memory a copy).
 //! - Failures are errors ([`Error::Backend`](crate::Error::Backend) for an
 //!   unavailable or failing storage), never panics.
+//!
+//! The log operations ([`Backend::logs`]) have guarantees of their own,
+//! listed on [`LogStore`]: gapless numbering per parent, idempotent appends,
+//! atomic bulk operations, commit-order publication.
+//!
+//! The quota primitive ([`Backend::rate_counter`]) has these:
+//!
+//! - [`RateCounter::consume`] checks and counts in one atomic step shared by
+//!   every process using the storage: however many processes consume one
+//!   bucket at once, no window of `window_ms` ever holds more than `max`
+//!   consumed uses.
+//! - A use counted at `at` stays in the window ending at `now` while
+//!   `at > now - window_ms` (a true sliding window, not fixed slots);
+//!   [`RateDecision::Limited`] says when enough uses leave it for the
+//!   request to fit.
+//! - [`RateCounter::peek`] counts nothing; [`RateCounter::record`] counts
+//!   without checking; [`RateCounter::reset`] forgets a bucket;
+//!   [`RateCounter::sweep`] forgets the buckets of a scope that have no use
+//!   left in the window.
 
 use std::sync::Arc;
 
@@ -103,6 +125,7 @@ pub use crate::schema::HistoryPolicy;
 pub(crate) mod feed;
 mod health;
 mod history;
+mod log;
 pub mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -114,10 +137,13 @@ mod row;
 pub mod sqlite;
 mod transfer;
 
-pub use feed::{Change, ChangeFeed, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY};
+pub use feed::{
+    Change, ChangeFeed, EntryChange, EntryOp, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY,
+};
 pub use health::{BackendHealth, FeedHealth};
 pub use history::{removal_version, HistoryOp, HistoryRecord};
-pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Window};
+pub use log::{Append, Appended, EntryRange, EntryRestored, LogStore, RawEntry};
+pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Usage, Window};
 pub use row::{Payload, RawRow};
 pub use transfer::{
     import_floor, import_verdict, Check, CheckState, ImportMode, ImportOptions, Imported,
@@ -374,9 +400,12 @@ pub trait Backend: Send + Sync + 'static {
     /// a wrapper cannot hide its inner backend's checks.
     async fn diagnose(&self) -> Vec<Check>;
 
-    /// The rate-limit counter, shared by every process using the same
-    /// storage.
+    /// The quota primitive behind quotas and rate limits, shared by every
+    /// process using the same storage.
     fn rate_counter(&self) -> &dyn RateCounter;
+
+    /// The log operations (see [`LogStore`] for what they guarantee).
+    fn logs(&self) -> &dyn LogStore;
 
     /// The change feed: every change committed from now on, to each
     /// subscriber. In-process backends see their own writes; shared
@@ -446,6 +475,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     fn rate_counter(&self) -> &dyn RateCounter {
         (**self).rate_counter()
+    }
+    fn logs(&self) -> &dyn LogStore {
+        (**self).logs()
     }
     fn feed(&self) -> &ChangeFeed {
         (**self).feed()

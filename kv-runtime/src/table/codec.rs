@@ -3,24 +3,35 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 use crate::backend::{Payload, RawRow};
 use crate::error::{Error, FieldError, Result};
 use crate::row::Row;
 use crate::schema::{KvKey, KvSchema};
+use crate::version::KvVersion;
 
 /// Validates a value (its field constraints, then its size as JSON) and
 /// encodes it for storage. The payload keeps the value itself beside its
 /// JSON, so that rows this process wrote read back without decoding.
 pub(crate) fn encode<S: KvSchema>(value: &S) -> Result<Payload> {
+    encode_value(S::TABLE, S::MAX_VALUE_BYTES, value.validate_value(), value)
+}
+
+/// [`encode`] for any value type of a table or log: `validated` is the
+/// outcome of its field constraints, `max_bytes` its size limit.
+pub(crate) fn encode_value<T: KvVersion + Serialize + Clone>(
+    table: &'static str,
+    max_bytes: usize,
+    validated: std::result::Result<(), Vec<FieldError>>,
+    value: &T,
+) -> Result<Payload> {
     let invalid = |message: String| Error::ValidationFailed {
-        table: S::TABLE,
+        table,
         fields: vec![FieldError::new("", message)],
     };
-    if let Err(fields) = value.validate_value() {
-        return Err(Error::ValidationFailed {
-            table: S::TABLE,
-            fields,
-        });
+    if let Err(fields) = validated {
+        return Err(Error::ValidationFailed { table, fields });
     }
     let json = serde_json::to_string(value)
         .map_err(|e| invalid(format!("the value cannot be serialized: {e}")))?;
@@ -28,28 +39,27 @@ pub(crate) fn encode<S: KvSchema>(value: &S) -> Result<Payload> {
         // PostgreSQL's JSONB cannot hold it; refused everywhere, so that
         // every backend gives the same answer.
         return Err(Error::ValidationFailed {
-            table: S::TABLE,
+            table,
             fields: vec![FieldError::new(
                 path,
                 "text must not contain the NUL character (U+0000)",
             )],
         });
     }
-    if json.len() > S::MAX_VALUE_BYTES {
+    if json.len() > max_bytes {
         return Err(invalid(format!(
-            "the value is {} bytes as JSON; this table accepts at most {}",
+            "the value is {} bytes as JSON; this table accepts at most {max_bytes}",
             json.len(),
-            S::MAX_VALUE_BYTES
         )));
     }
     // Refuse what could not be read back (say, nesting deeper than the JSON
     // decoder accepts), rather than acknowledge a write that is then lost.
-    if let Err(e) = serde_json::from_str::<S>(&json) {
+    if let Err(e) = serde_json::from_str::<T>(&json) {
         return Err(invalid(format!(
             "the value would not read back from storage: {e}"
         )));
     }
-    Ok(Payload::encoded(json, S::VERSION, Arc::new(value.clone())))
+    Ok(Payload::encoded(json, T::VERSION, Arc::new(value.clone())))
 }
 
 /// Where the JSON text `json` (as serde_json writes it) holds the NUL
@@ -124,7 +134,7 @@ pub(crate) fn key_of<S: KvSchema>(raw: &RawRow) -> Result<S::Key> {
 /// written by a newer version, is [`Error::Unreadable`].
 pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
     Ok(Row {
-        value: decode_value::<S>(&raw.value, &raw.key)?,
+        value: decode_value::<S>(S::TABLE, &raw.key, &raw.value)?,
         key,
         created_at: raw.created_at,
         updated_at: raw.updated_at,
@@ -161,7 +171,7 @@ pub(crate) fn decode_owned<S: KvSchema>(raw: RawRow) -> Decoded<S> {
         Ok(key) => key,
         Err(text) => return Decoded::Orphan(text),
     };
-    match decode_value::<S>(&value, key.as_str()) {
+    match decode_value::<S>(S::TABLE, key.as_str(), &value) {
         Ok(value) => Decoded::Row(Row {
             key,
             value,
@@ -174,14 +184,18 @@ pub(crate) fn decode_owned<S: KvSchema>(raw: RawRow) -> Decoded<S> {
     }
 }
 
-/// The typed value of a payload whose row's key is `key`: the value this
-/// process encoded when the payload still holds it (and is of the current
-/// version), else decoded from the JSON as the version that wrote it.
-pub(crate) fn decode_value<S: KvSchema>(value: &Payload, key: &str) -> Result<S> {
-    match value.typed::<S>() {
-        Some(typed) if value.schema() == S::VERSION => Ok(typed.clone()),
-        _ => S::decode_version(value.schema(), value.json())
-            .map_err(|e| Error::unreadable(S::TABLE, key, value.schema(), e)),
+/// The value of a payload stored under `key` (for messages) in `table`:
+/// the value this process encoded when the payload still holds it, else
+/// decoded as the version that wrote it and migrated to `T`'s.
+pub(crate) fn decode_value<T: KvVersion + Clone>(
+    table: &'static str,
+    key: &str,
+    payload: &Payload,
+) -> Result<T> {
+    match payload.typed::<T>() {
+        Some(value) if payload.schema() == T::VERSION => Ok(value.clone()),
+        _ => T::decode_version(payload.schema(), payload.json())
+            .map_err(|e| Error::unreadable(table, key, payload.schema(), e)),
     }
 }
 

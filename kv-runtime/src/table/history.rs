@@ -9,7 +9,7 @@ use crate::backend::{Expect, HistoryRecord};
 use crate::context::Ctx;
 use crate::cursor;
 use crate::error::{Error, FieldError, Result};
-use crate::history::{HistoryEntry, HistoryPage, UnreadableEntry};
+use crate::history::{HistoryEntry, HistoryPage, UnreadableRecord};
 use crate::row::{PageRequest, Row};
 use crate::schema::{History, KvKey, KvSchema};
 use crate::telemetry;
@@ -131,9 +131,9 @@ impl<S: KvSchema> Table<S> {
         let mut entries = Vec::with_capacity(records.len());
         let mut unreadable = Vec::new();
         for record in records {
-            match codec::decode_value::<S>(&record.value, key.as_str()) {
+            match codec::decode_value::<S>(S::TABLE, key.as_str(), &record.value) {
                 Ok(value) => entries.push(entry(key, record, value)),
-                Err(Error::Unreadable { reason, .. }) => unreadable.push(UnreadableEntry {
+                Err(Error::Unreadable { reason, .. }) => unreadable.push(UnreadableRecord {
                     version: record.version,
                     op: record.op,
                     schema_version: record.value.schema(),
@@ -164,7 +164,7 @@ impl<S: KvSchema> Table<S> {
         self.authorize(ctx, "revert").await?;
         key.check(S::TABLE)?;
         let record = self.record(key, version).await?;
-        let value = codec::decode_value::<S>(&record.value, key.as_str())?;
+        let value = codec::decode_value::<S>(S::TABLE, key.as_str(), &record.value)?;
         let expect = match expected_updated_at {
             Some(v) => Expect::Version(v),
             // The row as this call sees it now: a change made between this

@@ -33,6 +33,7 @@ mod read;
 mod write;
 
 pub use migrate::Migration;
+pub(crate) use purge::check_retention;
 pub use purge::PurgeTask;
 
 /// The typed operations of table `S` in a [`Store`]. Get one with

@@ -17,10 +17,9 @@
 //! operation implements it and gets every step.
 
 use std::future::Future;
-use std::time::Duration;
 
 use super::{codec, Table};
-use crate::backend::{Backend, Expect, Outcome, RateDecision, RawRow, Window, Write};
+use crate::backend::{Backend, Expect, Outcome, RawRow, Write};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::hooks::{self, TableHooks};
@@ -264,37 +263,13 @@ impl<S: KvSchema> Table<S> {
     }
 
     /// Step 4: counts a write against the table's rate limit, if it has
-    /// one. Internal callers are exempt. The bucket is the user id, else
-    /// the client address, else one shared anonymous bucket.
+    /// one, through the one rate-limit mechanism (the quota primitive,
+    /// [`quota::limit`](crate::quota::limit)). Internal callers are exempt.
+    /// The bucket is the user id, else the client address, else one shared
+    /// anonymous bucket; the scope is the table's name.
     async fn count_write(&self, ctx: &Ctx) -> Result<()> {
-        let Some(limit) = S::RATE_LIMIT else {
-            return Ok(());
-        };
-        if ctx.is_internal() {
-            return Ok(());
-        }
-        let bucket = match (ctx.user_id(), ctx.client_addr()) {
-            (Some(user), _) => format!("user:{user}"),
-            (None, Some(addr)) => format!("addr:{addr}"),
-            (None, None) => "anonymous".to_owned(),
-        };
-        let window = Window {
-            max: limit.max,
-            window_ms: i64::try_from(limit.window_ms).unwrap_or(i64::MAX),
-        };
-        let decision = self
-            .store
-            .backend
-            .rate_counter()
-            .hit(S::TABLE, &bucket, window, self.store.now())
-            .await?;
-        match decision {
-            RateDecision::Admitted => Ok(()),
-            RateDecision::Limited { retry_after_ms } => Err(Error::RateLimited {
-                table: S::TABLE,
-                retry_after: Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(1)),
-            }),
-        }
+        crate::quota::limit::count_writes(&self.store, S::TABLE, S::TABLE, S::RATE_LIMIT, ctx, 1)
+            .await
     }
 
     /// Step 7 (and purge): deletes the files the `replaced` rows referenced

@@ -102,13 +102,19 @@ pub struct PurgeTask {
     handle: tokio::task::JoinHandle<()>,
 }
 
+impl PurgeTask {
+    pub(crate) fn new(handle: tokio::task::JoinHandle<()>) -> Self {
+        PurgeTask { handle }
+    }
+}
+
 impl Drop for PurgeTask {
     fn drop(&mut self) {
         self.handle.abort();
     }
 }
 
-fn check_retention(retention: Duration) -> Result<()> {
+pub(crate) fn check_retention(retention: Duration) -> Result<()> {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     if retention < Duration::from_secs(1) || retention > CENTURY {
         return Err(Error::Config(format!(

@@ -215,3 +215,83 @@ pub struct LimitedHistory {
     /// A counter.
     pub n: u32,
 }
+
+/// A room: the parent of [`ChatLine`], a typed id stored as `room-<n>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RoomId(pub u32);
+
+impl std::fmt::Display for RoomId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "room-{}", self.0)
+    }
+}
+
+impl std::str::FromStr for RoomId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix("room-").unwrap_or(s).parse().map(RoomId)
+    }
+}
+
+/// A soft-delete log per room: members write, anyone reads, lines of 1 to
+/// 200 bytes, values of at most 4 KiB.
+#[derive(crate::Log, Serialize, Deserialize, Clone, Debug, PartialEq, garde::Validate)]
+#[log(
+    table = "conformanceChat",
+    parent = RoomId,
+    write_role = member,
+    read_role = public,
+    soft_delete,
+    max_value_bytes = 4096
+)]
+pub struct ChatLine {
+    /// The text.
+    #[garde(length(min = 1, max = 200))]
+    pub text: String,
+}
+
+impl ChatLine {
+    /// A line saying `text`.
+    pub fn new(text: &str) -> Self {
+        ChatLine {
+            text: text.to_owned(),
+        }
+    }
+}
+
+/// A hard-delete log with free `String` parents, internal callers only
+/// (reads too: the read role defaults to the write role).
+#[derive(crate::Log, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[log(table = "conformanceAudit")]
+pub struct AuditEvent {
+    /// What happened.
+    pub what: String,
+}
+
+/// Anyone may append, at most 3 entries per second per caller.
+#[derive(crate::Log, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[log(table = "conformanceShout", write_role = public, rate_limit(max = 3, window = "1s"))]
+pub struct Shout {
+    /// A counter.
+    pub n: u32,
+}
+
+/// 5 uses per owner in any hour.
+#[derive(crate::Quota)]
+#[quota(name = "conformanceVotes", max = 5, window = "1h")]
+pub struct Votes;
+
+/// A user: the owner of [`PerUser`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserId(pub u32);
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "u{}", self.0)
+    }
+}
+
+/// 3 uses per [`UserId`] in any second.
+#[derive(crate::Quota)]
+#[quota(name = "conformancePerUser", max = 3, window = "1s", owner = UserId)]
+pub struct PerUser;

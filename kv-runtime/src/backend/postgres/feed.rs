@@ -29,7 +29,10 @@ use super::errors::{connect_error, describe, Access};
 use super::ops::read_row;
 use super::pool::{Connector, Core};
 use super::settings::Endpoint;
-use crate::backend::{Change, ChangeFeed, FeedEvent, FeedHealth, Payload, RawRow, FEED_CAPACITY};
+use crate::backend::{
+    Change, ChangeFeed, EntryChange, EntryOp, FeedEvent, FeedHealth, Payload, RawEntry, RawRow,
+    FEED_CAPACITY,
+};
 use crate::error::Result;
 
 /// First and longest wait between reconnection attempts.
@@ -320,6 +323,9 @@ impl Listener {
         let Ok(notice) = serde_json::from_str::<Notice>(payload) else {
             return Some(FeedEvent::Resync);
         };
+        if let Some(parent) = notice.p.clone() {
+            return self.decode_entry(parent, notice).await;
+        }
         let row = if notice.reread {
             match self.reread(&notice.t, &notice.k).await {
                 Ok(row) => {
@@ -348,6 +354,61 @@ impl Listener {
         }))
     }
 
+    /// Turns a log entry's notification into an event; `Resync` when it
+    /// cannot be decoded or the entry cannot be read back. An entry read
+    /// back is its latest state: a later change's own notification follows,
+    /// which says the same again.
+    async fn decode_entry(&self, parent: String, notice: Notice) -> Option<FeedEvent> {
+        let table = notice.t;
+        let (Some(seq), Some(op)) = (notice.q, notice.o.as_deref()) else {
+            return Some(FeedEvent::Resync);
+        };
+        let op = match op {
+            "a" => EntryOp::Append,
+            "r" => EntryOp::Rm,
+            "s" => EntryOp::Restore,
+            _ => return Some(FeedEvent::Resync),
+        };
+        let entry = if notice.reread {
+            match self.reread_entry(&table, &parent, seq).await {
+                Ok(entry) => entry,
+                Err(_) => return Some(FeedEvent::Resync),
+            }
+        } else {
+            notice.e.map(|e| RawEntry {
+                parent: parent.clone(),
+                seq,
+                value: Payload::versioned(e.v, e.s),
+                created_at: e.c,
+                author: e.b.map(Arc::from),
+                deleted_at: e.d,
+            })
+        };
+        Some(FeedEvent::Entry(EntryChange {
+            table,
+            parent,
+            seq,
+            op,
+            entry,
+        }))
+    }
+
+    async fn reread_entry(&self, table: &str, parent: &str, seq: u64) -> Result<Option<RawEntry>> {
+        let core = &self.core;
+        let seq_param = i64::try_from(seq).unwrap_or(i64::MAX);
+        core.run(Access::Read, "re-reading a changed entry", |c| async move {
+            let row = c
+                .query_opt(&core.stmts.log.get, &[&table, &parent, &seq_param])
+                .await
+                .map_err(|e| super::errors::pg_error(core.target(), "re-reading an entry", e))?;
+            match row {
+                Some(row) => super::log::read_entry(&row, 0, parent, core.target()),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     async fn reread(&self, table: &str, key: &str) -> Result<Option<RawRow>> {
         let core = &self.core;
         core.run(Access::Read, "re-reading a changed row", |c| async move {
@@ -364,13 +425,27 @@ impl Listener {
     }
 }
 
-/// A notification's payload, as the statements in `sql` build it.
+/// A notification's payload, as the statements in `sql` build it: a row's
+/// change (with `k`) or a log entry's (with `p`, `q` and `o`).
 #[derive(Deserialize)]
 struct Notice {
     /// Table.
     t: String,
-    /// Key.
+    /// Key (a row's change).
+    #[serde(default)]
     k: String,
+    /// Parent (a log entry's change).
+    #[serde(default)]
+    p: Option<String>,
+    /// The entry's seq.
+    #[serde(default)]
+    q: Option<u64>,
+    /// What happened to the entry: `a` append, `r` rm, `s` restore.
+    #[serde(default)]
+    o: Option<String>,
+    /// The entry after the change (none when removed, or with `reread`).
+    #[serde(default)]
+    e: Option<NoticeEntry>,
     /// The live row, or null when none remains.
     #[serde(default)]
     r: Option<NoticeRow>,
@@ -391,6 +466,16 @@ struct NoticeRow {
     b: Option<String>,
     /// The value's schema version (absent from older processes: 1).
     #[serde(default = "first_schema")]
+    s: u32,
+}
+
+#[derive(Deserialize)]
+struct NoticeEntry {
+    /// The value's JSON text.
+    v: String,
+    c: i64,
+    b: Option<String>,
+    d: Option<i64>,
     s: u32,
 }
 

@@ -163,6 +163,7 @@
 
 mod errors;
 mod feed;
+mod log;
 mod open;
 mod ops;
 mod options;

@@ -13,9 +13,9 @@ use super::{sql, PostgresBackend, PUT_ATTEMPTS};
 use crate::backend::rate::SWEEP_EVERY;
 use crate::backend::{
     Backend, BackendHealth, ChangeFeed, Check, CheckState, Expect, FeedHealth, HistoryOp,
-    HistoryPolicy, HistoryRecord, ImportMode, ImportOptions, Imported, Outcome, Payload, Purge,
-    RateCounter, RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot,
-    Stored, TableInfo, Window, Write,
+    HistoryPolicy, HistoryRecord, ImportMode, ImportOptions, Imported, LogStore, Outcome, Payload,
+    Purge, RateCounter, RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, RowImport,
+    Snapshot, Stored, TableInfo, Usage, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -24,7 +24,7 @@ impl PostgresBackend {
         self.core.target()
     }
 
-    fn write_error(&self, op: &str, e: tokio_postgres::Error) -> Error {
+    pub(super) fn write_error(&self, op: &str, e: tokio_postgres::Error) -> Error {
         write_error(self.target(), op, self.core.lock_timeout, e)
     }
 
@@ -540,6 +540,10 @@ impl Backend for PostgresBackend {
         self
     }
 
+    fn logs(&self) -> &dyn LogStore {
+        self
+    }
+
     fn feed(&self) -> &ChangeFeed {
         &self.feed
     }
@@ -568,42 +572,63 @@ impl Backend for PostgresBackend {
 
 #[async_trait]
 impl RateCounter for PostgresBackend {
-    async fn hit(
+    async fn peek(&self, scope: &str, bucket: &str, window: Window, now: i64) -> Result<Usage> {
+        let target = self.target();
+        let stmt = &self.core.stmts.rate_peek;
+        self.core
+            .run(Access::Read, "quota check", |c| async move {
+                let row = c
+                    .query_opt(stmt, &[&scope, &bucket])
+                    .await
+                    .map_err(|e| pg_error(target, "quota check", e))?;
+                let hits: Vec<i64> = match row {
+                    Some(row) => column(&row, 0, target)?,
+                    None => Vec::new(),
+                };
+                Ok(window.usage(&in_window(hits, window, now)))
+            })
+            .await
+    }
+
+    async fn consume(
         &self,
         scope: &str,
         bucket: &str,
         window: Window,
+        n: u32,
         now: i64,
     ) -> Result<RateDecision> {
+        self.rate_use("rate limit", scope, bucket, window, n, false, now)
+            .await
+    }
+
+    async fn record(
+        &self,
+        scope: &str,
+        bucket: &str,
+        window: Window,
+        n: u32,
+        now: i64,
+    ) -> Result<Usage> {
+        match self
+            .rate_use("quota record", scope, bucket, window, n, true, now)
+            .await?
+        {
+            RateDecision::Admitted(usage) | RateDecision::Limited { usage, .. } => Ok(usage),
+        }
+    }
+
+    async fn reset(&self, scope: &str, bucket: &str) -> Result<bool> {
         let target = self.target();
-        let stmts = &self.core.stmts;
+        let stmt = &self.core.stmts.rate_reset;
         self.core
-            .run(Access::Write, "rate limit", |c| async move {
-                let start = now.saturating_sub(window.window_ms);
+            .run(Access::Write, "quota reset", |c| async move {
                 let row = c
-                    .query_opt(
-                        &stmts.rate_hit,
-                        &[&scope, &bucket, &now, &i64::from(window.max), &start],
-                    )
+                    .query_opt(stmt, &[&scope, &bucket])
                     .await
-                    .map_err(|e| self.write_error("rate limit", e))?
-                    .ok_or_else(|| corrupt(target, "the rate limit returned no row"))?;
-                let admitted: bool = column(&row, 0, target)?;
-                if admitted {
-                    // Every so often, forget the scope's idle callers.
-                    if self.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY
-                        == SWEEP_EVERY - 1
-                    {
-                        c.query(&stmts.rate_sweep, &[&scope, &start])
-                            .await
-                            .map_err(|e| pg_error(target, "rate-limit sweep", e))?;
-                    }
-                    return Ok(RateDecision::Admitted);
-                }
-                let oldest: Option<i64> = column(&row, 1, target)?;
-                Ok(RateDecision::Limited {
-                    retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
-                })
+                    .map_err(|e| self.write_error("quota reset", e))?
+                    .ok_or_else(|| corrupt(target, "the quota reset returned no row"))?;
+                column(&row, 0, target)
             })
             .await
     }
@@ -624,6 +649,72 @@ impl RateCounter for PostgresBackend {
             })
             .await
     }
+}
+
+impl PostgresBackend {
+    /// Counts `n` uses when they fit (or always, with `force`), in one
+    /// statement ([`sql::RATE_USE`]); every so often, also forgets the
+    /// scope's idle buckets.
+    #[allow(clippy::too_many_arguments)]
+    async fn rate_use(
+        &self,
+        op: &'static str,
+        scope: &str,
+        bucket: &str,
+        window: Window,
+        n: u32,
+        force: bool,
+        now: i64,
+    ) -> Result<RateDecision> {
+        let target = self.target();
+        let stmts = &self.core.stmts;
+        self.core
+            .run(Access::Write, op, |c| async move {
+                let start = window.start(now);
+                let n_param = i32::try_from(n).unwrap_or(i32::MAX);
+                let row = c
+                    .query_opt(
+                        &stmts.rate_use,
+                        &[
+                            &scope,
+                            &bucket,
+                            &now,
+                            &i64::from(window.max),
+                            &start,
+                            &n_param,
+                            &force,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| self.write_error(op, e))?
+                    .ok_or_else(|| corrupt(target, "the rate limit returned no row"))?;
+                let admitted: bool = column(&row, 0, target)?;
+                let hits = in_window(column(&row, 1, target)?, window, now);
+                if !admitted {
+                    let retry = window.admits(&hits, n, now).err().flatten();
+                    return Ok(RateDecision::Limited {
+                        retry_after_ms: retry.unwrap_or(i64::MAX),
+                        usage: window.usage(&hits),
+                    });
+                }
+                // Every so often, forget the scope's idle callers.
+                if self.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+                    c.query(&stmts.rate_sweep, &[&scope, &start])
+                        .await
+                        .map_err(|e| pg_error(target, "rate-limit sweep", e))?;
+                }
+                Ok(RateDecision::Admitted(window.usage(&hits)))
+            })
+            .await
+    }
+}
+
+/// The uses of `hits` still in the window ending at `now`, ascending.
+fn in_window(mut hits: Vec<i64>, window: Window, now: i64) -> Vec<i64> {
+    let start = window.start(now);
+    hits.retain(|&at| at > start);
+    hits.sort_unstable();
+    hits
 }
 
 /// The tables of a [`sql::TABLES`] answer.
@@ -761,6 +852,6 @@ pub(super) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     })
 }
 
-fn corrupt(target: &str, what: &str) -> Error {
+pub(super) fn corrupt(target: &str, what: &str) -> Error {
     Error::backend_msg(format!("PostgreSQL ({target}): {what}"))
 }

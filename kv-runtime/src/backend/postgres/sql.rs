@@ -12,9 +12,11 @@
 //! calls `pg_notify` in the same statement, so the change notification is
 //! sent exactly when, and only if, the write commits.
 
+pub mod log;
+
 /// The schema version this library writes. A database at a higher version
 /// was migrated by a newer release and is refused.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The key of the transaction-scoped advisory lock that serialises schema
 /// creation and migration between processes opening the same database
@@ -103,6 +105,36 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tbl, key, version)
     );
     CREATE INDEX IF NOT EXISTS kv_history_at ON kv_history (tbl, at);
+    "#,
+    // 4 -> 5: logs. Entries numbered per (log, parent), the idempotency
+    // key and the size of its append on an append's first entry, and the
+    // last number handed out per parent (whose row lock serialises the
+    // appends to one parent). Self-contained and idempotent: only tables
+    // of its own.
+    r#"
+    CREATE TABLE IF NOT EXISTS kv_log (
+        tbl TEXT COLLATE "C" NOT NULL,
+        parent TEXT COLLATE "C" NOT NULL,
+        seq BIGINT NOT NULL,
+        value JSONB NOT NULL,
+        created_at BIGINT NOT NULL,
+        author TEXT,
+        deleted_at BIGINT,
+        idem_key TEXT COLLATE "C",
+        idem_count BIGINT,
+        schema_version INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (tbl, parent, seq)
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS kv_log_idem ON kv_log (tbl, parent, idem_key)
+        WHERE idem_key IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS kv_log_purge ON kv_log (tbl, deleted_at)
+        WHERE deleted_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS kv_log_parents (
+        tbl TEXT COLLATE "C" NOT NULL,
+        parent TEXT COLLATE "C" NOT NULL,
+        last_seq BIGINT NOT NULL,
+        PRIMARY KEY (tbl, parent)
+    );
     "#,
 ];
 
@@ -637,23 +669,37 @@ pub const IMPORT: &str = concat!(
 pub const RATE_SIZE: &str =
     "SELECT count(*), coalesce(sum(cardinality(hits)), 0)::bigint FROM kv_rate";
 
-/// `$1` scope, `$2` bucket, `$3` now, `$4` max, `$5` window start (hits at
-/// or before it have left the window).
+/// `$1` scope, `$2` bucket, `$3` now, `$4` max, `$5` window start (uses at
+/// or before it have left the window), `$6` the number of uses `n`, `$7`
+/// true to count them whether or not they fit (`record`).
 ///
-/// One row per bucket holds the admitted hits still in the window. The row
+/// One row per bucket holds the counted uses still in the window. The row
 /// lock of `ON CONFLICT DO UPDATE` makes the count and the append one atomic
-/// step for every process sharing the database.
-/// Columns: admitted, the oldest hit left in the window (NULL when none).
-pub const RATE_HIT: &str = "INSERT INTO kv_rate AS r (scope, bucket, hits, admitted) \
+/// step for every process sharing the database. Expired uses are dropped;
+/// the `n` new ones are appended when they fit (or with `$7`).
+/// Columns: admitted, the uses now stored (ascending but for the new ones,
+/// which may be older than uses counted by a clock running ahead).
+pub const RATE_USE: &str = "INSERT INTO kv_rate AS r (scope, bucket, hits, admitted) \
     VALUES ($1::text, $2::text, \
-    CASE WHEN $4::bigint > 0 THEN ARRAY[$3::bigint] ELSE '{}'::bigint[] END, $4::bigint > 0) \
+    CASE WHEN $7::boolean OR $6::integer <= $4::bigint \
+    THEN array_fill($3::bigint, ARRAY[$6::integer]) ELSE '{}'::bigint[] END, \
+    $7::boolean OR $6::integer <= $4::bigint) \
     ON CONFLICT (scope, bucket) DO UPDATE SET (hits, admitted) = (\
-    SELECT CASE WHEN count(*) < $4::bigint \
-    THEN array_append(coalesce(array_agg(h.at ORDER BY h.at), '{}'::bigint[]), $3::bigint) \
-    ELSE coalesce(array_agg(h.at ORDER BY h.at), '{}'::bigint[]) END, \
-    count(*) < $4::bigint \
-    FROM unnest(r.hits) AS h (at) WHERE h.at > $5::bigint) \
-    RETURNING admitted, (SELECT min(h.at) FROM unnest(r.hits) AS h (at) WHERE h.at > $5::bigint)";
+    SELECT CASE WHEN k.ok THEN k.kept || array_fill($3::bigint, ARRAY[$6::integer]) \
+    ELSE k.kept END, k.ok \
+    FROM (SELECT coalesce(array_agg(h.at ORDER BY h.at), '{}'::bigint[]) AS kept, \
+    $7::boolean OR count(*) + $6::integer <= $4::bigint AS ok \
+    FROM unnest(r.hits) AS h (at) WHERE h.at > $5::bigint) AS k) \
+    RETURNING admitted, hits";
+
+/// `$1` scope, `$2` bucket. Column: the bucket's stored uses (no row: none).
+pub const RATE_PEEK: &str = "SELECT hits FROM kv_rate WHERE scope = $1::text AND bucket = $2::text";
+
+/// `$1` scope, `$2` bucket. Forgets the bucket. Column: whether it held
+/// any uses.
+pub const RATE_RESET: &str = "WITH d AS (DELETE FROM kv_rate \
+    WHERE scope = $1::text AND bucket = $2::text RETURNING cardinality(hits) > 0 AS held) \
+    SELECT coalesce(bool_or(held), false) FROM d";
 
 /// `$1` scope, `$2` window start. Deletes the buckets of the scope with no
 /// hit left in the window. Column: the number of rows deleted (a row, not
@@ -682,17 +728,22 @@ mod types {
     pub static TT: [Type; 2] = [T, T];
     pub static TI: [Type; 2] = [T, I];
     pub static TTI: [Type; 3] = [T, T, I];
+    pub static TTT: [Type; 3] = [T, T, T];
     pub static PUT: [Type; 8] = [T, T, T, T, I, I, B, N];
     pub static REMOVE_SOFT: [Type; 6] = [T, T, I, T, I, B];
     pub static REMOVE_HARD: [Type; 4] = [T, T, I, B];
     pub static RESTORE: [Type; 5] = [T, T, I, T, B];
-    pub static RATE_HIT: [Type; 5] = [T, T, I, I, I];
     pub static TTII: [Type; 4] = [T, T, I, I];
     pub static PUT_HISTORY: [Type; 10] = [T, T, T, T, I, I, B, N, I, I];
     pub static REMOVE_SOFT_HISTORY: [Type; 8] = [T, T, I, T, I, B, I, I];
     pub static REMOVE_HARD_HISTORY: [Type; 8] = [T, T, I, B, I, T, I, I];
     pub static RESTORE_HISTORY: [Type; 7] = [T, T, I, T, B, I, I];
     pub static PURGE_HISTORY: [Type; 6] = [T, I, I, T, I, I];
+    pub static RATE_USE: [Type; 7] = [T, T, I, I, I, N, B];
+    pub static LOG_APPEND: [Type; 7] = [T, T, TA, T, I, T, N];
+    pub static TTI_IB: [Type; 5] = [T, T, I, I, B];
+    pub static TT_IA_I: [Type; 4] = [T, T, IA, I];
+    pub static TT_IA: [Type; 3] = [T, T, IA];
     pub static NONE: [Type; 0] = [];
     const TA: Type = Type::TEXT_ARRAY;
     const IA: Type = Type::INT8_ARRAY;
@@ -744,8 +795,12 @@ pub struct Statements {
     pub history_first: Stmt,
     /// [`HISTORY_BEFORE`].
     pub history_before: Stmt,
-    /// [`RATE_HIT`].
-    pub rate_hit: Stmt,
+    /// [`RATE_USE`].
+    pub rate_use: Stmt,
+    /// [`RATE_PEEK`].
+    pub rate_peek: Stmt,
+    /// [`RATE_RESET`].
+    pub rate_reset: Stmt,
     /// [`RATE_SWEEP`].
     pub rate_sweep: Stmt,
     /// [`TABLES`].
@@ -756,6 +811,8 @@ pub struct Statements {
     pub read_version: Stmt,
     /// [`RATE_SIZE`].
     pub rate_size: Stmt,
+    /// The log statements.
+    pub log: log::Statements,
 }
 
 impl Statements {
@@ -786,12 +843,25 @@ impl Statements {
             purge_history: stmt(PURGE_HISTORY, &types::PURGE_HISTORY),
             history_first: stmt(HISTORY_FIRST, &types::TTI),
             history_before: stmt(HISTORY_BEFORE, &types::TTII),
-            rate_hit: stmt(RATE_HIT, &types::RATE_HIT),
+            rate_use: stmt(RATE_USE, &types::RATE_USE),
+            rate_peek: stmt(RATE_PEEK, &types::TT),
+            rate_reset: stmt(RATE_RESET, &types::TT),
             rate_sweep: stmt(RATE_SWEEP, &types::TI),
             tables: stmt(TABLES, &types::NONE),
             import: stmt(IMPORT, &types::IMPORT),
             read_version: stmt(READ_VERSION, &types::NONE),
             rate_size: stmt(RATE_SIZE, &types::NONE),
+            log: log::Statements {
+                append: stmt(log::APPEND, &types::LOG_APPEND),
+                replay: stmt(log::REPLAY, &types::TTT),
+                get: stmt(log::GET, &types::TTI),
+                forward: stmt(log::FORWARD, &types::TTI_IB),
+                backward: stmt(log::BACKWARD, &types::TTI_IB),
+                rm_soft: stmt(log::RM_SOFT, &types::TT_IA_I),
+                rm_hard: stmt(log::RM_HARD, &types::TT_IA),
+                restore: stmt(log::RESTORE, &types::TTI),
+                purge: stmt(log::PURGE, &types::TI),
+            },
         }
     }
 
@@ -815,10 +885,19 @@ fn channel(schema: Option<&str>) -> String {
 }
 
 /// kv's table names (`kv_rows`, `kv_meta`, `kv_rate`, `kv_tables`,
-/// `kv_history`) as whole words outside string literals, prefixed with
-/// `schema.`; the channel literal `'kv_changes'` renamed to the schema's.
+/// `kv_history`, `kv_log`, `kv_log_parents`) as whole words outside
+/// string literals, prefixed with `schema.`; the channel literal
+/// `'kv_changes'` renamed to the schema's.
 fn qualify(sql: &str, schema: Option<&str>) -> String {
-    const TABLES: [&str; 5] = ["kv_rows", "kv_meta", "kv_rate", "kv_tables", "kv_history"];
+    const TABLES: [&str; 7] = [
+        "kv_rows",
+        "kv_meta",
+        "kv_rate",
+        "kv_tables",
+        "kv_history",
+        "kv_log",
+        "kv_log_parents",
+    ];
     let Some(schema) = schema else {
         return sql.to_owned();
     };
@@ -889,7 +968,9 @@ mod tests {
             &s.put,
             &s.remove_hard,
             &s.purge,
-            &s.rate_hit,
+            &s.rate_use,
+            &s.rate_peek,
+            &s.rate_reset,
             &s.rate_sweep,
             &s.put_history,
             &s.remove_soft_history,
@@ -901,6 +982,13 @@ mod tests {
             &s.tables,
             &s.import,
             &s.rate_size,
+            &s.log.append,
+            &s.log.replay,
+            &s.log.forward,
+            &s.log.rm_soft,
+            &s.log.rm_hard,
+            &s.log.restore,
+            &s.log.purge,
         ] {
             // Every table reference is qualified, none twice.
             let bare = stmt.text.matches("kv_").count();
@@ -952,7 +1040,9 @@ mod tests {
             ("remove_hard", &s.remove_hard),
             ("restore", &s.restore),
             ("purge", &s.purge),
-            ("rate_hit", &s.rate_hit),
+            ("rate_use", &s.rate_use),
+            ("rate_peek", &s.rate_peek),
+            ("rate_reset", &s.rate_reset),
             ("rate_sweep", &s.rate_sweep),
             ("tables", &s.tables),
             ("import", &s.import),
@@ -965,6 +1055,15 @@ mod tests {
             ("purge_history", &s.purge_history),
             ("history_first", &s.history_first),
             ("history_before", &s.history_before),
+            ("log append", &s.log.append),
+            ("log replay", &s.log.replay),
+            ("log get", &s.log.get),
+            ("log forward", &s.log.forward),
+            ("log backward", &s.log.backward),
+            ("log rm_soft", &s.log.rm_soft),
+            ("log rm_hard", &s.log.rm_hard),
+            ("log restore", &s.log.restore),
+            ("log purge", &s.log.purge),
         ] {
             assert_eq!(
                 stmt.types.len(),

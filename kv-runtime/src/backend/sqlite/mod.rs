@@ -11,8 +11,12 @@
 //! `kv_rows (tbl, key, value, created_at, updated_at, deleted_at,
 //! updated_by)` keyed by `(tbl, key)`, values as JSON text; keys compare
 //! with SQLite's BINARY collation, which is the byte order of their UTF-8
-//! text. The rate limiter keeps a log of admitted writes per
-//! `(scope, bucket)` in `kv_rate`. `kv_tables` holds each table's version
+//! text. The quota primitive (quotas and rate limits) keeps a log of
+//! counted uses per `(scope, bucket)` in `kv_rate`. Logs keep their entries
+//! in `kv_log (tbl, parent, seq, value, created_at, author, deleted_at,
+//! idem_key, idem_count, schema_version)` keyed by `(tbl, parent, seq)`,
+//! with a unique index on the idempotency keys, and the last number handed
+//! out per parent in `kv_log_parents` (schema version 5). `kv_tables` holds each table's version
 //! floor (the highest `updated_at` of a row hard-deleted or purged from it;
 //! schema version 2), which keeps a re-created row from reusing a version.
 //! `kv_history` (schema version 4) holds the history records of tables
@@ -30,9 +34,10 @@
 //!
 //! # Durability
 //!
-//! Each mutation (`set`, `rm`, `restore`, `purge`, a rate-limit hit) runs
-//! inside a `BEGIN IMMEDIATE` transaction doing the conflict check, the
-//! version bump and the write; it is acknowledged only after the `COMMIT`
+//! Each mutation (`set`, `rm`, `restore`, `purge`, a counted use, a log
+//! append or delete) runs inside a `BEGIN IMMEDIATE` transaction doing the
+//! check (conflict, quota, idempotency key), the version bump or the
+//! numbering, and the write; it is acknowledged only after the `COMMIT`
 //! that holds it returned. Writes that wait for the writer connection at
 //! the same time share one transaction and one commit (group commit): each
 //! runs in a savepoint of its own, so that one that fails is undone alone;
@@ -83,6 +88,7 @@
 //! reported: use the PostgreSQL backend when several servers must see each
 //! other's changes.
 
+mod log;
 mod open;
 mod ops;
 mod snapshot;
@@ -106,9 +112,9 @@ use writer::{Pending, Writer};
 use super::rate::SWEEP_EVERY;
 use super::{
     Backend, BackendHealth, ChangeFeed, Check, CheckState, FeedHealth, HistoryPolicy,
-    HistoryRecord, ImportOptions, Imported, Outcome, Payload, Purge, RateCounter, RateDecision,
-    RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Window,
-    Write,
+    HistoryRecord, ImportOptions, Imported, LogStore, Outcome, Payload, Purge, RateCounter,
+    RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored,
+    TableInfo, Usage, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -561,6 +567,10 @@ impl Backend for SqliteBackend {
         self
     }
 
+    fn logs(&self) -> &dyn LogStore {
+        self
+    }
+
     fn feed(&self) -> &ChangeFeed {
         &self.shared.feed
     }
@@ -576,21 +586,47 @@ impl Backend for SqliteBackend {
 
 #[async_trait]
 impl RateCounter for SqliteBackend {
-    async fn hit(
+    async fn peek(&self, scope: &str, bucket: &str, window: Window, now: i64) -> Result<Usage> {
+        let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
+        self.read("quota check", move |conn| {
+            ops::rate_peek(conn, &scope, &bucket, window, now)
+        })
+        .await
+    }
+
+    async fn consume(
         &self,
         scope: &str,
         bucket: &str,
         window: Window,
+        n: u32,
         now: i64,
     ) -> Result<RateDecision> {
+        self.rate_use("rate limit", scope, bucket, window, n, false, now)
+            .await
+    }
+
+    async fn record(
+        &self,
+        scope: &str,
+        bucket: &str,
+        window: Window,
+        n: u32,
+        now: i64,
+    ) -> Result<Usage> {
+        match self
+            .rate_use("quota record", scope, bucket, window, n, true, now)
+            .await?
+        {
+            RateDecision::Admitted(usage) | RateDecision::Limited { usage, .. } => Ok(usage),
+        }
+    }
+
+    async fn reset(&self, scope: &str, bucket: &str) -> Result<bool> {
         let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
-        // Each hit drops its own bucket's expired entries; every so often a
-        // hit drops the whole scope's.
-        let sweep =
-            self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
         self.write(
-            "rate limit",
-            move |conn| ops::rate_hit(conn, &scope, &bucket, window, now, sweep),
+            "quota reset",
+            move |conn| ops::rate_reset(conn, &scope, &bucket),
             |_, _| {},
         )
         .await
@@ -601,6 +637,34 @@ impl RateCounter for SqliteBackend {
         self.write(
             "rate-limit sweep",
             move |conn| ops::rate_sweep(conn, &scope, window, now),
+            |_, _| {},
+        )
+        .await
+    }
+}
+
+impl SqliteBackend {
+    /// Counts `n` uses when they fit (or always, with `force`); every so
+    /// often, also drops the whole scope's expired entries.
+    #[allow(clippy::too_many_arguments)]
+    async fn rate_use(
+        &self,
+        op: &'static str,
+        scope: &str,
+        bucket: &str,
+        window: Window,
+        n: u32,
+        force: bool,
+        now: i64,
+    ) -> Result<RateDecision> {
+        let (scope, bucket) = (scope.to_owned(), bucket.to_owned());
+        // Each use drops its own bucket's expired entries; every so often
+        // one drops the whole scope's.
+        let sweep =
+            self.shared.rate_hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
+        self.write(
+            op,
+            move |conn| ops::rate_use(conn, &scope, &bucket, window, n, force, now, sweep),
             |_, _| {},
         )
         .await

@@ -210,6 +210,33 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (tbl, key, version)
      ) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS kv_history_at ON kv_history (tbl, at);",
+    // 5: logs. Entries numbered per (log, parent); the idempotency key and
+    // the size of its append on an append's first entry; the last number
+    // handed out per parent, so that numbers are never reused. Self-contained
+    // and idempotent: it only adds tables of its own.
+    "CREATE TABLE IF NOT EXISTS kv_log (
+         tbl            TEXT    NOT NULL,
+         parent         TEXT    NOT NULL,
+         seq            INTEGER NOT NULL,
+         value          TEXT    NOT NULL,
+         created_at     INTEGER NOT NULL,
+         author         TEXT,
+         deleted_at     INTEGER,
+         idem_key       TEXT,
+         idem_count     INTEGER,
+         schema_version INTEGER NOT NULL DEFAULT 1,
+         PRIMARY KEY (tbl, parent, seq)
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX IF NOT EXISTS kv_log_idem ON kv_log (tbl, parent, idem_key)
+         WHERE idem_key IS NOT NULL;
+     CREATE INDEX IF NOT EXISTS kv_log_deleted ON kv_log (tbl, deleted_at)
+         WHERE deleted_at IS NOT NULL;
+     CREATE TABLE IF NOT EXISTS kv_log_parents (
+         tbl      TEXT    NOT NULL,
+         parent   TEXT    NOT NULL,
+         last_seq INTEGER NOT NULL,
+         PRIMARY KEY (tbl, parent)
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this library writes and understands.
@@ -303,7 +330,7 @@ fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
 fn foreign_table(conn: &Connection) -> rusqlite::Result<Option<String>> {
     conn.query_row(
         "SELECT name FROM sqlite_master WHERE name IN ('kv_rows', 'kv_rate', 'kv_rows_deleted', \
-         'kv_rate_bucket', 'kv_history') ORDER BY name LIMIT 1",
+         'kv_rate_bucket', 'kv_history', 'kv_log', 'kv_log_parents') ORDER BY name LIMIT 1",
         [],
         |r| r.get(0),
     )
@@ -460,6 +487,6 @@ mod tests {
 
     #[test]
     fn schema_version_counts_migrations() {
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
     }
 }

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::backend::{
     first_version, import_floor, import_verdict, next_version, removal_version, HistoryOp,
     HistoryPolicy, HistoryRecord, ImportOptions, Imported, Outcome, Payload, Purge, RateDecision,
-    RawRow, Removed, Restored, RmMode, RowImport, Stored, TableInfo, Window, Write,
+    RawRow, Removed, Restored, RmMode, RowImport, Stored, TableInfo, Usage, Window, Write,
 };
 
 const GET: &str =
@@ -89,8 +89,9 @@ const IMPORT_ROW: &str = "INSERT INTO kv_rows
          schema_version = excluded.schema_version";
 const RATE_BUCKETS: &str =
     "SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM kv_rate GROUP BY scope, bucket)";
-const RATE_COUNT: &str = "SELECT count(*), min(at) FROM kv_rate
-     WHERE scope = ?1 AND bucket = ?2 AND at > ?3";
+const RATE_HITS: &str = "SELECT at FROM kv_rate
+     WHERE scope = ?1 AND bucket = ?2 AND at > ?3 ORDER BY at";
+const RATE_RESET: &str = "DELETE FROM kv_rate WHERE scope = ?1 AND bucket = ?2";
 const RATE_EXPIRE_BUCKET: &str =
     "DELETE FROM kv_rate WHERE scope = ?1 AND bucket = ?2 AND at <= ?3";
 const RATE_EXPIRE_SCOPE: &str = "DELETE FROM kv_rate WHERE scope = ?1 AND at <= ?2";
@@ -721,29 +722,58 @@ pub(super) fn rate_sweep(
     Ok(n as u64)
 }
 
-/// The sliding-window count of
-/// [`RateCounter::hit`](crate::backend::RateCounter::hit).
-/// With `expire_scope`, also drops every expired entry of the scope (other
-/// callers' old entries), which keeps the log from growing.
-pub(super) fn rate_hit(
-    tx: &Connection,
+/// The uses of `bucket` in the window ending at `now`, ascending.
+fn rate_hits(
+    conn: &Connection,
     scope: &str,
     bucket: &str,
     window: Window,
     now: i64,
+) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached(RATE_HITS)?
+        .query_map(params![scope, bucket, window.start(now)], |r| r.get(0))?
+        .collect()
+}
+
+/// The usage of [`RateCounter::peek`](crate::backend::RateCounter::peek).
+pub(super) fn rate_peek(
+    conn: &Connection,
+    scope: &str,
+    bucket: &str,
+    window: Window,
+    now: i64,
+) -> rusqlite::Result<Usage> {
+    Ok(window.usage(&rate_hits(conn, scope, bucket, window, now)?))
+}
+
+/// The sliding-window count of
+/// [`RateCounter::consume`](crate::backend::RateCounter::consume) (and,
+/// with `force`, of [`RateCounter::record`](crate::backend::RateCounter::record)):
+/// reads the bucket's uses in the window and counts `n` more when they fit
+/// (or always, with `force`), in one transaction holding the write lock.
+/// With `expire_scope`, an admitted use also drops every expired entry of
+/// the scope (other callers' old entries), which keeps the log from growing.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn rate_use(
+    tx: &Connection,
+    scope: &str,
+    bucket: &str,
+    window: Window,
+    n: u32,
+    force: bool,
+    now: i64,
     expire_scope: bool,
 ) -> rusqlite::Result<RateDecision> {
-    let start = now.saturating_sub(window.window_ms);
-    let (count, oldest): (i64, Option<i64>) = tx
-        .prepare_cached(RATE_COUNT)?
-        .query_row(params![scope, bucket, start], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    if count >= i64::from(window.max) {
-        // Nothing is counted.
-        return Ok(RateDecision::Limited {
-            retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
-        });
+    let start = window.start(now);
+    let mut hits = rate_hits(tx, scope, bucket, window, now)?;
+    if !force {
+        if let Err(retry) = window.admits(&hits, n, now) {
+            // Nothing is counted.
+            return Ok(RateDecision::Limited {
+                retry_after_ms: retry.unwrap_or(i64::MAX),
+                usage: window.usage(&hits),
+            });
+        }
     }
     if expire_scope {
         tx.prepare_cached(RATE_EXPIRE_SCOPE)?
@@ -752,7 +782,20 @@ pub(super) fn rate_hit(
         tx.prepare_cached(RATE_EXPIRE_BUCKET)?
             .execute(params![scope, bucket, start])?;
     }
-    tx.prepare_cached(RATE_INSERT)?
-        .execute(params![scope, bucket, now])?;
-    Ok(RateDecision::Admitted)
+    {
+        let mut insert = tx.prepare_cached(RATE_INSERT)?;
+        for _ in 0..n {
+            insert.execute(params![scope, bucket, now])?;
+        }
+    }
+    crate::backend::rate::add_uses(&mut hits, n, now);
+    Ok(RateDecision::Admitted(window.usage(&hits)))
+}
+
+/// The reset of [`RateCounter::reset`](crate::backend::RateCounter::reset).
+pub(super) fn rate_reset(tx: &Connection, scope: &str, bucket: &str) -> rusqlite::Result<bool> {
+    let n = tx
+        .prepare_cached(RATE_RESET)?
+        .execute(params![scope, bucket])?;
+    Ok(n > 0)
 }

@@ -38,6 +38,7 @@ pub async fn change_feed_reports_commits_in_order(store: Store) {
             FeedEvent::Change(c) if c.table.starts_with("conformance") => seen.push(c),
             FeedEvent::Change(_) => {}
             FeedEvent::Resync => panic!("no resync expected on a healthy backend"),
+            _ => {}
         }
     }
     let summary: Vec<(&str, &str, Option<i64>)> = seen

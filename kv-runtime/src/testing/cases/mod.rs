@@ -20,7 +20,9 @@ pub mod history;
 pub mod hooks;
 pub mod keys;
 pub mod list;
+pub mod log;
 pub mod purge;
+pub mod quota;
 pub mod rate_limit;
 pub mod rows;
 pub mod transfer;
@@ -132,6 +134,30 @@ macro_rules! __conformance_cases {
                 rate_limit_window_slides_per_bucket,
                 rate_limit_is_a_sliding_window_per_caller,
                 idle_rate_limit_buckets_are_swept,
+                table_rate_limits_count_in_the_quota_primitive,
+            ],
+            quota: [
+                quota_primitive_consumes_records_peeks_and_resets,
+                quota_uses_from_a_clock_ahead_still_count,
+                concurrent_consumes_admit_exactly_max,
+                quota_check_consume_record_reset,
+                quota_owners_and_counts_are_checked,
+                quota_hooks_refuse_and_observe,
+            ],
+            log: [
+                log_appends_number_entries_per_parent,
+                log_concurrent_appends_get_consecutive_seqs,
+                log_idempotent_appends_replay_the_first_entry,
+                log_append_many_is_all_or_nothing,
+                log_list_pages_forwards_and_backwards,
+                log_rm_restore_and_rm_many,
+                log_roles_guard_writes_and_reads,
+                log_purge_removes_old_soft_deleted_entries,
+                log_tail_follows_new_entries,
+                log_feed_reports_entry_changes,
+                log_hooks_change_refuse_and_observe,
+                log_rate_limit_counts_entries,
+                log_store_numbers_and_lists,
             ],
             hooks: [
                 before_set_hooks_change_values_and_see_previous,

@@ -4,50 +4,41 @@ use super::{clocked, T0};
 use crate::testing::schemas::*;
 use crate::{Ctx, ErrorCode, Store};
 
-/// The backend's rate-limit counter is a true sliding window per bucket.
+/// The backend's quota primitive is a true sliding window per bucket.
 pub async fn rate_limit_window_slides_per_bucket(store: Store) {
-    use crate::backend::RateDecision::{Admitted, Limited};
-    use crate::backend::Window;
+    use crate::backend::{RateDecision, Window};
     let b = store.backend().rate_counter();
     let three_per_second = Window {
         max: 3,
         window_ms: 1_000,
     };
-    let hit = |bucket: &'static str, now: i64| async move {
-        b.hit("conformanceBanner", bucket, three_per_second, now)
+    // `None`: admitted; `Some(ms)`: refused, retry in ms.
+    let hit = |scope: &'static str, bucket: &'static str, now: i64| async move {
+        match b
+            .consume(scope, bucket, three_per_second, 1, now)
             .await
             .unwrap()
-    };
-    assert_eq!(hit("u1", 0).await, Admitted);
-    assert_eq!(hit("u1", 100).await, Admitted);
-    assert_eq!(hit("u1", 200).await, Admitted);
-    assert_eq!(
-        hit("u1", 300).await,
-        Limited {
-            retry_after_ms: 700
+        {
+            RateDecision::Admitted(_) => None,
+            RateDecision::Limited { retry_after_ms, .. } => Some(retry_after_ms),
         }
-    );
-    assert_eq!(hit("u1", 999).await, Limited { retry_after_ms: 1 });
+    };
+    let banner = "conformanceBanner";
+    assert_eq!(hit(banner, "u1", 0).await, None);
+    assert_eq!(hit(banner, "u1", 100).await, None);
+    assert_eq!(hit(banner, "u1", 200).await, None);
+    assert_eq!(hit(banner, "u1", 300).await, Some(700));
+    assert_eq!(hit(banner, "u1", 999).await, Some(1));
     // Another bucket, and another scope, have their own budgets.
-    assert_eq!(hit("u2", 300).await, Admitted);
-    assert_eq!(
-        b.hit("conformanceNote", "u1", three_per_second, 300)
-            .await
-            .unwrap(),
-        Admitted
-    );
+    assert_eq!(hit(banner, "u2", 300).await, None);
+    assert_eq!(hit("conformanceNote", "u1", 300).await, None);
     // At t=1000 the write at t=0 has left the window: one slot opens, not three
     // (a fixed window would reset them all).
-    assert_eq!(hit("u1", 1_000).await, Admitted);
-    assert_eq!(hit("u1", 1_050).await, Limited { retry_after_ms: 50 });
-    assert_eq!(hit("u1", 1_100).await, Admitted);
-    assert_eq!(hit("u1", 1_200).await, Admitted);
-    assert_eq!(
-        hit("u1", 1_200).await,
-        Limited {
-            retry_after_ms: 800
-        }
-    );
+    assert_eq!(hit(banner, "u1", 1_000).await, None);
+    assert_eq!(hit(banner, "u1", 1_050).await, Some(50));
+    assert_eq!(hit(banner, "u1", 1_100).await, None);
+    assert_eq!(hit(banner, "u1", 1_200).await, None);
+    assert_eq!(hit(banner, "u1", 1_200).await, Some(800));
 }
 
 /// The table rate limit is a sliding window per caller, counted in the
@@ -127,7 +118,7 @@ pub async fn rate_limit_is_a_sliding_window_per_caller(store: Store) {
     assert_eq!(t.get("k".to_owned()).await.unwrap().unwrap().value.n, 5);
 }
 
-/// `RateCounter::sweep` forgets the buckets of a scope with no hit left in
+/// `RateCounter::sweep` forgets the buckets of a scope with no use left in
 /// the window, and only those; a swept caller starts afresh.
 pub async fn idle_rate_limit_buckets_are_swept(store: Store) {
     use crate::backend::{RateDecision, Window};
@@ -136,19 +127,25 @@ pub async fn idle_rate_limit_buckets_are_swept(store: Store) {
         max: 1,
         window_ms: 1_000,
     };
+    let admitted = |d: RateDecision| matches!(d, RateDecision::Admitted(_));
     for bucket in ["u1", "u2", "u3"] {
-        assert_eq!(
-            counter.hit("conformanceSweep", bucket, w, 0).await.unwrap(),
-            RateDecision::Admitted
-        );
+        let d = counter
+            .consume("conformanceSweep", bucket, w, 1, 0)
+            .await
+            .unwrap();
+        assert!(admitted(d), "{d:?}");
     }
-    counter.hit("conformanceOther", "u1", w, 0).await.unwrap();
+    counter
+        .consume("conformanceOther", "u1", w, 1, 0)
+        .await
+        .unwrap();
     // Still in their window: nothing to forget, and still counted.
     assert_eq!(counter.sweep("conformanceSweep", w, 500).await.unwrap(), 0);
-    assert!(matches!(
-        counter.hit("conformanceSweep", "u1", w, 500).await.unwrap(),
-        RateDecision::Limited { .. }
-    ));
+    let d = counter
+        .consume("conformanceSweep", "u1", w, 1, 500)
+        .await
+        .unwrap();
+    assert!(!admitted(d), "{d:?}");
     // Past the window: forgotten, once.
     assert!(counter.sweep("conformanceSweep", w, 5_000).await.unwrap() > 0);
     assert_eq!(
@@ -157,11 +154,45 @@ pub async fn idle_rate_limit_buckets_are_swept(store: Store) {
     );
     // Another scope is swept on its own.
     assert!(counter.sweep("conformanceOther", w, 5_000).await.unwrap() > 0);
-    assert_eq!(
-        counter
-            .hit("conformanceSweep", "u1", w, 5_000)
-            .await
-            .unwrap(),
-        RateDecision::Admitted
-    );
+    let d = counter
+        .consume("conformanceSweep", "u1", w, 1, 5_000)
+        .await
+        .unwrap();
+    assert!(admitted(d), "{d:?}");
+}
+
+/// A table's rate limit counts in the quota primitive (one mechanism): its
+/// writes show in the counter under the table's name and the caller, and a
+/// reset of that bucket frees the caller.
+pub async fn table_rate_limits_count_in_the_quota_primitive(store: Store) {
+    use crate::backend::Window;
+    let (store, _clock) = clocked(&store);
+    let t = store.table::<Limited>();
+    let alice = Ctx::user("alice");
+    for n in 0..3 {
+        t.set(&alice, "k".to_owned(), Limited { n }).await.unwrap();
+    }
+    let w = Window {
+        max: 3,
+        window_ms: 1_000,
+    };
+    let counter = store.backend().rate_counter();
+    let usage = counter
+        .peek("conformanceLimited", "user:alice", w, T0)
+        .await
+        .unwrap();
+    assert_eq!(usage.used, 3);
+    assert_eq!(usage.full_until, Some(T0 + 1_000));
+    let err = t
+        .set(&alice, "k".to_owned(), Limited { n: 9 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    assert!(counter
+        .reset("conformanceLimited", "user:alice")
+        .await
+        .unwrap());
+    t.set(&alice, "k".to_owned(), Limited { n: 4 })
+        .await
+        .unwrap();
 }

@@ -87,7 +87,8 @@ async fn changes(
             FeedEvent::Change(c) if c.table == table => {
                 seen.push((c.key, c.row.map(|r| r.updated_at)));
             }
-            FeedEvent::Change(_) => {}
+            // Other tables' changes and log entries are not the import's.
+            FeedEvent::Change(_) | FeedEvent::Entry(_) => {}
             FeedEvent::Resync => panic!("no resync expected on a healthy backend"),
         }
     }

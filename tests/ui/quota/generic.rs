@@ -1,0 +1,7 @@
+use kv_runtime::Quota;
+
+#[derive(Quota)]
+#[quota(max = 5, window = "1h")]
+pub struct Votes<T>(std::marker::PhantomData<T>);
+
+fn main() {}

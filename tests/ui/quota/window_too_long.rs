@@ -1,0 +1,7 @@
+use kv_runtime::Quota;
+
+#[derive(Quota)]
+#[quota(max = 5, window = "400d")]
+pub struct Votes;
+
+fn main() {}
