@@ -171,5 +171,23 @@ pub fn all() -> Vec<(&'static str, Vec<Op>)> {
                 },
             ],
         ),
+        (
+            // Hits counted before the clock stepped back are later than
+            // the new `now`, and still in the window: the fourth write
+            // waits for the oldest of them (documented on
+            // `RateCounter::hit`).
+            "rate_limit_counts_hits_from_before_the_clock_stepped_back",
+            vec![
+                set(Note, Bo, 0, "a"),
+                set(Note, Bo, 1, "b"),
+                set(Note, Bo, 2, "c"),
+                Op::Clock { delta_ms: -1_000 },
+                set(Note, Bo, 3, "d"),
+                Op::Clock { delta_ms: 5_999 },
+                set(Note, Bo, 3, "d"),
+                Op::Clock { delta_ms: 1 },
+                set(Note, Bo, 3, "d"),
+            ],
+        ),
     ]
 }

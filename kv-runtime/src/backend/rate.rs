@@ -46,9 +46,14 @@ pub enum RateDecision {
 #[async_trait]
 pub trait RateCounter: Send + Sync {
     /// Counts one hit of `bucket` in `scope`: admitted when fewer than
-    /// `window.max` hits were counted in `(now - window_ms, now]`, and then
+    /// `window.max` hits are counted after `now - window_ms`, and then
     /// counted; refused otherwise, counting nothing. Atomic, and shared by
     /// every process using the same storage.
+    ///
+    /// Hits later than `now` (counted before the clock stepped back) are
+    /// in the window too. A hit at or before `now - window_ms` has left it
+    /// and may be forgotten (by this call or a sweep); once forgotten it
+    /// does not count again if the clock steps back.
     async fn hit(
         &self,
         scope: &str,
