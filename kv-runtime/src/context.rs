@@ -27,6 +27,7 @@ pub struct Ctx {
     user_id: Option<Arc<str>>,
     roles: Vec<Arc<str>>,
     internal: bool,
+    actor: Option<Arc<str>>,
     client_addr: Option<Arc<str>>,
     data: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -52,6 +53,22 @@ impl Ctx {
             internal: true,
             ..Ctx::default()
         }
+    }
+
+    /// Names an internal caller in `updated_by` (instead of `"internal"`),
+    /// e.g. `Ctx::internal().with_actor("cli:alice")` for a write made from
+    /// the command line, or `"cron:purge"` for a job. It only names: it
+    /// grants nothing, and a user's id is recorded as before (the name is
+    /// ignored for a context with a user id or that is not internal).
+    ///
+    /// ```
+    /// let ctx = kv_runtime::Ctx::internal().with_actor("cli:alice");
+    /// assert_eq!(ctx.actor_name(), Some("cli:alice"));
+    /// assert_eq!(kv_runtime::Ctx::internal().actor_name(), Some("internal"));
+    /// ```
+    pub fn with_actor(mut self, name: impl Into<String>) -> Self {
+        self.actor = Some(Arc::from(name.into()));
+        self
     }
 
     /// Adds a role.
@@ -116,14 +133,19 @@ impl Ctx {
         self.data.as_deref().and_then(|d| d.downcast_ref::<T>())
     }
 
-    /// The name written to `updated_by`: the user id, or `"internal"` for
-    /// server calls, or none.
-    pub(crate) fn actor(&self) -> Option<&str> {
+    /// The name written to `updated_by`: the user id; for an internal
+    /// caller without one, its [`Ctx::with_actor`] name or `"internal"`;
+    /// none for an anonymous caller.
+    pub fn actor_name(&self) -> Option<&str> {
         match (&self.user_id, self.internal) {
             (Some(id), _) => Some(id),
-            (None, true) => Some("internal"),
+            (None, true) => Some(self.actor.as_deref().unwrap_or("internal")),
             (None, false) => None,
         }
+    }
+
+    pub(crate) fn actor(&self) -> Option<&str> {
+        self.actor_name()
     }
 }
 
@@ -133,6 +155,7 @@ impl fmt::Debug for Ctx {
             .field("user_id", &self.user_id)
             .field("roles", &self.roles)
             .field("internal", &self.internal)
+            .field("actor", &self.actor)
             .field("client_addr", &self.client_addr)
             .field("has_data", &self.data.is_some())
             .finish()

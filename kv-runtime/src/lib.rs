@@ -82,6 +82,8 @@
 #![cfg_attr(not(feature = "web"), doc = "[web-module]: #cargo-features")]
 #![cfg_attr(feature = "ts", doc = "[ts-module]: crate::ts")]
 #![cfg_attr(not(feature = "ts"), doc = "[ts-module]: #cargo-features")]
+#![cfg_attr(feature = "cli", doc = "[cli-module]: crate::cli")]
+#![cfg_attr(not(feature = "cli"), doc = "[cli-module]: #cargo-features")]
 #![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
 #![cfg_attr(not(feature = "testing"), doc = "[testing-module]: #cargo-features")]
 #![cfg_attr(
@@ -95,6 +97,9 @@
 extern crate self as kv_runtime;
 
 pub mod backend;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 mod clock;
 mod context;
 mod cursor;

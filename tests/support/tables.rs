@@ -108,3 +108,21 @@ impl From<DeployNoteV1> for DeployNote {
         }
     }
 }
+
+/// The site configuration of the ops command line's tests (`kv-test-app`):
+/// declared keys, a field constraint, soft delete.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq, garde::Validate)]
+#[kv(table = "siteConfig", keys = [banner, maintenance], write_role = admin, soft_delete)]
+pub struct SiteConfig {
+    #[garde(skip)]
+    pub active: bool,
+    #[garde(length(min = 1, max = 40))]
+    pub message: String,
+}
+
+/// Feature flags of the ops command line's tests: free keys, hard delete.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "flags", write_role = admin)]
+pub struct Flag {
+    pub on: bool,
+}

@@ -235,7 +235,8 @@ const DEPLOY_KEYS: u64 = 10;
 /// Every write either succeeds or is refused with NEWER_SCHEMA (the row
 /// was migrated or written by version 2); every read of a version 2 row is
 /// UNREADABLE. Anything else fails the worker. Reports `ready` after its
-/// first round, then `ok N`, `newer N`, `unreadable N`.
+/// first round and waits until the test has migrated its rows, then
+/// reports `ok N`, `newer N`, `unreadable N`.
 fn deploy_v1(url: &str, rounds: u64) {
     let (mut ok, mut newer, mut unreadable) = (0u64, 0u64, 0u64);
     runtime().block_on(async {
@@ -265,6 +266,23 @@ fn deploy_v1(url: &str, rounds: u64) {
             }
             if round == 0 {
                 report(format_args!("ready"));
+                // The test migrates once it reads `ready`: wait until this
+                // program's own rows are version 2, so that the rounds
+                // after this one meet migrated rows however the processes
+                // are scheduled.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    match t.get("old-0".to_owned()).await {
+                        Err(e) if e.code() == ErrorCode::Unreadable => break,
+                        Ok(_) => {}
+                        Err(e) => panic!("version 1 reads its row: {e}"),
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "the test never migrated the rows of version 1"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         }
     });
@@ -276,7 +294,8 @@ fn deploy_v1(url: &str, rounds: u64) {
 /// The new program of a rolling deploy: `rounds` times, writes its notes
 /// `new-0..` (version 2, with tags) and reads the old program's `old-0..`,
 /// which must read (migrated from version 1 or written by version 2).
-/// Reports `ready` after its first round, then `read N`.
+/// Reports `ready` after its first round and waits for the old program's
+/// first row, then reports `read N`.
 fn deploy_v2(url: &str, rounds: u64) {
     let mut read = 0u64;
     runtime().block_on(async {
@@ -303,6 +322,22 @@ fn deploy_v2(url: &str, rounds: u64) {
             }
             if round == 0 {
                 report(format_args!("ready"));
+                // The old program starts once it reads `ready`: wait for
+                // its first row, so that the rounds after this one read
+                // old rows however the processes are scheduled.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while t
+                    .get("old-0".to_owned())
+                    .await
+                    .expect("version 2 reads version 1 rows")
+                    .is_none()
+                {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the old program never wrote its first row"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         }
     });

@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use super::{
-    first_version, next_version, Backend, BackendHealth, ChangeFeed, FeedHealth, MemoryRateCounter,
-    Outcome, Payload, RateCounter, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Write,
+    first_version, import_floor, import_verdict, next_version, Backend, BackendHealth, ChangeFeed,
+    Check, FeedHealth, ImportOptions, Imported, MemoryRateCounter, Outcome, Payload, RateCounter,
+    RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Write,
 };
 use crate::error::Result;
 
@@ -22,7 +23,7 @@ type Tables = HashMap<String, TableRows, BuildHasherDefault<Fnv>>;
 
 /// One table: its rows in key order, and its version floor (the highest
 /// `updated_at` of a row hard-deleted or purged from it).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct TableRows {
     rows: BTreeMap<String, RawRow>,
     floor: Option<i64>,
@@ -258,6 +259,58 @@ impl Backend for MemoryBackend {
         }))
     }
 
+    async fn tables(&self) -> Result<Vec<TableInfo>> {
+        Ok(self.read(|t| table_infos(t)))
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        // A copy: values are shared (`Payload` is reference-counted), the
+        // maps and keys are copied.
+        let tables: BTreeMap<String, TableRows> =
+            self.read(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        Ok(Box::new(MemorySnapshot { tables }))
+    }
+
+    async fn import(
+        &self,
+        table: &str,
+        rows: Vec<RawRow>,
+        options: ImportOptions,
+    ) -> Result<Imported> {
+        Ok(self.write(table, |t, publish| {
+            let mut outcomes = Vec::with_capacity(rows.len());
+            let mut replaced_newer = Vec::new();
+            let mut written = Vec::new();
+            for row in rows {
+                let stored = t.rows.get(&row.key);
+                let same = stored.is_some_and(|s| s.value == row.value);
+                let verdict = import_verdict(stored, &row, same, options.mode);
+                if verdict == RowImport::Written {
+                    if let Some(s) = stored.filter(|s| s.updated_at >= row.updated_at) {
+                        replaced_newer.push(s.updated_at);
+                    }
+                    t.rows.insert(row.key.clone(), row.clone());
+                    written.push(row);
+                }
+                outcomes.push(verdict);
+            }
+            if let Some(floor) = import_floor(options, replaced_newer) {
+                t.raise_floor(floor);
+            }
+            for row in &written {
+                publish(&row.key, Some(row));
+            }
+            Imported { rows: outcomes }
+        }))
+    }
+
+    async fn diagnose(&self) -> Vec<Check> {
+        vec![Check::ok(
+            "storage",
+            "rows in process memory; nothing survives the process",
+        )]
+    }
+
     fn rate_counter(&self) -> &dyn RateCounter {
         &self.rate
     }
@@ -268,5 +321,53 @@ impl Backend for MemoryBackend {
 
     async fn health(&self) -> BackendHealth {
         BackendHealth::reachable("memory", Duration::ZERO, FeedHealth::InProcess)
+    }
+}
+
+/// The tables of `tables` that hold a row or a floor, in name order.
+fn table_infos<'a>(
+    tables: impl IntoIterator<Item = (&'a String, &'a TableRows)>,
+) -> Vec<TableInfo> {
+    let mut infos: Vec<TableInfo> = tables
+        .into_iter()
+        .filter(|(_, t)| !t.rows.is_empty() || t.floor.is_some())
+        .map(|(name, t)| {
+            let deleted = t.rows.values().filter(|r| !r.is_live()).count();
+            TableInfo::new(name.clone(), t.rows.len() as u64, deleted as u64, t.floor)
+        })
+        .collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    infos
+}
+
+/// A copy of every table, taken under the read lock.
+struct MemorySnapshot {
+    tables: BTreeMap<String, TableRows>,
+}
+
+#[async_trait]
+impl Snapshot for MemorySnapshot {
+    async fn tables(&mut self) -> Result<Vec<TableInfo>> {
+        Ok(table_infos(&self.tables))
+    }
+
+    async fn scan(
+        &mut self,
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>> {
+        let Some(t) = self.tables.get(table) else {
+            return Ok(Vec::new());
+        };
+        let lower = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        Ok(t.rows
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
     }
 }

@@ -42,6 +42,20 @@
 //!   (purged rows were invisible already).
 //! - Once a write has returned `Ok`, it is never lost (for persistent
 //!   backends: it survives a crash of the process).
+//! - [`Backend::import`] writes the rows it is given exactly (value,
+//!   `created_at`, `updated_at`, `deleted_at`, `updated_by`), all of one
+//!   call in one atomic step, deciding each row with [`import_verdict`]: a
+//!   missing or older stored row is written, an identical one left alone,
+//!   and a newer one kept unless the mode is [`ImportMode::Overwrite`]. In
+//!   the same step it raises the table's version floor to
+//!   [`import_floor`] (the floor given, and the version of every newer row
+//!   it overwrote), and after the commit it publishes every row it wrote
+//!   on the feed, in the order given. Importing the same rows twice
+//!   changes nothing the second time.
+//! - A [`Snapshot`] reads every table as of one moment: rows written after
+//!   it started are not in it, and each row in it is a state the row had
+//!   at that moment (on SQLite one read transaction, on PostgreSQL one
+//!   `REPEATABLE READ` transaction, in memory a copy).
 //! - Failures are errors ([`Error::Backend`](crate::Error::Backend) for an
 //!   unavailable or failing storage), never panics.
 
@@ -62,11 +76,16 @@ mod row;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
+mod transfer;
 
 pub use feed::{Change, ChangeFeed, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY};
 pub use health::{BackendHealth, FeedHealth};
 pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Window};
 pub use row::{Payload, RawRow};
+pub use transfer::{
+    import_floor, import_verdict, Check, CheckState, ImportMode, ImportOptions, Imported,
+    RowImport, Snapshot, TableInfo,
+};
 
 /// The `updated_at` a mutation gives a row: `now`, but strictly greater than
 /// the previous version.
@@ -253,6 +272,37 @@ pub trait Backend: Send + Sync + 'static {
     /// deleted later are untouched.
     async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>>;
 
+    /// Every table holding a row (live or soft-deleted) or a version
+    /// floor, in byte order of their names, with their row counts and
+    /// floors. Exports and `kv tables` start here.
+    async fn tables(&self) -> Result<Vec<TableInfo>>;
+
+    /// A consistent read view of every table as of now (see [`Snapshot`]),
+    /// for an export that must be the store as of one moment while others
+    /// write. Holds a connection until dropped.
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
+
+    /// Restores `rows` of `table` exactly as given (keys already checked
+    /// and distinct), in one atomic step: each row is written, left alone
+    /// when identical, or kept when the stored one is newer (see the
+    /// [module documentation](self) and [`import_verdict`]); the table's
+    /// version floor is raised to [`import_floor`]; every row written is
+    /// published on the feed after the commit. Returns one [`RowImport`]
+    /// per row, in order. An empty `rows` only raises the floor.
+    async fn import(
+        &self,
+        table: &str,
+        rows: Vec<RawRow>,
+        options: ImportOptions,
+    ) -> Result<Imported>;
+
+    /// Self-checks for an operator (`kv doctor`): the storage's schema
+    /// version, its integrity, the rate limiter's size, whatever the
+    /// backend can check about itself. Never fails: a check that cannot be
+    /// made is a [`CheckState::Failed`] check saying why. Required, so that
+    /// a wrapper cannot hide its inner backend's checks.
+    async fn diagnose(&self) -> Vec<Check>;
+
     /// The rate-limit counter, shared by every process using the same
     /// storage.
     fn rate_counter(&self) -> &dyn RateCounter;
@@ -296,6 +346,23 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
         (**self).purge(table, deleted_before).await
+    }
+    async fn tables(&self) -> Result<Vec<TableInfo>> {
+        (**self).tables().await
+    }
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        (**self).snapshot().await
+    }
+    async fn import(
+        &self,
+        table: &str,
+        rows: Vec<RawRow>,
+        options: ImportOptions,
+    ) -> Result<Imported> {
+        (**self).import(table, rows, options).await
+    }
+    async fn diagnose(&self) -> Vec<Check> {
+        (**self).diagnose().await
     }
     fn rate_counter(&self) -> &dyn RateCounter {
         (**self).rate_counter()

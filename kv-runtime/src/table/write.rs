@@ -77,6 +77,13 @@ impl<S: KvSchema> Table<S> {
     {
         self.write(ctx, key.borrow(), RestoreOp, Expect::Any).await
     }
+
+    /// [`Table::restore`] without the `SoftDelete` bound, for callers that
+    /// check [`KvSchema::SOFT_DELETE`] at run time (the command line).
+    #[cfg(feature = "cli")]
+    pub(crate) async fn restore_checked(&self, ctx: &Ctx, key: &S::Key) -> Result<Row<S>> {
+        self.write(ctx, key, RestoreOp, Expect::Any).await
+    }
 }
 
 /// `set`: stores a value.

@@ -168,6 +168,7 @@ mod ops;
 mod options;
 mod pool;
 mod settings;
+mod snapshot;
 #[doc(hidden)]
 pub mod sql;
 mod tls;

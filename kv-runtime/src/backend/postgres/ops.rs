@@ -11,8 +11,9 @@ use super::pool::{Checkout, Core};
 use super::{sql, PostgresBackend, PUT_ATTEMPTS};
 use crate::backend::rate::SWEEP_EVERY;
 use crate::backend::{
-    Backend, BackendHealth, ChangeFeed, Expect, FeedHealth, Outcome, Payload, RateCounter,
-    RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, Stored, Window, Write,
+    Backend, BackendHealth, ChangeFeed, Check, CheckState, Expect, FeedHealth, ImportMode,
+    ImportOptions, Imported, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow, Removed,
+    Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -295,6 +296,152 @@ impl Backend for PostgresBackend {
             .await
     }
 
+    async fn tables(&self) -> Result<Vec<TableInfo>> {
+        let core = &self.core;
+        core.run(Access::Read, "tables", |c| async move {
+            let rows = c
+                .query(&core.stmts.tables, &[])
+                .await
+                .map_err(|e| pg_error(core.target(), "tables", e))?;
+            table_infos(&rows, core.target())
+        })
+        .await
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        let snapshot = super::snapshot::PgSnapshot::begin(Arc::clone(&self.core)).await?;
+        Ok(Box::new(snapshot))
+    }
+
+    async fn import(
+        &self,
+        table: &str,
+        rows: Vec<RawRow>,
+        options: ImportOptions,
+    ) -> Result<Imported> {
+        let target = self.target();
+        let stmt = &self.core.stmts.import;
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        let values: Vec<&str> = rows.iter().map(|r| r.value.json()).collect();
+        let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
+        let updated: Vec<i64> = rows.iter().map(|r| r.updated_at).collect();
+        let deleted: Vec<Option<i64>> = rows.iter().map(|r| r.deleted_at).collect();
+        let by: Vec<Option<&str>> = rows.iter().map(|r| r.updated_by.as_deref()).collect();
+        let schemas: Vec<i32> = rows
+            .iter()
+            .map(|r| i32::try_from(r.value.schema()).unwrap_or(i32::MAX))
+            .collect();
+        let overwrite = options.mode == ImportMode::Overwrite;
+        let imported = self
+            .core
+            .run(Access::Write, "import", |c| async move {
+                for _ in 0..PUT_ATTEMPTS {
+                    c.simple("BEGIN")
+                        .await
+                        .map_err(|e| self.write_error("import", e))?;
+                    let answer = c
+                        .query(
+                            stmt,
+                            &[
+                                &table,
+                                &keys,
+                                &values,
+                                &created,
+                                &updated,
+                                &deleted,
+                                &by,
+                                &overwrite,
+                                &options.version_floor,
+                                &schemas,
+                            ],
+                        )
+                        .await;
+                    let answer = match answer {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            let _ = c.simple("ROLLBACK").await;
+                            return Err(self.write_error("import", e));
+                        }
+                    };
+                    let (outcomes, raced) = match import_outcomes(&answer, keys.len(), target) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            let _ = c.simple("ROLLBACK").await;
+                            return Err(e);
+                        }
+                    };
+                    if raced {
+                        // Another session inserted one of the keys after
+                        // this statement's snapshot: start again, seeing it.
+                        c.simple("ROLLBACK")
+                            .await
+                            .map_err(|e| self.write_error("import", e))?;
+                        continue;
+                    }
+                    c.simple("COMMIT")
+                        .await
+                        .map_err(|e| self.write_error("import", e))?;
+                    return Ok(Imported { rows: outcomes });
+                }
+                Err(Error::backend_msg(format!(
+                    "PostgreSQL ({target}): import into table `{table}` kept racing with \
+                     concurrent inserts of the same keys; nothing was written"
+                )))
+            })
+            .await?;
+        Ok(imported)
+    }
+
+    async fn diagnose(&self) -> Vec<Check> {
+        let core = &self.core;
+        let found = core
+            .run(Access::Read, "diagnose", |c| async move {
+                let fail = |e| pg_error(core.target(), "diagnose", e);
+                let version = c
+                    .query_opt(&core.stmts.read_version, &[])
+                    .await
+                    .map_err(fail)?
+                    .map(|row| column::<i64>(&row, 0, core.target()))
+                    .transpose()?
+                    .unwrap_or(0);
+                let size = c
+                    .query_opt(&core.stmts.rate_size, &[])
+                    .await
+                    .map_err(fail)?
+                    .ok_or_else(|| corrupt(core.target(), "the rate limiter's size is missing"))?;
+                let buckets: i64 = column(&size, 0, core.target())?;
+                let hits: i64 = column(&size, 1, core.target())?;
+                Ok((version, buckets, hits))
+            })
+            .await;
+        let (version, buckets, hits) = match found {
+            Ok(found) => found,
+            Err(e) => return vec![Check::failed("database", e.to_string())],
+        };
+        let supported = super::sql::SCHEMA_VERSION;
+        vec![
+            if version == supported {
+                Check::ok(
+                    "schema version",
+                    format!("{version} (this release writes {supported})"),
+                )
+            } else {
+                Check::new(
+                    "schema version",
+                    CheckState::Warning,
+                    format!(
+                        "{version}, but this release writes {supported}; opening the store \
+                         with it migrates the schema"
+                    ),
+                )
+            },
+            Check::ok(
+                "rate limiter",
+                format!("{buckets} buckets, {hits} hits in them"),
+            ),
+        ]
+    }
+
     fn rate_counter(&self) -> &dyn RateCounter {
         self
     }
@@ -385,6 +532,55 @@ impl RateCounter for PostgresBackend {
     }
 }
 
+/// The tables of a [`sql::TABLES`] answer.
+pub(super) fn table_infos(rows: &[tokio_postgres::Row], target: &str) -> Result<Vec<TableInfo>> {
+    rows.iter()
+        .map(|row| {
+            let rows: i64 = column(row, 1, target)?;
+            let deleted: i64 = column(row, 2, target)?;
+            Ok(TableInfo::new(
+                column::<String>(row, 0, target)?,
+                u64::try_from(rows).unwrap_or(0),
+                u64::try_from(deleted).unwrap_or(0),
+                column(row, 3, target)?,
+            ))
+        })
+        .collect()
+}
+
+/// The outcomes of an [`sql::IMPORT`] answer, and whether it raced with a
+/// concurrent insert (fewer rows written than decided).
+fn import_outcomes(
+    answer: &[tokio_postgres::Row],
+    given: usize,
+    target: &str,
+) -> Result<(Vec<RowImport>, bool)> {
+    if answer.len() != given {
+        return Err(corrupt(
+            target,
+            &format!("import answered {} rows for {given}", answer.len()),
+        ));
+    }
+    let mut outcomes = Vec::with_capacity(given);
+    let mut decided_writes = 0i64;
+    let mut written = 0i64;
+    for row in answer {
+        let verdict: &str = column(row, 0, target)?;
+        let stored: Option<i64> = column(row, 1, target)?;
+        written = column(row, 2, target)?;
+        outcomes.push(match (verdict, stored) {
+            ("w", _) => {
+                decided_writes += 1;
+                RowImport::Written
+            }
+            ("u", _) => RowImport::Unchanged,
+            ("k", Some(stored_updated_at)) => RowImport::KeptNewer { stored_updated_at },
+            _ => return Err(corrupt(target, "import answered an unknown verdict")),
+        });
+    }
+    Ok((outcomes, written != decided_writes))
+}
+
 /// An expectation as the statements take it: the expected version (NULL:
 /// any) and whether no live row is expected.
 fn expect_params(expect: Expect) -> (Option<i64>, bool) {
@@ -432,7 +628,7 @@ pub(super) fn read_row(
     }))
 }
 
-fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+pub(super) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a tokio_postgres::Row,
     index: usize,
     target: &str,

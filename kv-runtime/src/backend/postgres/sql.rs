@@ -291,6 +291,95 @@ pub const PURGE: &str = "WITH d AS (DELETE FROM kv_rows \
     SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
     FROM d ORDER BY key";
 
+/// Every table holding a row or a version floor, in byte order of the
+/// names, with its row count, soft-deleted row count and floor.
+/// Columns: tbl, rows, deleted rows, version_floor (NULL when none).
+pub const TABLES: &str = "SELECT t.tbl, coalesce(c.n, 0)::bigint, coalesce(c.d, 0)::bigint, \
+    f.version_floor \
+    FROM (SELECT tbl FROM kv_rows UNION SELECT tbl FROM kv_tables) AS t \
+    LEFT JOIN (SELECT tbl, count(*) AS n, count(deleted_at) AS d FROM kv_rows GROUP BY tbl) AS c \
+    ON c.tbl = t.tbl \
+    LEFT JOIN kv_tables AS f ON f.tbl = t.tbl \
+    ORDER BY t.tbl";
+
+/// Starts the transaction of a snapshot: every read in it sees the
+/// database as of its first statement.
+pub const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// `$1` table; `$2` keys, `$3` values (JSON text), `$4` created_at, `$5`
+/// updated_at, `$6` deleted_at (elements NULL when live), `$7` updated_by
+/// (elements NULL when none), `$10` the schema versions that wrote the
+/// values, one array element per row; `$8` true to overwrite newer rows
+/// (`ImportMode::Overwrite`); `$9` the version floor to raise the table's
+/// to (NULL: none).
+///
+/// `old` locks the stored rows of the given keys; `decided` gives each row
+/// its verdict as `import_verdict` does ('w' write, 'u' unchanged, 'k'
+/// kept newer; values compared as JSONB). The insert writes the 'w' rows
+/// exactly; it updates a stored row only when it is the one `old` locked,
+/// so a row another session inserted after this statement's snapshot is
+/// not overwritten unseen: then fewer rows are written than decided, and
+/// the caller rolls the transaction back and runs it again. The floor is
+/// raised to `$9` and to the versions of the newer rows overwritten. Each
+/// row written is notified (a soft-deleted one as gone), in input order.
+///
+/// Columns, one row per input row in input order: verdict, the stored
+/// row's updated_at (NULL when none), rows written, notifications sent.
+pub const IMPORT: &str = concat!(
+    "WITH input AS (",
+    "SELECT i.key, i.value::jsonb AS value, i.created_at, i.updated_at, i.deleted_at, ",
+    "i.updated_by, i.schema_version, i.ord FROM unnest($2::text[], $3::text[], $4::bigint[], ",
+    "$5::bigint[], $6::bigint[], $7::text[], $10::integer[]) WITH ORDINALITY ",
+    "AS i (key, value, created_at, updated_at, deleted_at, updated_by, schema_version, ord)",
+    "), old AS (",
+    "SELECT r.key, r.value, r.created_at, r.updated_at, r.deleted_at, r.updated_by, ",
+    "r.schema_version FROM kv_rows AS r WHERE r.tbl = $1::text AND r.key = ANY ($2::text[]) ",
+    "FOR UPDATE",
+    "), decided AS (",
+    "SELECT i.*, o.updated_at AS old_updated_at, CASE WHEN o.key IS NULL THEN 'w' ",
+    "WHEN o.value = i.value AND o.created_at = i.created_at AND o.updated_at = i.updated_at ",
+    "AND o.deleted_at IS NOT DISTINCT FROM i.deleted_at ",
+    "AND o.updated_by IS NOT DISTINCT FROM i.updated_by ",
+    "AND o.schema_version = i.schema_version THEN 'u' ",
+    "WHEN NOT $8::boolean AND o.updated_at >= i.updated_at THEN 'k' ",
+    "ELSE 'w' END AS verdict ",
+    "FROM input AS i LEFT JOIN old AS o ON o.key = i.key",
+    "), w AS (",
+    "INSERT INTO kv_rows AS r ",
+    "(tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version) ",
+    "SELECT $1::text, d.key, d.value, d.created_at, d.updated_at, d.deleted_at, d.updated_by, ",
+    "d.schema_version ",
+    "FROM decided AS d WHERE d.verdict = 'w' ORDER BY d.key ",
+    "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value, ",
+    "created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, ",
+    "deleted_at = EXCLUDED.deleted_at, updated_by = EXCLUDED.updated_by, ",
+    "schema_version = EXCLUDED.schema_version ",
+    "WHERE r.updated_at = (SELECT d.old_updated_at FROM decided AS d WHERE d.key = EXCLUDED.key) ",
+    "RETURNING r.key",
+    "), f AS (",
+    "INSERT INTO kv_tables AS t (tbl, version_floor) SELECT $1::text, x.m FROM (SELECT ",
+    "GREATEST($9::bigint, (SELECT max(d.old_updated_at) FROM decided AS d ",
+    "WHERE d.verdict = 'w' AND d.old_updated_at >= d.updated_at)) AS m) AS x ",
+    "WHERE x.m IS NOT NULL ",
+    "ON CONFLICT (tbl) DO UPDATE SET version_floor = ",
+    "GREATEST(t.version_floor, EXCLUDED.version_floor)",
+    "), n AS (",
+    "SELECT count(pg_notify('kv_changes', CASE ",
+    "WHEN d.deleted_at IS NOT NULL THEN json_build_object('t', $1::text, 'k', d.key, 'r', NULL)::text ",
+    "WHEN octet_length(d.full) <= 7900 THEN d.full ",
+    "ELSE json_build_object('t', $1::text, 'k', d.key, 'u', d.updated_at, 'reread', true)::text ",
+    "END)) AS sent FROM (SELECT d.key, d.deleted_at, d.updated_at, json_build_object(",
+    "'t', $1::text, 'k', d.key, 'r', json_build_object('v', d.value::text, 'c', d.created_at, ",
+    "'u', d.updated_at, 'b', d.updated_by, 's', d.schema_version))::text AS full ",
+    "FROM decided AS d WHERE d.verdict = 'w' ORDER BY d.ord) AS d",
+    ") SELECT d.verdict, d.old_updated_at, (SELECT count(*) FROM w), (SELECT n.sent FROM n) ",
+    "FROM decided AS d ORDER BY d.ord"
+);
+
+/// The rate limiter's size. Columns: buckets, hits in them.
+pub const RATE_SIZE: &str =
+    "SELECT count(*), coalesce(sum(cardinality(hits)), 0)::bigint FROM kv_rate";
+
 /// `$1` scope, `$2` bucket, `$3` now, `$4` max, `$5` window start (hits at
 /// or before it have left the window).
 ///
@@ -341,6 +430,11 @@ mod types {
     pub static REMOVE_HARD: [Type; 4] = [T, T, I, B];
     pub static RESTORE: [Type; 5] = [T, T, I, T, B];
     pub static RATE_HIT: [Type; 5] = [T, T, I, I, I];
+    pub static NONE: [Type; 0] = [];
+    const TA: Type = Type::TEXT_ARRAY;
+    const IA: Type = Type::INT8_ARRAY;
+    const I4A: Type = Type::INT4_ARRAY;
+    pub static IMPORT: [Type; 10] = [T, TA, TA, IA, IA, IA, TA, B, I, I4A];
 }
 
 /// Every statement the backend runs, for one schema: kv's tables in it and
@@ -377,6 +471,14 @@ pub struct Statements {
     pub rate_hit: Stmt,
     /// [`RATE_SWEEP`].
     pub rate_sweep: Stmt,
+    /// [`TABLES`].
+    pub tables: Stmt,
+    /// [`IMPORT`].
+    pub import: Stmt,
+    /// [`READ_VERSION`].
+    pub read_version: Stmt,
+    /// [`RATE_SIZE`].
+    pub rate_size: Stmt,
 }
 
 impl Statements {
@@ -402,6 +504,10 @@ impl Statements {
             purge: stmt(PURGE, &types::TI),
             rate_hit: stmt(RATE_HIT, &types::RATE_HIT),
             rate_sweep: stmt(RATE_SWEEP, &types::TI),
+            tables: stmt(TABLES, &types::NONE),
+            import: stmt(IMPORT, &types::IMPORT),
+            read_version: stmt(READ_VERSION, &types::NONE),
+            rate_size: stmt(RATE_SIZE, &types::NONE),
         }
     }
 
@@ -479,6 +585,8 @@ mod tests {
         assert!(RESTORE.contains(&format!("'{CHANNEL}'")));
         assert!(REMOVE_SOFT.contains(&format!("'{CHANNEL}'")));
         assert!(REMOVE_HARD.contains(&format!("'{CHANNEL}'")));
+        assert!(IMPORT.contains(&format!("'{CHANNEL}'")));
+        assert!(IMPORT.contains(&NOTIFY_ROW_LIMIT.to_string()));
         assert_eq!(LISTEN, format!("LISTEN {CHANNEL}"));
         assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
     }
@@ -499,6 +607,9 @@ mod tests {
             &s.purge,
             &s.rate_hit,
             &s.rate_sweep,
+            &s.tables,
+            &s.import,
+            &s.rate_size,
         ] {
             // Every table reference is qualified, none twice.
             let bare = stmt.text.matches("kv_").count();
@@ -512,7 +623,52 @@ mod tests {
         assert!(migration.contains("CREATE INDEX kv_rows_purge ON app_kv.kv_rows "));
         assert_eq!(s.qualify(CREATE_META).matches("app_kv.kv_meta").count(), 1);
         assert_eq!(s.qualify(READ_VERSION).matches("app_kv.kv_meta").count(), 1);
-        assert_eq!(s.put.types.len(), 7);
-        assert_eq!(s.remove_soft.types.len(), 6);
+    }
+
+    /// The highest `$n` in `sql`, 0 when it has none.
+    fn highest_placeholder(sql: &str) -> usize {
+        let bytes = sql.as_bytes();
+        let mut highest = 0;
+        for (i, _) in sql.match_indices('$') {
+            let digits: String = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|&b| b as char)
+                .collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                highest = highest.max(n);
+            }
+        }
+        highest
+    }
+
+    #[test]
+    fn each_statement_declares_a_type_for_every_placeholder() {
+        let s = Statements::new(Some("app_kv"));
+        for (name, stmt) in [
+            ("get", &s.get),
+            ("list_first", &s.list_first),
+            ("list_after", &s.list_after),
+            ("scan_first", &s.scan_first),
+            ("scan_after", &s.scan_after),
+            ("put", &s.put),
+            ("remove_soft", &s.remove_soft),
+            ("remove_hard", &s.remove_hard),
+            ("restore", &s.restore),
+            ("purge", &s.purge),
+            ("rate_hit", &s.rate_hit),
+            ("rate_sweep", &s.rate_sweep),
+            ("tables", &s.tables),
+            ("import", &s.import),
+            ("read_version", &s.read_version),
+            ("rate_size", &s.rate_size),
+        ] {
+            assert_eq!(
+                stmt.types.len(),
+                highest_placeholder(&stmt.text),
+                "{name}: {}",
+                stmt.text
+            );
+        }
     }
 }

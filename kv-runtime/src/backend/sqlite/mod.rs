@@ -72,6 +72,7 @@
 
 mod open;
 mod ops;
+mod snapshot;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -89,8 +90,9 @@ pub use rusqlite::OpenFlags;
 
 use super::rate::SWEEP_EVERY;
 use super::{
-    Backend, BackendHealth, ChangeFeed, FeedHealth, Outcome, Payload, RateCounter, RateDecision,
-    RawRow, ReadNow, Removed, Restored, RmMode, Stored, Window, Write,
+    Backend, BackendHealth, ChangeFeed, Check, CheckState, FeedHealth, ImportOptions, Imported,
+    Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow, Removed, Restored, RmMode,
+    RowImport, Snapshot, Stored, TableInfo, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -386,6 +388,101 @@ impl Backend for SqliteBackend {
             |_, _| {},
         )
         .await
+    }
+
+    async fn tables(&self) -> Result<Vec<TableInfo>> {
+        self.read("tables", ops::tables).await
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        let deadline = Instant::now() + self.shared.options.timeout;
+        let slots = Arc::clone(&self.shared.reader_slots);
+        let permit = within(deadline, slots.acquire_owned())
+            .await
+            .ok_or_else(|| self.shared.late("snapshot", "a free read connection"))?
+            .map_err(|e| Error::backend("the SQLite reader pool is closed", e))?;
+        let shared = Arc::clone(&self.shared);
+        let conn = run_blocking(move || {
+            let conn = shared.take_reader()?;
+            match ops::retry_busy(deadline, || snapshot::begin(&conn)) {
+                Ok(()) => Ok(conn),
+                Err(e) => {
+                    let error = shared.error("snapshot", e);
+                    snapshot::end(&shared, conn);
+                    Err(error)
+                }
+            }
+        })
+        .await?;
+        Ok(Box::new(snapshot::SqliteSnapshot::new(
+            Arc::clone(&self.shared),
+            conn,
+            permit,
+        )))
+    }
+
+    async fn import(
+        &self,
+        table: &str,
+        rows: Vec<RawRow>,
+        options: ImportOptions,
+    ) -> Result<Imported> {
+        let (tbl, published) = (table.to_owned(), table.to_owned());
+        let rows = Arc::new(rows);
+        let written = Arc::clone(&rows);
+        self.write(
+            "import",
+            move |conn| ops::import(conn, &tbl, &rows, options),
+            move |out: &Imported, feed| {
+                for (row, outcome) in written.iter().zip(&out.rows) {
+                    if *outcome == RowImport::Written {
+                        feed.publish(&published, &row.key, Some(row));
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    async fn diagnose(&self) -> Vec<Check> {
+        let found = self.read("diagnose", ops::diagnose).await;
+        let (version, integrity, buckets, entries) = match found {
+            Ok(found) => found,
+            Err(e) => return vec![Check::failed("database", e.to_string())],
+        };
+        let mut checks = Vec::new();
+        checks.push(if version == SCHEMA_VERSION {
+            Check::ok(
+                "schema version",
+                format!("{version} (this release writes {SCHEMA_VERSION})"),
+            )
+        } else {
+            Check::new(
+                "schema version",
+                CheckState::Warning,
+                format!(
+                    "{version}, but this release writes {SCHEMA_VERSION}; opening the file with \
+                     it migrates the schema"
+                ),
+            )
+        });
+        checks.push(if integrity == ["ok"] {
+            Check::ok("integrity", "PRAGMA integrity_check: ok")
+        } else {
+            Check::failed(
+                "integrity",
+                format!(
+                    "PRAGMA integrity_check found: {}; restore the file from a backup (or \
+                     `kv export` what still reads and import it into a new file)",
+                    integrity.join("; ")
+                ),
+            )
+        });
+        checks.push(Check::ok(
+            "rate limiter",
+            format!("{buckets} buckets, {entries} entries"),
+        ));
+        checks
     }
 
     fn rate_counter(&self) -> &dyn RateCounter {

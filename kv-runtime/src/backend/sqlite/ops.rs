@@ -11,8 +11,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::backend::{
-    first_version, next_version, Outcome, Payload, RateDecision, RawRow, Removed, Restored, RmMode,
-    Stored, Window, Write,
+    first_version, import_floor, import_verdict, next_version, ImportOptions, Imported, Outcome,
+    Payload, RateDecision, RawRow, Removed, Restored, RmMode, RowImport, Stored, TableInfo, Window,
+    Write,
 };
 
 const GET: &str =
@@ -49,6 +50,21 @@ const PURGE: &str =
 const FLOOR: &str = "SELECT version_floor FROM kv_tables WHERE tbl = ?1";
 const RAISE_FLOOR: &str = "INSERT INTO kv_tables (tbl, version_floor) VALUES (?1, ?2)
      ON CONFLICT (tbl) DO UPDATE SET version_floor = max(version_floor, excluded.version_floor)";
+const TABLES: &str = "SELECT t.tbl, coalesce(c.n, 0), coalesce(c.d, 0), f.version_floor
+     FROM (SELECT tbl FROM kv_rows UNION SELECT tbl FROM kv_tables) AS t
+     LEFT JOIN (SELECT tbl, count(*) AS n, count(deleted_at) AS d FROM kv_rows GROUP BY tbl) AS c
+         ON c.tbl = t.tbl
+     LEFT JOIN kv_tables AS f ON f.tbl = t.tbl
+     ORDER BY t.tbl";
+const IMPORT_ROW: &str = "INSERT INTO kv_rows
+         (tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+     ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value,
+         created_at = excluded.created_at, updated_at = excluded.updated_at,
+         deleted_at = excluded.deleted_at, updated_by = excluded.updated_by,
+         schema_version = excluded.schema_version";
+const RATE_BUCKETS: &str =
+    "SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM kv_rate GROUP BY scope, bucket)";
 const RATE_COUNT: &str = "SELECT count(*), min(at) FROM kv_rate
      WHERE scope = ?1 AND bucket = ?2 AND at > ?3";
 const RATE_EXPIRE_BUCKET: &str =
@@ -353,6 +369,88 @@ pub(super) fn restore(
     ])?;
     tx.commit()?;
     Ok(Outcome::Done(Restored::Revived(row)))
+}
+
+/// Every table with a row or a version floor, in name order
+/// ([`Backend::tables`](crate::backend::Backend::tables)).
+pub(super) fn tables(conn: &Connection) -> rusqlite::Result<Vec<TableInfo>> {
+    conn.prepare_cached(TABLES)?
+        .query_map([], |r| {
+            let rows: i64 = r.get(1)?;
+            let deleted: i64 = r.get(2)?;
+            Ok(TableInfo::new(
+                r.get::<_, String>(0)?,
+                u64::try_from(rows).unwrap_or(0),
+                u64::try_from(deleted).unwrap_or(0),
+                r.get(3)?,
+            ))
+        })?
+        .collect()
+}
+
+/// The exact restore of [`Backend::import`](crate::backend::Backend::import),
+/// in one `BEGIN IMMEDIATE` transaction.
+pub(super) fn import(
+    conn: &mut Connection,
+    table: &str,
+    rows: &[RawRow],
+    options: ImportOptions,
+) -> rusqlite::Result<Imported> {
+    let tx = begin(conn)?;
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut replaced_newer = Vec::new();
+    {
+        let mut write = tx.prepare_cached(IMPORT_ROW)?;
+        for row in rows {
+            let stored = get_in(&tx, table, &row.key)?;
+            let same = stored
+                .as_ref()
+                .is_some_and(|s| s.value.json() == row.value.json());
+            let verdict = import_verdict(stored.as_ref(), row, same, options.mode);
+            if verdict == RowImport::Written {
+                if let Some(s) = stored.filter(|s| s.updated_at >= row.updated_at) {
+                    replaced_newer.push(s.updated_at);
+                }
+                write.execute(params![
+                    table,
+                    row.key,
+                    row.value.json(),
+                    row.created_at,
+                    row.updated_at,
+                    row.deleted_at,
+                    row.updated_by.as_deref(),
+                    row.value.schema()
+                ])?;
+            }
+            outcomes.push(verdict);
+        }
+    }
+    if let Some(floor) = import_floor(options, replaced_newer) {
+        raise_floor(&tx, table, floor)?;
+    }
+    tx.commit()?;
+    Ok(Imported { rows: outcomes })
+}
+
+/// The schema version, the result of `PRAGMA integrity_check` (`ok`, or
+/// the problems found), and the rate limiter's buckets and entries.
+pub(super) fn diagnose(conn: &Connection) -> rusqlite::Result<(i64, Vec<String>, i64, i64)> {
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM kv_meta WHERE name = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let integrity = conn
+        .prepare("PRAGMA integrity_check(20)")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (buckets, entries) = conn
+        .prepare_cached(RATE_BUCKETS)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((version, integrity, buckets, entries))
 }
 
 /// The clean-up of [`Backend::purge`](crate::backend::Backend::purge).

@@ -22,6 +22,7 @@ pub mod list;
 pub mod purge;
 pub mod rate_limit;
 pub mod rows;
+pub mod transfer;
 pub mod validation;
 pub mod versions;
 
@@ -144,6 +145,15 @@ macro_rules! __conformance_cases {
             ],
             files: [
                 clean_files_deletes_unreferenced_files,
+            ],
+            transfer: [
+                tables_lists_rows_deleted_rows_and_floors,
+                import_restores_rows_exactly_and_publishes_them,
+                import_keeps_each_rows_schema_version,
+                import_keeps_newer_rows_and_is_idempotent,
+                import_raises_the_version_floor,
+                snapshot_reads_as_of_one_moment,
+                diagnose_reports_checks,
             ],
         }
     };
