@@ -1,7 +1,9 @@
 //! The site-banner demo in a real headless Chromium, driven over WebDriver
 //! (chromedriver on loopback): an admin saves, clears and restores the
-//! banner while a signed-out window follows it live without reloading, and
-//! a stale admin window gets the conflict message.
+//! banner while a signed-out window follows it live without reloading, a
+//! stale admin window gets the conflict message, and the history panel
+//! lists exactly the committed changes, with a revert button that is
+//! refused from a stale editor and writes the old banner back otherwise.
 //!
 //! Needs `chromium` and `chromedriver` (`$CHROME`, `$CHROMEDRIVER`, or on
 //! the PATH; scripts/test.sh installs them). Without them the test prints a
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use app::{SiteBanner, SiteBannerKey};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use kv_runtime::{web, Ctx, Store};
+use kv_runtime::{web, Ctx, HistoryOp, PageRequest, Store, Table};
 use serde_json::{json, Value};
 use support::skip::{in_ci, loud};
 use support::tempdir::TempDir;
@@ -465,6 +467,9 @@ async fn scenario(
             .expect("open page");
         banner_shows(&visitor, page, "Back online at 23:30 UTC").await;
     }
+
+    history_and_revert(&store, &stale, &visitor).await;
+
     click(&admin, "#sign-out").await;
     admin
         .goto(&format!("{base}/admin"))
@@ -545,4 +550,180 @@ async fn the_banner_follows_admin_changes_live_in_a_real_browser() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/site-banner.png");
         std::fs::write(&docs, &screenshot).expect("write docs/site-banner.png");
     }
+}
+
+/// What the admin page's history panel shows, newest first: per change its
+/// text, who made it, whether it has a revert button, and its version.
+const HISTORY_PANEL: &str = "return Array.from(document.querySelectorAll('#history li')).map(li => \
+     [li.querySelector('.what').textContent, li.querySelector('.meta').textContent.split(' · ')[0], \
+      !!li.querySelector('button.revert'), Number(li.dataset.version)]);";
+
+/// Waits until `browser`'s history panel shows `expected` (see
+/// [`HISTORY_PANEL`]).
+async fn history_panel_is(browser: &Client, what: &str, expected: &Value) {
+    let script = format!(
+        "const shown = (() => {{ {HISTORY_PANEL} }})(); return JSON.stringify(shown) === {};",
+        json!(expected.to_string())
+    );
+    wait_until(browser, what, &script).await;
+}
+
+/// The admin page's history panel lists exactly the committed changes (not
+/// the saves refused as conflicts), and its revert button writes an old
+/// banner back: refused as a conflict from a window whose editor is stale,
+/// accepted once it has loaded the current banner.
+async fn history_and_revert(store: &Store, stale: &Client, visitor: &Client) {
+    let table = store.table::<SiteBanner>();
+    let history = |table: Table<SiteBanner>| async move {
+        let page = table
+            .history(
+                &Ctx::user("grace").with_role("admin"),
+                SiteBannerKey::Banner,
+                PageRequest::first(100),
+            )
+            .await
+            .expect("the banner's history");
+        assert!(page.is_done && page.unreadable.is_empty());
+        page.entries
+    };
+
+    // Seven committed changes; the two saves refused as conflicts left no
+    // record.
+    let entries = history(table.clone()).await;
+    let summary: Vec<(HistoryOp, &str, Option<&str>)> = entries
+        .iter()
+        .map(|e| (e.op, e.value.message.as_str(), e.updated_by.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                HistoryOp::Restore,
+                "Back online at 23:30 UTC",
+                Some("grace")
+            ),
+            (HistoryOp::Rm, "Back online at 23:30 UTC", Some("ada")),
+            (HistoryOp::Set, "Back online at 23:30 UTC", Some("grace")),
+            (HistoryOp::Set, "Back online at 23:00 UTC", Some("ada")),
+            (
+                HistoryOp::Restore,
+                "Maintenance tonight at 22:00 UTC",
+                Some("ada")
+            ),
+            (
+                HistoryOp::Rm,
+                "Maintenance tonight at 22:00 UTC",
+                Some("ada")
+            ),
+            (
+                HistoryOp::Set,
+                "Maintenance tonight at 22:00 UTC",
+                Some("ada")
+            ),
+        ]
+    );
+    let v: Vec<i64> = entries.iter().map(|e| e.version).collect();
+    let live = table
+        .get(SiteBannerKey::Banner)
+        .await
+        .expect("read")
+        .expect("a banner");
+    assert_eq!(live.updated_at, v[0], "the newest record is the live row's");
+
+    // The stale window's panel follows the banner live: every change but
+    // the current one has a revert button.
+    let panel = json!([
+        ["restored “Back online at 23:30 UTC”", "grace", false, v[0]],
+        ["cleared", "ada", true, v[1]],
+        ["“Back online at 23:30 UTC”", "grace", true, v[2]],
+        ["“Back online at 23:00 UTC”", "ada", true, v[3]],
+        [
+            "restored “Maintenance tonight at 22:00 UTC”",
+            "ada",
+            true,
+            v[4]
+        ],
+        ["cleared", "ada", true, v[5]],
+        ["“Maintenance tonight at 22:00 UTC”", "ada", true, v[6]],
+    ]);
+    history_panel_is(stale, "the history panel", &panel).await;
+
+    // Its editor is still based on its own save, which the banner has
+    // moved on from since: reverting from it is a conflict.
+    let first_banner = format!("#history li[data-version=\"{}\"] button.revert", v[6]);
+    click(stale, &first_banner).await;
+    wait_until(
+        stale,
+        "the conflict message of a stale revert",
+        "const c = document.getElementById('conflict'); \
+         return !c.hidden && document.getElementById('conflict-current').textContent \
+           === 'Back online at 23:30 UTC';",
+    )
+    .await;
+    assert_eq!(
+        history(table.clone()).await.len(),
+        7,
+        "the refused revert left no record"
+    );
+    let row = table
+        .get(SiteBannerKey::Banner)
+        .await
+        .expect("read")
+        .expect("a banner");
+    assert_eq!(row, live, "the refused revert changed nothing");
+
+    // Based on the current banner, the revert goes through: the first
+    // banner is back, for the visitor too, and is the newest change.
+    click(stale, "#load-current").await;
+    wait_until(
+        stale,
+        "the current text in the editor before reverting",
+        "return document.getElementById('message').value === 'Back online at 23:30 UTC';",
+    )
+    .await;
+    click(stale, &first_banner).await;
+    status_is(stale, "the revert", "Reverted to the banner of").await;
+    banner_shows(
+        visitor,
+        "the reverted banner",
+        "Maintenance tonight at 22:00 UTC",
+    )
+    .await;
+    wait_until(
+        stale,
+        "the reverted text in the editor",
+        "return document.getElementById('message').value === 'Maintenance tonight at 22:00 UTC';",
+    )
+    .await;
+    let row = table
+        .get(SiteBannerKey::Banner)
+        .await
+        .expect("read")
+        .expect("the reverted banner");
+    assert_eq!(row.value.message, "Maintenance tonight at 22:00 UTC");
+    assert_eq!(row.updated_by.as_deref(), Some("grace"));
+    let entries = history(table.clone()).await;
+    assert_eq!(entries.len(), 8);
+    assert_eq!(
+        (entries[0].op, entries[0].version, &entries[0].value),
+        (HistoryOp::Set, row.updated_at, &row.value),
+        "the revert is recorded as a set of the old value"
+    );
+    let mut panel = panel.as_array().expect("a list").clone();
+    panel[0][2] = json!(true);
+    panel.insert(
+        0,
+        json!([
+            "“Maintenance tonight at 22:00 UTC”",
+            "grace",
+            false,
+            row.updated_at
+        ]),
+    );
+    history_panel_is(
+        stale,
+        "the history panel after the revert",
+        &Value::from(panel),
+    )
+    .await;
 }

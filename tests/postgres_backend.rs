@@ -152,7 +152,7 @@ async fn a_version_1_schema_is_migrated() {
         .unwrap()
         .get(0);
     assert_eq!(version, PostgresBackend::SCHEMA_VERSION);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let t = store.table::<Doc>();
     let old = t
         .get("old".to_owned())
@@ -385,6 +385,7 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
                                 expect: Expect::Any,
                                 updated_by: None,
                                 now: 1_000,
+                                history: None,
                             },
                             Payload::from_json(format!("{i}")),
                         )
@@ -430,6 +431,7 @@ async fn racing_inserts_of_a_new_key_each_see_the_row_they_replaced() {
                                 expect: Expect::Version(0),
                                 updated_by: None,
                                 now: 1_000,
+                                history: None,
                             },
                             Payload::from_json("1"),
                         )

@@ -165,7 +165,7 @@ fn a_version_1_database_is_migrated() {
             )
             .expect("the version is recorded");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
         // The table's schema is version 1 (no `version = N`).
         let schema: i64 = conn
             .query_row(

@@ -56,8 +56,11 @@ fn the_bindings_say_what_the_derive_knows() {
         "export type SiteBannerKey = \"banner\";",
         "  name: \"siteBanner\";",
         "  softDelete: true;",
+        "  history: true;",
         "  writeRole: { role: \"admin\" };",
         "    restore: \"POST /{key}/restore\";",
+        "    history: \"GET /{key}/history\";",
+        "    revert: \"POST /{key}/revert\";",
     ] {
         assert!(banner.contains(line), "{line} missing in:\n{banner}");
     }
@@ -65,11 +68,13 @@ fn the_bindings_say_what_the_derive_knows() {
     for line in [
         "export type NoteKey = string;",
         "  softDelete: false;",
+        "  history: false;",
         "  writeRole: { role: \"editor\" };",
     ] {
         assert!(note.contains(line), "{line} missing in:\n{note}");
     }
     assert!(!note.contains("restore:"), "{note}");
+    assert!(!note.contains("revert:"), "{note}");
     // Each type once, even when used twice or by two tables.
     let both = Bindings::new()
         .table::<tables::Note>()

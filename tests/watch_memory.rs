@@ -106,6 +106,7 @@ async fn an_unreadable_row_is_an_error_item() {
                         expect: Expect::Any,
                         updated_by: None,
                         now: 1,
+                        history: None,
                     },
                     Payload::from_json(json),
                 )
@@ -159,6 +160,7 @@ async fn undeclared_keys_are_skipped() {
                     expect: Expect::Any,
                     updated_by: None,
                     now: 1,
+                    history: None,
                 },
                 Payload::from_json(r#"{"text":"t","n":1}"#),
             )
@@ -179,6 +181,7 @@ async fn undeclared_keys_are_skipped() {
                 expect: Expect::Any,
                 updated_by: None,
                 now: 2,
+                history: None,
             },
             Payload::from_json(r#"{"text":"t","n":2}"#),
         )

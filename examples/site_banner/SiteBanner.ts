@@ -66,7 +66,9 @@ export type SiteBannerTable = {
   row: SiteBannerRow;
   /** Whether `rm` keeps the row, so that `restore` brings it back. */
   softDelete: true;
-  /** Who may set, rm, restore and list (reads are public). */
+  /** Whether every change is recorded, so that `history` and `revert` exist. */
+  history: true;
+  /** Who may set, rm, restore, revert and list, and read the history (reads of rows are public). */
   writeRole: { role: "admin" };
   /** Relative to where the application mounts the router. */
   routes: {
@@ -77,5 +79,7 @@ export type SiteBannerTable = {
     rm: "DELETE /{key}";
     /** Only when the router is built `with_restore()`. */
     restore: "POST /{key}/restore";
+    history: "GET /{key}/history";
+    revert: "POST /{key}/revert";
   };
 };

@@ -1,6 +1,7 @@
 //! The site-banner demo app: pages that show a banner read from kv without
 //! login, kept current over server-sent events, and an admin panel that
-//! saves, clears and restores it through kv's web router.
+//! saves, clears and restores it through kv's web router, and shows who
+//! changed it, when and to what, with a revert button per change.
 //!
 //! Shared by `examples/site_banner.rs` (which runs it) and
 //! `tests/browser_site_banner.rs` (which drives it in a headless browser).
@@ -35,7 +36,13 @@ use std::sync::OnceLock;
 // file; `tests/ts_bindings.rs` keeps it current.
 #[derive(Kv, TS, Serialize, Deserialize, garde::Validate, Clone, Debug, PartialEq)]
 #[ts(crate = "kv_runtime::ts::ts_rs")]
-#[kv(keys = [banner], write_role = admin, soft_delete, max_value_bytes = 4096)]
+#[kv(
+    keys = [banner],
+    write_role = admin,
+    soft_delete,
+    max_value_bytes = 4096,
+    history(keep = 50)
+)]
 pub struct SiteBanner {
     /// Whether the banner is shown.
     #[garde(skip)]
@@ -295,6 +302,11 @@ async fn admin(State(table): State<Table<SiteBanner>>, headers: HeaderMap) -> Re
 <p>Current text: <q id="conflict-current"></q></p>
 <button type="button" id="load-current">Load the current text</button>
 </div>
+<section class="history" aria-labelledby="history-title">
+<h2 id="history-title">Recent changes</h2>
+<p id="history-note" class="note">Loading…</p>
+<ol id="history"></ol>
+</section>
 <script src="/assets/admin.js" type="module"></script>"#
             );
             html(page("Admin", &current, Some(&name), &body))

@@ -21,10 +21,15 @@ const OPTIONS: &[&str] = &[
     "clean_files",
     "version",
     "from",
+    "history",
 ];
 
 /// The longest rate-limit window accepted: one day.
 const MAX_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The longest history retention accepted (`keep_for`): 100 years, as for
+/// a purge's retention.
+const MAX_KEEP_FOR_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
 
 /// The parsed `#[kv(...)]` options.
 #[derive(Default)]
@@ -47,6 +52,16 @@ pub struct Options {
     pub version: Option<(u32, Span)>,
     /// `from = path::To::Older`.
     pub from: Option<syn::Path>,
+    /// `history`, `history(keep = N)`, `history(keep_for = "30d")`.
+    pub history: Option<HistoryOpt>,
+}
+
+/// A parsed `history` option: how many records per row, and for how long.
+/// Neither is set for a bare `history`, which keeps the runtime's default
+/// number (`kv_runtime::DEFAULT_HISTORY_KEEP`).
+pub struct HistoryOpt {
+    pub keep: Option<u32>,
+    pub keep_for_ms: Option<u64>,
 }
 
 /// A parsed rate limit: `max` writes per `window_ms`.
@@ -132,11 +147,9 @@ pub fn parse_container(
                     "from" => syn::Path::from_meta(&meta).map(|p| options.from = Some(p)),
                     "clean_files" => darling::util::Flag::from_meta(&meta)
                         .map(|_| options.clean_files = Some(meta.path().span())),
-                    _ => Err(Error::unknown_field_with_alts(
-                        &meta.path().to_token_stream_string(),
-                        OPTIONS,
-                    )
-                    .with_span(&meta.path())),
+                    "history" => parse_history(&meta).map(|h| options.history = Some(h)),
+                    _ => Err(unknown_option(&meta.path().to_token_stream_string())
+                        .with_span(&meta.path())),
                 };
             if let Err(e) = result {
                 errors.push(e.with_span(&meta));
@@ -144,6 +157,22 @@ pub fn parse_container(
         }
     }
     options
+}
+
+/// An unknown option: darling's "did you mean" when one is close, else
+/// every option by name (darling stops listing them past nine).
+fn unknown_option(name: &str) -> Error {
+    let error = Error::unknown_field_with_alts(name, OPTIONS);
+    if error.to_string().contains("Did you mean") {
+        return error;
+    }
+    let mut names: Vec<&str> = OPTIONS.to_vec();
+    names.sort_unstable();
+    let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    Error::custom(format!(
+        "Unknown field: `{name}`. Available values: {}",
+        names.join(", ")
+    ))
 }
 
 /// Refuses, on a previous version (`#[derive(KvVersion)]`), every option
@@ -265,7 +294,7 @@ fn parse_rate_limit(meta: &Meta) -> darling::Result<RateLimitOpt> {
             let max = args.max.base10_parse::<u32>().map_err(|_| {
                 Error::custom("`max` is a number of writes, 1 to 4294967295").with_span(&args.max)
             })?;
-            let window = parse_duration(&args.window.value())
+            let window = parse_window(&args.window.value())
                 .map_err(|msg| Error::custom(msg).with_span(&args.window))?;
             (max, window)
         }
@@ -286,30 +315,114 @@ fn parse_rate_limit(meta: &Meta) -> darling::Result<RateLimitOpt> {
     Ok(RateLimitOpt { max, window_ms })
 }
 
-/// Parses `"500ms"`, `"30s"`, `"1m"`, `"2h"`, `"1d"` into milliseconds,
-/// between 1 ms and one day.
-fn parse_duration(text: &str) -> Result<u64, String> {
-    let help = "a window is a whole number and a unit, such as \"500ms\", \"30s\", \"1m\", \"2h\" or \"1d\"";
+/// Parses `history` (keep the default number of records),
+/// `history(keep = N)`, `history(keep_for = "30d")` or both.
+fn parse_history(meta: &Meta) -> darling::Result<HistoryOpt> {
+    let list = match meta {
+        Meta::Path(_) => {
+            return Ok(HistoryOpt {
+                keep: None,
+                keep_for_ms: None,
+            })
+        }
+        Meta::List(list) => list,
+        Meta::NameValue(_) => {
+            return Err(Error::custom(
+                "expected `history`, `history(keep = 100)` or `history(keep_for = \"30d\")`",
+            )
+            .with_span(meta))
+        }
+    };
+    #[derive(FromMeta)]
+    struct Args {
+        keep: Option<syn::LitInt>,
+        keep_for: Option<syn::LitStr>,
+    }
+    let nested = darling::ast::NestedMeta::parse_meta_list(list.tokens.clone())?;
+    let args = Args::from_list(&nested)?;
+    let mut errors = Error::accumulator();
+    let keep = args.keep.as_ref().and_then(|lit| {
+        let problem = match lit.base10_parse::<u32>() {
+            Ok(0) => "`keep = 0` would keep no record: keep at least 1, or remove `history`",
+            Ok(n) => return Some(n),
+            Err(_) => "`keep` is a number of records per row, 1 to 4294967295",
+        };
+        errors.push(Error::custom(problem).with_span(lit));
+        None
+    });
+    let keep_for_ms = args
+        .keep_for
+        .as_ref()
+        .and_then(|lit| match parse_keep_for(&lit.value()) {
+            Ok(ms) => Some(ms),
+            Err(msg) => {
+                errors.push(Error::custom(msg).with_span(lit));
+                None
+            }
+        });
+    errors.finish()?;
+    if keep.is_none() && keep_for_ms.is_none() {
+        return Err(Error::custom(
+            "say how much history to keep: `history(keep = 100)`, `history(keep_for = \"30d\")`, \
+             or a bare `history` (the last 100 records per row)",
+        )
+        .with_span(meta));
+    }
+    Ok(HistoryOpt { keep, keep_for_ms })
+}
+
+/// Parses `"500ms"`, `"30s"`, `"1m"`, `"2h"`, `"1d"` into milliseconds
+/// (saturating); `what` names the duration in the message ("a window").
+/// The caller checks the bounds.
+fn parse_duration(text: &str, what: &str) -> Result<u64, String> {
+    let help = || {
+        format!(
+            "{what} is a whole number and a unit, such as \"500ms\", \"30s\", \"1m\", \"2h\" \
+             or \"1d\""
+        )
+    };
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
-    let number: u64 = number.parse().map_err(|_| help.to_owned())?;
+    let number: u64 = number.parse().map_err(|_| help())?;
     let scale = match unit {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(help.to_owned()),
+        _ => return Err(help()),
     };
-    let ms = number.saturating_mul(scale);
+    Ok(number.saturating_mul(scale))
+}
+
+/// A rate-limit window: between 1 ms and one day.
+fn parse_window(text: &str) -> Result<u64, String> {
+    let ms = parse_duration(text, "a window")?;
     if ms == 0 {
         return Err("a window of zero length admits nothing; use at least \"1ms\"".into());
     }
     if ms > MAX_WINDOW_MS {
         return Err(format!(
             "a window longer than one day is not supported (got {text}); use \"1d\" or less"
+        ));
+    }
+    Ok(ms)
+}
+
+/// A history retention (`keep_for`): between one second and 100 years.
+fn parse_keep_for(text: &str) -> Result<u64, String> {
+    let ms = parse_duration(text, "a retention")?;
+    if ms < 1_000 {
+        return Err(
+            "history kept for less than a second is no history; keep it at least \"1s\"".into(),
+        );
+    }
+    if ms > MAX_KEEP_FOR_MS {
+        return Err(format!(
+            "a retention longer than 100 years is not supported (got {text}); use \"36500d\" \
+             or less"
         ));
     }
     Ok(ms)

@@ -320,6 +320,35 @@ fn schema_impl(model: &Checked<'_>) -> TokenStream {
             impl ::kv_runtime::SoftDelete for #ident {}
         }
     });
+    let history = input.options.history.as_ref().map(|h| {
+        let keep = match (h.keep, h.keep_for_ms) {
+            (Some(n), _) => quote!(::core::option::Option::Some(#n)),
+            // A bare `history`.
+            (None, None) => {
+                quote!(::core::option::Option::Some(
+                    ::kv_runtime::DEFAULT_HISTORY_KEEP
+                ))
+            }
+            (None, Some(_)) => quote!(::core::option::Option::None),
+        };
+        let keep_for_ms = match h.keep_for_ms {
+            Some(ms) => quote!(::core::option::Option::Some(#ms)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            const HISTORY: ::core::option::Option<::kv_runtime::HistoryPolicy> =
+                ::core::option::Option::Some(::kv_runtime::HistoryPolicy {
+                    keep: #keep,
+                    keep_for_ms: #keep_for_ms,
+                });
+        }
+    });
+    let history_marker = input.options.history.is_some().then(|| {
+        quote! {
+            #[diagnostic::do_not_recommend]
+            impl ::kv_runtime::History for #ident {}
+        }
+    });
     let row_alias = format_ident!("{}Row", ident);
     let row_doc = format!("A stored row of table `{table}`.");
     quote! {
@@ -330,11 +359,13 @@ fn schema_impl(model: &Checked<'_>) -> TokenStream {
             const WRITE_ROLE: ::kv_runtime::WriteRole = #write_role;
             #max_bytes
             #rate_limit
+            #history
             #file_ids
             #predicate
             #validate
         }
         #soft
+        #history_marker
         #[doc = #row_doc]
         #vis type #row_alias = ::kv_runtime::Row<#ident>;
     }

@@ -1,7 +1,10 @@
-//! Opaque pagination cursors: the last key of a page, tagged with its table.
+//! Opaque pagination cursors: the last key of a page, tagged with its table;
+//! for a row's history, the last version of a page, tagged with the table
+//! and the key.
 //!
-//! Format: `v1.<hex of table name>.<hex of key text>`. Keyset pagination
-//! makes a cursor stay valid while rows are added or removed.
+//! Formats: `v1.<hex of table name>.<hex of key text>` and
+//! `h1.<hex of table name>.<hex of key text>.<version>`. Keyset pagination
+//! makes a cursor stay valid while rows (or records) are added or removed.
 
 use crate::error::{Error, Result};
 
@@ -49,6 +52,54 @@ pub(crate) fn decode(table: &'static str, cursor: &str) -> Result<String> {
     Ok(key)
 }
 
+const HISTORY_VERSION: &str = "h1";
+
+/// The cursor continuing `key`'s history after (below) `last_version`.
+pub(crate) fn encode_history(table: &str, key: &str, last_version: i64) -> String {
+    format!(
+        "{HISTORY_VERSION}.{}.{}.{last_version}",
+        hex(table.as_bytes()),
+        hex(key.as_bytes())
+    )
+}
+
+/// Decodes a history cursor of `key` in `table` into the version it
+/// continues below.
+pub(crate) fn decode_history(table: &'static str, key: &str, cursor: &str) -> Result<i64> {
+    let bad = |reason: &str| Error::InvalidCursor {
+        table,
+        reason: reason.to_owned(),
+    };
+    if cursor.len() > MAX_LEN + 21 {
+        return Err(bad("the cursor is too long"));
+    }
+    let mut parts = cursor.split('.');
+    let (Some(version), Some(t), Some(k), Some(v), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(bad("the cursor is malformed"));
+    };
+    if version != HISTORY_VERSION {
+        return Err(bad("the cursor is malformed, or not one of a history"));
+    }
+    let t = unhex(t).ok_or_else(|| bad("the cursor is malformed"))?;
+    if t != table.as_bytes() {
+        return Err(bad("the cursor belongs to another table"));
+    }
+    let k = unhex(k).ok_or_else(|| bad("the cursor is malformed"))?;
+    if k != key.as_bytes() {
+        return Err(bad("the cursor belongs to another key's history"));
+    }
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return Err(bad("the cursor is malformed"));
+    }
+    v.parse().map_err(|_| bad("the cursor is malformed"))
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -90,6 +141,31 @@ mod tests {
         ] {
             let c = encode("siteConfig", key);
             assert_eq!(decode("siteConfig", &c).unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn history_cursors_round_trip_and_belong_to_one_key() {
+        let c = encode_history("siteConfig", "banner", 1_700_000_000_123);
+        assert_eq!(
+            decode_history("siteConfig", "banner", &c).unwrap(),
+            1_700_000_000_123
+        );
+        let c = encode_history("siteConfig", "a.b", -5);
+        assert_eq!(decode_history("siteConfig", "a.b", &c).unwrap(), -5);
+        let good = encode_history("siteConfig", "banner", 7);
+        for (key, c) in [
+            ("other", good.clone()),
+            ("banner", encode_history("otherTable", "banner", 7)),
+            ("banner", encode("siteConfig", "banner")),
+            ("banner", format!("{good}.1")),
+            ("banner", good.replace(".7", ".x")),
+            ("banner", good.replace(".7", ".")),
+            ("banner", good.replace(".7", ".99999999999999999999")),
+            ("banner", "h1.".repeat(1_000)),
+        ] {
+            let err = decode_history("siteConfig", key, &c).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidCursor, "cursor {c:?}");
         }
     }
 

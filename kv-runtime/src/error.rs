@@ -27,7 +27,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The stored row's `updated_at` differs from the one the caller expected.
     Conflict,
-    /// The row does not exist (only `restore` reports this).
+    /// The row does not exist (`restore`), or its history holds no such
+    /// version (`revert`).
     NotFound,
     /// A pagination cursor that is malformed or belongs to another table.
     InvalidCursor,
@@ -174,7 +175,8 @@ pub enum Error {
     Forbidden {
         /// The table.
         table: &'static str,
-        /// The refused operation (`"set"`, `"rm"`, `"restore"`, `"list"`).
+        /// The refused operation (`"set"`, `"rm"`, `"restore"`, `"list"`,
+        /// `"history"`, `"revert"`).
         op: &'static str,
         /// Who may perform it, e.g. "requires role `admin`".
         required: String,
@@ -197,6 +199,21 @@ pub enum Error {
         /// The missing key.
         key: String,
     },
+    /// See [`ErrorCode::NotFound`]: a `revert` to a version the row's
+    /// history does not hold.
+    #[error(
+        "row {key:?} of table `{table}` has no version {version} in its history (it was never \
+         a version of this row, or its record was trimmed); read the history for the versions \
+         it holds"
+    )]
+    NoSuchVersion {
+        /// The table.
+        table: &'static str,
+        /// The key (shortened when long).
+        key: String,
+        /// The version asked for.
+        version: i64,
+    },
     /// See [`ErrorCode::InvalidCursor`].
     #[error("invalid cursor for table `{table}`: {reason}; start again without a cursor")]
     InvalidCursor {
@@ -218,7 +235,7 @@ pub enum Error {
     Rejected {
         /// The table.
         table: &'static str,
-        /// The refused operation (`"set"` or `"rm"`).
+        /// The refused operation (`"set"`, `"rm"` or `"revert"`).
         op: &'static str,
         /// The name the hook was registered under.
         hook: String,
@@ -336,7 +353,7 @@ impl Error {
             Error::ValidationFailed { .. } => ErrorCode::ValidationFailed,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::Conflict { .. } => ErrorCode::Conflict,
-            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::NotFound { .. } | Error::NoSuchVersion { .. } => ErrorCode::NotFound,
             Error::InvalidCursor { .. } => ErrorCode::InvalidCursor,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Rejected { .. } => ErrorCode::Rejected,

@@ -63,6 +63,7 @@
 #![doc = include_str!("../docs/options.md")]
 #![doc = include_str!("../docs/operations.md")]
 #![doc = include_str!("../docs/schema.md")]
+#![doc = include_str!("../docs/history.md")]
 #![doc = include_str!("../docs/errors.md")]
 #![doc = include_str!("../docs/live.md")]
 #![doc = include_str!("../docs/backends.md")]
@@ -107,6 +108,7 @@ mod error;
 pub mod files;
 mod follow;
 mod health;
+mod history;
 pub mod hooks;
 mod key_rules;
 mod replica;
@@ -141,14 +143,15 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use health::{Health, ReplicaHealth};
+pub use history::{HistoryEntry, HistoryOp, HistoryPage, UnreadableEntry};
 /// The derive that turns a struct into a kv table; every `#[kv(...)]`
 /// option and what it generates is in [Options](crate#options).
 pub use kv_macros::{Kv, KvVersion};
 pub use replica::{Replica, ReplicaStatus};
 pub use row::{Page, PageRequest, Row, UnreadableRow};
 pub use schema::{
-    BoxFuture, KvKey, KvSchema, RateLimit, SoftDelete, WriteRole, DEFAULT_MAX_VALUE_BYTES,
-    MAX_KEY_BYTES,
+    BoxFuture, History, HistoryPolicy, KvKey, KvSchema, RateLimit, SoftDelete, WriteRole,
+    DEFAULT_HISTORY_KEEP, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES,
 };
 pub use store::Store;
 pub use table::{Migration, PurgeTask, Table};

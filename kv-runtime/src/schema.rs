@@ -126,6 +126,10 @@ pub trait KvSchema: crate::KvVersion + Serialize + Clone {
     /// `#[kv(clean_files)]`: delete files the row stops referencing.
     const CLEAN_FILES: bool = false;
 
+    /// `#[kv(history)]`: record every committed change of a row, in the
+    /// same atomic step as the change, and keep this much of it.
+    const HISTORY: Option<HistoryPolicy> = None;
+
     /// Appends the ids of stored files the value references (its
     /// `#[kv(file)]` fields).
     fn file_ids<'a>(&'a self, out: &mut Vec<&'a str>) {
@@ -156,6 +160,40 @@ pub struct RateLimit {
     /// The window, in milliseconds.
     pub window_ms: u64,
 }
+
+/// How much history a table keeps (`#[kv(history ...)]`, see
+/// [History](crate#history)): per row, at most `keep` records (the newest),
+/// none older than `keep_for_ms`. At least one of the two is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryPolicy {
+    /// The most records kept per row: `history(keep = N)`; a bare `history`
+    /// keeps [`DEFAULT_HISTORY_KEEP`].
+    pub keep: Option<u32>,
+    /// How long a record is kept, in milliseconds: `history(keep_for = "30d")`.
+    pub keep_for_ms: Option<u64>,
+}
+
+/// How many records per row a table declared with a bare `history` keeps.
+pub const DEFAULT_HISTORY_KEEP: u32 = 100;
+
+impl HistoryPolicy {
+    /// The time before which records are dropped, given the current time
+    /// `now` (ms): `now - keep_for_ms`, or `None` without `keep_for`.
+    pub fn cutoff(&self, now: i64) -> Option<i64> {
+        self.keep_for_ms
+            .map(|ms| now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX)))
+    }
+}
+
+/// Marker for tables declared with `history`; only they have `history`,
+/// `revert` and `revert_expecting`.
+#[diagnostic::on_unimplemented(
+    message = "table `{Self}` keeps no history, so it has no `history` or `revert`",
+    label = "`{Self}` is not declared with `history`",
+    note = "add `history` (or `history(keep = 100)`, `history(keep_for = \"30d\")`) to the \
+            `#[kv(...)]` attribute of `{Self}` to record every change and revert to any of them"
+)]
+pub trait History: KvSchema {}
 
 /// Marker for tables declared with `soft_delete`; only they have `restore`.
 #[diagnostic::on_unimplemented(

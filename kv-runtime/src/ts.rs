@@ -10,7 +10,7 @@
 //! | `SiteBanner` (and every type it uses) | the value, from its [`TS`] derive (ts-rs, reading the serde attributes); 64-bit integers are `number`, as JSON has them |
 //! | `SiteBannerKey` | the declared keys as a union (`"banner" \| "maintenance"`), or `string` for a table without `keys = [...]` |
 //! | `SiteBannerRow` | a row as the routes answer it: `key`, `value`, `created_at`, `updated_at`, `deleted_at?`, `updated_by?` |
-//! | `SiteBannerTable` | what the client is typed by: the table's name, key, value and row types, whether it has soft delete (and so `restore`), its write role and its routes |
+//! | `SiteBannerTable` | what the client is typed by: the table's name, key, value and row types, whether it has soft delete (and so `restore`) and history (and so `history` and `revert`), its write role and its routes |
 //!
 //! and, once per file, `ErrorCode`: every code a router answers with, the
 //! table's ([`ErrorCode::ALL`]) and the web layer's own
@@ -292,6 +292,11 @@ fn write_table<S: KvSchema + TS>(w: &mut Writer) {
     } else {
         ""
     };
+    let history = if S::HISTORY.is_some() {
+        "\n    history: \"GET /{key}/history\";\n    revert: \"POST /{key}/revert\";"
+    } else {
+        ""
+    };
     let _ = write!(
         out,
         "\n/** Table {table} as its router serves it: the type parameter of the \
@@ -300,12 +305,16 @@ fn write_table<S: KvSchema + TS>(w: &mut Writer) {
          row: {name}Row;\n  \
          /** Whether `rm` keeps the row, so that `restore` brings it back. */\n  \
          softDelete: {soft};\n  \
-         /** Who may set, rm, restore and list (reads are public). */\n  \
+         /** Whether every change is recorded, so that `history` and `revert` exist. */\n  \
+         history: {keeps_history};\n  \
+         /** Who may set, rm, restore, revert and list, and read the history (reads of rows \
+         are public). */\n  \
          writeRole: {role};\n  \
          /** Relative to where the application mounts the router. */\n  \
          routes: {{\n    get: \"GET /{{key}}\";\n    watch: \"GET /{{key}}/events\";\n    \
-         list: \"GET /\";\n    set: \"PUT /{{key}}\";\n    rm: \"DELETE /{{key}}\";{restore}\n  }};\n}};\n",
+         list: \"GET /\";\n    set: \"PUT /{{key}}\";\n    rm: \"DELETE /{{key}}\";{restore}{history}\n  }};\n}};\n",
         soft = S::SOFT_DELETE,
+        keeps_history = S::HISTORY.is_some(),
     );
 }
 

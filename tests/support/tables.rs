@@ -109,6 +109,29 @@ impl From<DeployNoteV1> for DeployNote {
     }
 }
 
+/// A table with history, changed by several processes and by a process
+/// killed mid-write (the history tests). Records are kept for a day, with
+/// no count, so that none is trimmed during a test.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "historyEntry", soft_delete, history(keep_for = "1d"))]
+pub struct Recorded {
+    /// Who wrote it: `p<pid>-t<task>` or `r<round>`.
+    pub by: String,
+    /// The writer's sequence number.
+    pub i: u64,
+    pub pad: String,
+}
+
+/// The value `i` of writer `by`.
+pub fn recorded(by: &str, i: u64) -> Recorded {
+    Recorded {
+        by: by.to_owned(),
+        i,
+        // Values of varied size, so that writes span pages differently.
+        pad: "y".repeat(usize::try_from(i % 500).unwrap_or(0)),
+    }
+}
+
 /// The site configuration of the ops command line's tests (`kv-test-app`):
 /// declared keys, a field constraint, soft delete.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq, garde::Validate)]

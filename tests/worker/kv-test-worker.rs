@@ -15,6 +15,8 @@
 //! kv-test-worker watch-writer URL
 //! kv-test-worker deploy-v1    URL ROUNDS
 //! kv-test-worker deploy-v2    URL ROUNDS
+//! kv-test-worker history-race URL TASKS WRITES START_AT_MS
+//! kv-test-worker history-kill URL ROUND
 //! ```
 
 #[allow(dead_code)] // the tests use tables the worker does not
@@ -35,7 +37,9 @@ const USAGE: &str = "usage:
   kv-test-worker rate-limit   URL NOW_MS TRIES
   kv-test-worker watch-writer URL
   kv-test-worker deploy-v1    URL ROUNDS
-  kv-test-worker deploy-v2    URL ROUNDS";
+  kv-test-worker deploy-v2    URL ROUNDS
+  kv-test-worker history-race URL TASKS WRITES START_AT_MS
+  kv-test-worker history-kill URL ROUND";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +53,10 @@ fn main() -> ExitCode {
         ["watch-writer", url] => watch_writer(url),
         ["deploy-v1", url, rounds] => deploy_v1(url, number(rounds)),
         ["deploy-v2", url, rounds] => deploy_v2(url, number(rounds)),
+        ["history-race", url, tasks, writes, start_at] => {
+            history_race(url, number(tasks), number(writes), number(start_at))
+        }
+        ["history-kill", url, round] => history_kill(url, number(round)),
         _ => {
             eprintln!("kv-test-worker: unknown arguments {args:?}\n{USAGE}");
             return ExitCode::from(2);
@@ -342,4 +350,91 @@ fn deploy_v2(url: &str, rounds: u64) {
         }
     });
     report(format_args!("read {read}"));
+}
+
+/// `tasks` tasks, each trying `writes` changes of the [`Recorded`] row
+/// `shared`, all starting at the wall-clock instant `start_at`: mostly
+/// conflict-checked sets over the version just read (refused with CONFLICT
+/// when another writer got in between), and every fifth try a write that
+/// cannot commit (a set over a version that was never the row's). Each
+/// acknowledged set is reported as `ok VERSION BY I`; any error other than
+/// CONFLICT fails the worker. Then `done`.
+fn history_race(url: &str, tasks: u64, writes: u64, start_at: u64) {
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        let wait = start_at.saturating_sub(now_ms());
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let tasks: Vec<_> = (0..tasks)
+            .map(|task| {
+                let t = store.table::<Recorded>();
+                tokio::spawn(async move {
+                    let ctx = Ctx::internal();
+                    let by = format!("p{}-t{task}", std::process::id());
+                    for i in 0..writes {
+                        let row = t
+                            .get("shared".to_owned())
+                            .await
+                            .expect("get succeeds")
+                            .expect("the shared row exists");
+                        let expected = if i % 5 == 4 {
+                            -1 // never a version: must not commit
+                        } else {
+                            row.updated_at
+                        };
+                        match t
+                            .set_expecting(&ctx, "shared".to_owned(), recorded(&by, i), expected)
+                            .await
+                        {
+                            Ok(done) => {
+                                assert!(expected != -1, "a write over version -1 committed");
+                                report(format_args!("ok {} {by} {i}", done.updated_at));
+                            }
+                            Err(e) => assert_eq!(e.code(), ErrorCode::Conflict, "{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a worker task does not panic");
+        }
+    });
+    report(format_args!("done"));
+}
+
+/// Writes [`Recorded`] rows in a loop, until killed (or, as a safety net,
+/// for 60 s): a new row `r<round>-<i>`, reported as `wrote KEY` once its
+/// `set` returned; an overwrite of the row `latest`, reported as `latest
+/// I`; and every third time a soft rm and a restore of `latest`, reported
+/// as `rm` and `restore`. Reports `ready` once the store is open.
+fn history_kill(url: &str, round: u64) {
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        let t = store.table::<Recorded>();
+        let ctx = Ctx::internal();
+        let by = format!("r{round}");
+        report(format_args!("ready"));
+        let started = Instant::now();
+        let mut i = 0;
+        while started.elapsed() < Duration::from_secs(60) {
+            let key = format!("r{round}-{i}");
+            t.set(&ctx, &key, recorded(&by, i))
+                .await
+                .expect("set succeeds");
+            report(format_args!("wrote {key}"));
+            t.set(&ctx, "latest".to_owned(), recorded(&by, i))
+                .await
+                .expect("set succeeds");
+            report(format_args!("latest {i}"));
+            if i % 3 == 2 {
+                assert!(t.rm(&ctx, "latest".to_owned()).await.expect("rm succeeds"));
+                report(format_args!("rm"));
+                t.restore(&ctx, "latest".to_owned())
+                    .await
+                    .expect("restore succeeds");
+                report(format_args!("restore"));
+            }
+            i += 1;
+        }
+    });
 }

@@ -17,6 +17,47 @@ export interface KvTable {
     value: unknown;
     row: KvRow;
     softDelete: boolean;
+    history: boolean;
+}
+/** What a change did (`op` of a history entry). */
+export type HistoryOp = "set" | "rm" | "restore" | "purge";
+/** One committed change of a row, as `history` answers it. */
+export interface KvHistoryEntry<K extends string = string, V = unknown> {
+    key: K;
+    /** The change's version (the row's `updated_at` after it): what `revert` takes. */
+    version: number;
+    op: HistoryOp;
+    /** The row's value from this change on, or the value it had when deleted (`rm`, `purge`). */
+    value: V;
+    /** The schema version that wrote the value (the server migrated it to its own). */
+    schema_version: number;
+    /** When the change was made, in ms since the Unix epoch. */
+    at: number;
+    /** Who made it; absent for an anonymous caller. */
+    updated_by?: string;
+}
+/** One page of a row's history, newest first. */
+export interface HistoryPage<E> {
+    entries: E[];
+    is_done: boolean;
+    /** Pass it as `cursor` for the next (older) page; `null` when done. */
+    continue_cursor: string | null;
+    /** Records the server cannot read (a newer schema wrote them). */
+    unreadable?: {
+        version: number;
+        op: HistoryOp;
+        schema_version: number;
+        reason: string;
+    }[];
+}
+/** Options of `revert`. */
+export interface RevertOptions extends CallOptions {
+    /**
+     * Revert only if the row still has this version (a row's `updated_at`, as
+     * the page showing the history last saw it), else reject with `CONFLICT`.
+     * Without it, the server reverts over the row as it reads it.
+     */
+    expectedUpdatedAt?: number;
 }
 /** One page of live rows in key order (`list`). */
 export interface Page<R> {
@@ -73,8 +114,22 @@ export interface KvClientRestore<T extends KvTable> {
     /** Brings a soft-deleted row back (a live row comes back unchanged); `NOT_FOUND` when there is none. */
     restore(key: T["key"], options?: CallOptions): Promise<T["row"]>;
 }
-/** A client of table `T`: `restore` exists only when `T` has soft delete. */
-export type KvClient<T extends KvTable> = KvClientBase<T> & (T["softDelete"] extends true ? KvClientRestore<T> : unknown);
+/** `history` and `revert`, on tables declared with `history` only. */
+export interface KvClientHistory<T extends KvTable> {
+    /** One page of the row's history, newest first (`limit` 1 to 1000, default 100). Write role. */
+    history(key: T["key"], page?: PageRequest, options?: CallOptions): Promise<HistoryPage<KvHistoryEntry<T["key"], T["value"]>>>;
+    /**
+     * Writes the value of the history entry `version` back (a change of its
+     * own, recorded too); `CONFLICT` when the row changed meanwhile,
+     * `NOT_FOUND` for a version the history does not hold. Write role.
+     */
+    revert(key: T["key"], version: number, options?: RevertOptions): Promise<T["row"]>;
+}
+/**
+ * A client of table `T`: `restore` exists only when `T` has soft delete,
+ * `history` and `revert` only when it has history.
+ */
+export type KvClient<T extends KvTable> = KvClientBase<T> & (T["softDelete"] extends true ? KvClientRestore<T> : unknown) & (T["history"] extends true ? KvClientHistory<T> : unknown);
 /**
  * A client of the router mounted at `baseUrl` (`"/api/kv/site"`, or an
  * absolute URL), typed by the table's generated bindings:

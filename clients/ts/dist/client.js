@@ -49,23 +49,27 @@ export function createKvClient(baseUrl, options = {}) {
             throw new KvError({ code: "BACKEND", message: "the answer is not JSON" }, response.status, { cause });
         }
     };
+    /** `target` with the page's query. */
+    const paged = (target, page) => {
+        const query = new URLSearchParams();
+        if (page.cursor != null)
+            query.set("cursor", page.cursor);
+        if (page.limit !== undefined)
+            query.set("limit", String(page.limit));
+        const search = query.toString();
+        return search ? `${target}?${search}` : target;
+    };
     const client = {
         baseUrl: base,
         get: (key, opts) => call("GET", url(key), opts),
-        list: (page = {}, opts) => {
-            const query = new URLSearchParams();
-            if (page.cursor != null)
-                query.set("cursor", page.cursor);
-            if (page.limit !== undefined)
-                query.set("limit", String(page.limit));
-            const search = query.toString();
-            return call("GET", search ? `${base}?${search}` : base, opts);
-        },
+        list: (page = {}, opts) => call("GET", paged(base, page), opts),
         set: (key, value, opts) => call("PUT", url(key), opts, { value }),
         setExpecting: (key, value, expected, opts) => call("PUT", url(key), opts, { value }, { "If-Match": `"${expected}"` }),
         setIfAbsent: (key, value, opts) => call("PUT", url(key), opts, { value }, { "If-None-Match": "*" }),
         rm: async (key, opts) => (await call("DELETE", url(key), opts)).deleted,
         restore: (key, opts) => call("POST", url(key, "/restore"), opts),
+        history: (key, page = {}, opts) => call("GET", paged(url(key, "/history"), page), opts),
+        revert: (key, version, opts) => call("POST", url(key, "/revert"), opts, { version }, opts?.expectedUpdatedAt === undefined ? undefined : { "If-Match": `"${opts.expectedUpdatedAt}"` }),
         watch: (key, onState, watchOptions) => startWatch(async (signal) => doFetch(url(key, "/events"), {
             method: "GET",
             headers: await headersFor("text/event-stream"),

@@ -23,6 +23,8 @@ export interface KvErrorBody {
     fields?: FieldError[];
     hook?: string;
     attempts?: number;
+    /** `NOT_FOUND` of a `revert`: the version the history does not hold; `UNREADABLE`: the schema version. */
+    version?: number;
     /** `TOO_MANY_STREAMS`: whose cap was reached. */
     scope?: "client" | "total";
     limit?: number;

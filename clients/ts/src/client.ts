@@ -23,6 +23,46 @@ export interface KvTable {
   value: unknown;
   row: KvRow;
   softDelete: boolean;
+  history: boolean;
+}
+
+/** What a change did (`op` of a history entry). */
+export type HistoryOp = "set" | "rm" | "restore" | "purge";
+
+/** One committed change of a row, as `history` answers it. */
+export interface KvHistoryEntry<K extends string = string, V = unknown> {
+  key: K;
+  /** The change's version (the row's `updated_at` after it): what `revert` takes. */
+  version: number;
+  op: HistoryOp;
+  /** The row's value from this change on, or the value it had when deleted (`rm`, `purge`). */
+  value: V;
+  /** The schema version that wrote the value (the server migrated it to its own). */
+  schema_version: number;
+  /** When the change was made, in ms since the Unix epoch. */
+  at: number;
+  /** Who made it; absent for an anonymous caller. */
+  updated_by?: string;
+}
+
+/** One page of a row's history, newest first. */
+export interface HistoryPage<E> {
+  entries: E[];
+  is_done: boolean;
+  /** Pass it as `cursor` for the next (older) page; `null` when done. */
+  continue_cursor: string | null;
+  /** Records the server cannot read (a newer schema wrote them). */
+  unreadable?: { version: number; op: HistoryOp; schema_version: number; reason: string }[];
+}
+
+/** Options of `revert`. */
+export interface RevertOptions extends CallOptions {
+  /**
+   * Revert only if the row still has this version (a row's `updated_at`, as
+   * the page showing the history last saw it), else reject with `CONFLICT`.
+   * Without it, the server reverts over the row as it reads it.
+   */
+  expectedUpdatedAt?: number;
 }
 
 /** One page of live rows in key order (`list`). */
@@ -86,8 +126,25 @@ export interface KvClientRestore<T extends KvTable> {
   restore(key: T["key"], options?: CallOptions): Promise<T["row"]>;
 }
 
-/** A client of table `T`: `restore` exists only when `T` has soft delete. */
-export type KvClient<T extends KvTable> = KvClientBase<T> & (T["softDelete"] extends true ? KvClientRestore<T> : unknown);
+/** `history` and `revert`, on tables declared with `history` only. */
+export interface KvClientHistory<T extends KvTable> {
+  /** One page of the row's history, newest first (`limit` 1 to 1000, default 100). Write role. */
+  history(key: T["key"], page?: PageRequest, options?: CallOptions): Promise<HistoryPage<KvHistoryEntry<T["key"], T["value"]>>>;
+  /**
+   * Writes the value of the history entry `version` back (a change of its
+   * own, recorded too); `CONFLICT` when the row changed meanwhile,
+   * `NOT_FOUND` for a version the history does not hold. Write role.
+   */
+  revert(key: T["key"], version: number, options?: RevertOptions): Promise<T["row"]>;
+}
+
+/**
+ * A client of table `T`: `restore` exists only when `T` has soft delete,
+ * `history` and `revert` only when it has history.
+ */
+export type KvClient<T extends KvTable> = KvClientBase<T> &
+  (T["softDelete"] extends true ? KvClientRestore<T> : unknown) &
+  (T["history"] extends true ? KvClientHistory<T> : unknown);
 
 /**
  * A client of the router mounted at `baseUrl` (`"/api/kv/site"`, or an
@@ -138,23 +195,36 @@ export function createKvClient<T extends KvTable>(baseUrl: string, options: KvCl
     }
   };
 
+  /** `target` with the page's query. */
+  const paged = (target: string, page: PageRequest) => {
+    const query = new URLSearchParams();
+    if (page.cursor != null) query.set("cursor", page.cursor);
+    if (page.limit !== undefined) query.set("limit", String(page.limit));
+    const search = query.toString();
+    return search ? `${target}?${search}` : target;
+  };
+
   type Row = T["row"];
-  const client: KvClientBase<T> & KvClientRestore<T> = {
+  type Entry = KvHistoryEntry<T["key"], T["value"]>;
+  const client: KvClientBase<T> & KvClientRestore<T> & KvClientHistory<T> = {
     baseUrl: base,
     get: (key, opts) => call<Row | null>("GET", url(key), opts),
-    list: (page = {}, opts) => {
-      const query = new URLSearchParams();
-      if (page.cursor != null) query.set("cursor", page.cursor);
-      if (page.limit !== undefined) query.set("limit", String(page.limit));
-      const search = query.toString();
-      return call<Page<Row>>("GET", search ? `${base}?${search}` : base, opts);
-    },
+    list: (page = {}, opts) => call<Page<Row>>("GET", paged(base, page), opts),
     set: (key, value, opts) => call<Row>("PUT", url(key), opts, { value }),
     setExpecting: (key, value, expected, opts) =>
       call<Row>("PUT", url(key), opts, { value }, { "If-Match": `"${expected}"` }),
     setIfAbsent: (key, value, opts) => call<Row>("PUT", url(key), opts, { value }, { "If-None-Match": "*" }),
     rm: async (key, opts) => (await call<{ deleted: boolean }>("DELETE", url(key), opts)).deleted,
     restore: (key, opts) => call<Row>("POST", url(key, "/restore"), opts),
+    history: (key, page = {}, opts) => call<HistoryPage<Entry>>("GET", paged(url(key, "/history"), page), opts),
+    revert: (key, version, opts) =>
+      call<Row>(
+        "POST",
+        url(key, "/revert"),
+        opts,
+        { version },
+        opts?.expectedUpdatedAt === undefined ? undefined : { "If-Match": `"${opts.expectedUpdatedAt}"` },
+      ),
     watch: (key, onState, watchOptions) =>
       startWatch<Row>(
         async (signal) =>

@@ -120,7 +120,7 @@ export function useKv<T extends KvTable>(client: KvClient<T>, key: T["key"]): Us
     [base, key, run],
   );
   const restore = useCallback(
-    () => run(() => (client as KvClientBase<T> & KvClientRestore<T>).restore(key), (row) => row),
+    () => run(() => (client as unknown as KvClientRestore<T>).restore(key), (row) => row),
     [client, key, run],
   );
 

@@ -238,3 +238,44 @@ test("a refused stream (TOO_MANY_STREAMS) is retried after its Retry-After", asy
     for (const abort of held) abort.abort();
   }
 });
+
+test("history lists the changes newest first, and revert goes back to one over the version seen", async () => {
+  const admin = site("kv_demo_user=ada");
+  const one = await admin.set("banner", banner("history one"));
+  const two = await admin.set("banner", banner("history two", false));
+  const page = await admin.history("banner", { limit: 2 });
+  assert.deepEqual(
+    page.entries.map((e) => [e.op, e.version, e.value.message, e.updated_by]),
+    [
+      ["set", two.updated_at, "history two", "ada"],
+      ["set", one.updated_at, "history one", "ada"],
+    ],
+  );
+  assert.equal(page.entries[0]?.value.active, false);
+  assert.equal(page.entries[0]?.key, "banner");
+  assert.equal(page.is_done, false);
+  assert.ok(page.continue_cursor);
+  const older = await admin.history("banner", { limit: 2, cursor: page.continue_cursor });
+  assert.ok(older.entries.length > 0 && older.entries.every((e) => e.version < one.updated_at));
+
+  const stale = await failure(admin.revert("banner", one.updated_at, { expectedUpdatedAt: one.updated_at }));
+  assert.equal(stale.code, "CONFLICT");
+  assert.equal(stale.current_updated_at, two.updated_at);
+  const back = await admin.revert("banner", one.updated_at, { expectedUpdatedAt: two.updated_at });
+  assert.deepEqual(back.value, banner("history one"));
+  assert.ok(back.updated_at > two.updated_at);
+  const again = await admin.revert("banner", two.updated_at);
+  assert.deepEqual(again.value, banner("history two", false));
+  const newest = (await admin.history("banner", { limit: 1 })).entries[0];
+  assert.deepEqual([newest?.op, newest?.version], ["set", again.updated_at]);
+
+  const missing = await failure(admin.revert("banner", 1));
+  assert.equal(missing.code, "NOT_FOUND");
+  assert.equal(missing.status, 404);
+  assert.equal(missing.body.version, 1);
+  const forbidden = await failure(site().history("banner"));
+  assert.equal(forbidden.code, "FORBIDDEN");
+  const refused = await failure(site().revert("banner", one.updated_at));
+  assert.equal(refused.code, "FORBIDDEN");
+  assert.deepEqual((await site().get("banner"))?.value, banner("history two", false));
+});

@@ -3,7 +3,7 @@
 //! Rows live in one ordered map per table behind a read-write lock. Nothing
 //! survives the process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -13,26 +13,68 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use super::{
-    first_version, import_floor, import_verdict, next_version, Backend, BackendHealth, ChangeFeed,
-    Check, FeedHealth, ImportOptions, Imported, MemoryRateCounter, Outcome, Payload, RateCounter,
-    RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Write,
+    first_version, import_floor, import_verdict, next_version, removal_version, Backend,
+    BackendHealth, ChangeFeed, Check, FeedHealth, HistoryOp, HistoryPolicy, HistoryRecord,
+    ImportOptions, Imported, MemoryRateCounter, Outcome, Payload, Purge, RateCounter, RawRow,
+    ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Write,
 };
 use crate::error::Result;
 
 type Tables = HashMap<String, TableRows, BuildHasherDefault<Fnv>>;
 
-/// One table: its rows in key order, and its version floor (the highest
-/// `updated_at` of a row hard-deleted or purged from it).
+/// One table: its rows in key order, its version floor (the highest
+/// `updated_at` of a row hard-deleted or purged from it), and the history
+/// records of each key, oldest first.
 #[derive(Clone, Debug, Default)]
 struct TableRows {
     rows: BTreeMap<String, RawRow>,
     floor: Option<i64>,
+    history: HashMap<String, VecDeque<HistoryRecord>>,
 }
 
 impl TableRows {
     /// Raises the version floor to at least `version`.
     fn raise_floor(&mut self, version: i64) {
         self.floor = Some(self.floor.map_or(version, |f| f.max(version)));
+    }
+
+    /// Records a change of `row` (its value, by `updated_by` at `now`) as
+    /// `version`, then trims the key's records to the policy.
+    fn record(
+        &mut self,
+        policy: HistoryPolicy,
+        op: HistoryOp,
+        row: &RawRow,
+        version: i64,
+        now: i64,
+        updated_by: Option<&str>,
+    ) {
+        let records = self.history.entry(row.key.clone()).or_default();
+        records.push_back(HistoryRecord {
+            key: row.key.clone(),
+            version,
+            op,
+            value: row.value.clone(),
+            at: now,
+            updated_by: updated_by.map(Arc::from),
+        });
+        trim(records, policy, now);
+    }
+}
+
+/// Drops the oldest records beyond `keep`, and those older than the
+/// retention.
+fn trim(records: &mut VecDeque<HistoryRecord>, policy: HistoryPolicy, now: i64) {
+    if let Some(keep) = policy.keep {
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        while records.len() > keep {
+            records.pop_front();
+        }
+    }
+    if let Some(cutoff) = policy.cutoff(now) {
+        while records.front().is_some_and(|r| r.at < cutoff) {
+            records.pop_front();
+        }
     }
 }
 
@@ -182,6 +224,16 @@ impl Backend for MemoryBackend {
                 updated_by: write.updated_by.map(Arc::from),
             };
             let previous = t.rows.insert(row.key.clone(), row.clone());
+            if let Some(policy) = write.history {
+                t.record(
+                    policy,
+                    HistoryOp::Set,
+                    &row,
+                    row.updated_at,
+                    write.now,
+                    write.updated_by,
+                );
+            }
             publish(&row.key, Some(&row));
             Outcome::Done(Stored { row, previous })
         }))
@@ -200,16 +252,34 @@ impl Backend for MemoryBackend {
                 return Outcome::Done(Removed::NotLive);
             };
             let before = row.clone();
-            match mode {
+            let version = match mode {
                 RmMode::Soft => {
                     row.deleted_at = Some(write.now);
                     row.updated_at = next_version(Some(row.updated_at), write.now);
                     row.updated_by = write.updated_by.map(Arc::from);
+                    row.updated_at
                 }
                 RmMode::Hard => {
                     t.rows.remove(write.key);
-                    t.raise_floor(before.updated_at);
+                    // With history, the floor covers the removal's record too.
+                    let version = removal_version(before.updated_at, write.now);
+                    let floor = match write.history {
+                        Some(_) => version,
+                        None => before.updated_at,
+                    };
+                    t.raise_floor(floor);
+                    version
                 }
+            };
+            if let Some(policy) = write.history {
+                t.record(
+                    policy,
+                    HistoryOp::Rm,
+                    &before,
+                    version,
+                    write.now,
+                    write.updated_by,
+                );
             }
             publish(write.key, None);
             Outcome::Done(Removed::Row(before))
@@ -236,26 +306,81 @@ impl Backend for MemoryBackend {
                     row.updated_at = next_version(Some(row.updated_at), write.now);
                     row.updated_by = write.updated_by.map(Arc::from);
                     publish(write.key, Some(row));
-                    Restored::Revived(row.clone())
+                    let row = row.clone();
+                    if let Some(policy) = write.history {
+                        let version = row.updated_at;
+                        t.record(
+                            policy,
+                            HistoryOp::Restore,
+                            &row,
+                            version,
+                            write.now,
+                            write.updated_by,
+                        );
+                    }
+                    Restored::Revived(row)
                 }
             })
         }))
     }
 
-    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+    async fn purge(&self, table: &str, purge: Purge<'_>) -> Result<Vec<RawRow>> {
         Ok(self.write(table, |t, _| {
             let doomed: Vec<String> = t
                 .rows
                 .values()
-                .filter(|r| r.deleted_at.is_some_and(|at| at < deleted_before))
+                .filter(|r| r.deleted_at.is_some_and(|at| at < purge.deleted_before))
                 .map(|r| r.key.clone())
                 .collect();
             // Purged rows were already invisible: no change to publish.
             let purged: Vec<RawRow> = doomed.iter().filter_map(|k| t.rows.remove(k)).collect();
-            if let Some(top) = purged.iter().map(|r| r.updated_at).max() {
-                t.raise_floor(top);
+            let Some(policy) = purge.history else {
+                if let Some(top) = purged.iter().map(|r| r.updated_at).max() {
+                    t.raise_floor(top);
+                }
+                return purged;
+            };
+            for row in &purged {
+                let version = removal_version(row.updated_at, purge.now);
+                t.raise_floor(version);
+                t.record(
+                    policy,
+                    HistoryOp::Purge,
+                    row,
+                    version,
+                    purge.now,
+                    purge.updated_by,
+                );
+            }
+            // Keys no longer written are trimmed here.
+            if policy.cutoff(purge.now).is_some() {
+                t.history.retain(|_, records| {
+                    trim(records, policy, purge.now);
+                    !records.is_empty()
+                });
             }
             purged
+        }))
+    }
+
+    async fn history(
+        &self,
+        table: &str,
+        key: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>> {
+        Ok(self.read(|t| {
+            let Some(records) = t.get(table).and_then(|t| t.history.get(key)) else {
+                return Vec::new();
+            };
+            records
+                .iter()
+                .rev()
+                .filter(|r| before.is_none_or(|b| r.version < b))
+                .take(limit)
+                .cloned()
+                .collect()
         }))
     }
 

@@ -42,6 +42,40 @@
 //!   (purged rows were invisible already).
 //! - Once a write has returned `Ok`, it is never lost (for persistent
 //!   backends: it survives a crash of the process).
+//!
+//! # History
+//!
+//! Tables declared with `#[kv(history)]` pass their [`HistoryPolicy`] in
+//! [`Write::history`] and [`Purge::history`]; `None` means no history, and
+//! then a backend must not record, trim or read anything for the write.
+//! With a policy:
+//!
+//! - Every change a mutation applies writes one [`HistoryRecord`] of the
+//!   key **in the same atomic step** (transaction, statement, lock) as the
+//!   change: a change that does not commit leaves no record, and no record
+//!   exists without its change. Applied changes are: a [`Backend::set`]
+//!   that returns [`Outcome::Done`] ([`HistoryOp::Set`]); an
+//!   [`Backend::rm`] that returns [`Removed::Row`] ([`HistoryOp::Rm`]); a
+//!   [`Backend::restore`] that returns [`Restored::Revived`]
+//!   ([`HistoryOp::Restore`]); every row a [`Backend::purge`] removes
+//!   ([`HistoryOp::Purge`]). Conflicts, [`Outcome::NewerSchema`],
+//!   [`Removed::NotLive`], [`Restored::AlreadyLive`] and
+//!   [`Restored::NotFound`] change nothing and record nothing.
+//! - The record's `version` is the row's new `updated_at` (set, soft rm,
+//!   restore); for a hard rm and a purge, which leave no row, it is
+//!   [`removal_version`] of the removed row, and the table's version floor
+//!   is raised to at least that version in the same step (so a row created
+//!   later gets a greater one). Versions are unique per key and increase
+//!   with each change. `value` is the row's value after the change (set,
+//!   restore) or the value it had (rm, purge), with its schema version;
+//!   `at` is the write's `now` and `updated_by` its caller.
+//! - In the same step, the backend trims the key's records: it keeps the
+//!   newest [`HistoryPolicy::keep`] of them, and drops those older than
+//!   [`HistoryPolicy::cutoff`]. [`Backend::purge`] also drops every record
+//!   of the table older than the cutoff (keys no longer written are trimmed
+//!   there). Records outlive their row: a hard rm or a purge removes the
+//!   row, not its history.
+//! - [`Backend::history`] reads a key's records newest first.
 //! - [`Backend::import`] writes the rows it is given exactly (value,
 //!   `created_at`, `updated_at`, `deleted_at`, `updated_by`), all of one
 //!   call in one atomic step, deciding each row with [`import_verdict`]: a
@@ -64,9 +98,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+pub use crate::schema::HistoryPolicy;
 
 mod feed;
 mod health;
+mod history;
 pub mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -80,6 +116,7 @@ mod transfer;
 
 pub use feed::{Change, ChangeFeed, FeedEvent, FeedReceiver, TryRecv, FEED_CAPACITY};
 pub use health::{BackendHealth, FeedHealth};
+pub use history::{removal_version, HistoryOp, HistoryRecord};
 pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Window};
 pub use row::{Payload, RawRow};
 pub use transfer::{
@@ -117,6 +154,26 @@ pub struct Write<'a> {
     pub updated_by: Option<&'a str>,
     /// The current time from the store's clock.
     pub now: i64,
+    /// The table's history policy: when `Some`, an applied change is
+    /// recorded and the key's records trimmed in the same atomic step (see
+    /// [History](self#history)).
+    pub history: Option<HistoryPolicy>,
+}
+
+/// What [`Backend::purge`] removes, and how it records it.
+#[derive(Clone, Copy, Debug)]
+pub struct Purge<'a> {
+    /// Rows soft-deleted before this time (ms) are removed.
+    pub deleted_before: i64,
+    /// The current time from the store's clock: the records' `at`, and what
+    /// the history's retention counts back from.
+    pub now: i64,
+    /// Who purges, for the records' `updated_by`.
+    pub updated_by: Option<&'a str>,
+    /// The table's history policy: when `Some`, a [`HistoryOp::Purge`]
+    /// record per removed row, and the table's records older than the
+    /// retention dropped, in the same atomic step.
+    pub history: Option<HistoryPolicy>,
 }
 
 /// The condition of a [`Write`], checked against the live row in the same
@@ -267,10 +324,24 @@ pub trait Backend: Send + Sync + 'static {
     async fn restore(&self, table: &str, write: Write<'_>) -> Result<Outcome<Restored>>;
 
     /// Permanently removes the rows of `table` soft-deleted before
-    /// `deleted_before` (ms), returning them, and raises the table's
-    /// version floor to at least their `updated_at`. Live rows and rows
-    /// deleted later are untouched.
-    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>>;
+    /// [`Purge::deleted_before`] (ms), returning them, and raises the
+    /// table's version floor to at least their `updated_at`. Live rows and
+    /// rows deleted later are untouched. With [`Purge::history`], records
+    /// each removal and trims the table's history (see
+    /// [History](self#history)), in the same atomic step.
+    async fn purge(&self, table: &str, purge: Purge<'_>) -> Result<Vec<RawRow>>;
+
+    /// Up to `limit` history records of `key` with versions below `before`
+    /// (all when `None`), newest (highest version) first. Records stay
+    /// after their row is removed; a key without records gives an empty
+    /// list.
+    async fn history(
+        &self,
+        table: &str,
+        key: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>>;
 
     /// Every table holding a row (live or soft-deleted) or a version
     /// floor, in byte order of their names, with their row counts and
@@ -344,8 +415,17 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     async fn restore(&self, table: &str, write: Write<'_>) -> Result<Outcome<Restored>> {
         (**self).restore(table, write).await
     }
-    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
-        (**self).purge(table, deleted_before).await
+    async fn purge(&self, table: &str, purge: Purge<'_>) -> Result<Vec<RawRow>> {
+        (**self).purge(table, purge).await
+    }
+    async fn history(
+        &self,
+        table: &str,
+        key: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>> {
+        (**self).history(table, key, before, limit).await
     }
     async fn tables(&self) -> Result<Vec<TableInfo>> {
         (**self).tables().await

@@ -123,11 +123,7 @@ pub(crate) fn key_of<S: KvSchema>(raw: &RawRow) -> Result<S::Key> {
 /// ([`KvVersion`](crate::KvVersion)). A value that does not decode, or was
 /// written by a newer version, is [`Error::Unreadable`].
 pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
-    let value = match raw.value.typed::<S>() {
-        Some(value) if raw.value.schema() == S::VERSION => value.clone(),
-        _ => S::decode_version(raw.value.schema(), raw.value.json())
-            .map_err(|e| Error::unreadable(S::TABLE, &raw.key, raw.value.schema(), e))?,
-    };
+    let value = decode_value::<S>(&raw.value, &raw.key)?;
     Ok(Row {
         key,
         value,
@@ -136,6 +132,15 @@ pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
         deleted_at: raw.deleted_at,
         updated_by: raw.updated_by.clone(),
     })
+}
+
+/// The value of a payload stored under `key`, as [`decode`] reads it.
+pub(crate) fn decode_value<S: KvSchema>(payload: &Payload, key: &str) -> Result<S> {
+    match payload.typed::<S>() {
+        Some(value) if payload.schema() == S::VERSION => Ok(value.clone()),
+        _ => S::decode_version(payload.schema(), payload.json())
+            .map_err(|e| Error::unreadable(S::TABLE, key, payload.schema(), e)),
+    }
 }
 
 /// [`decode`] with the key read from the row ([`key_of`]).

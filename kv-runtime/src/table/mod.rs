@@ -9,6 +9,8 @@
 //!   `after_rm`;
 //! - [`live`]: `watch`, `watch_table` and `replica`;
 //! - [`purge`]: `purge` and `spawn_purge`;
+//! - [`history`]: `history`, and `revert` (a `set` of a recorded value,
+//!   through the pipeline);
 //! - [`migrate`]: `migrate_all`, moving rows to the current schema version;
 //! - [`codec`]: validation and encoding of values, decoding of rows.
 
@@ -21,6 +23,7 @@ use crate::schema::{may_write, KvSchema};
 use crate::store::Store;
 
 pub(crate) mod codec;
+mod history;
 mod hooks;
 mod live;
 mod migrate;

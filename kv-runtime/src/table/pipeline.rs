@@ -177,6 +177,7 @@ impl<S: KvSchema> Table<S> {
                 expect: attempt_expect,
                 updated_by: ctx.actor(),
                 now: self.store.now(),
+                history: S::HISTORY,
             };
             let applying = attempt_op.as_ref().unwrap_or(&op);
             match applying.apply(&*self.store.backend, S::TABLE, write).await {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Table;
+use crate::backend::Purge;
 use crate::error::{Error, Result};
 use crate::schema::KvSchema;
 use crate::telemetry;
@@ -12,6 +13,11 @@ impl<S: KvSchema> Table<S> {
     /// (and, with `clean_files`, their files), and forgets the rate-limit
     /// counts of callers that have gone quiet. Live rows and rows deleted
     /// more recently are untouched. Returns how many rows were purged.
+    ///
+    /// On a table with `history`, each purged row gets a `purge` record,
+    /// and records older than `history(keep_for = ...)` are dropped for
+    /// every key of the table (keys still written are trimmed at each
+    /// change too), in the same atomic step.
     ///
     /// This is a server-side operation with no caller context; run it from
     /// a job, or let [`Table::spawn_purge`] run it on an interval. A
@@ -23,8 +29,15 @@ impl<S: KvSchema> Table<S> {
     async fn purge_now(&self, retention: Duration) -> Result<usize> {
         check_retention(retention)?;
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = self.store.now().saturating_sub(retention_ms);
-        let purged = self.store.backend.purge(S::TABLE, cutoff).await?;
+        let now = self.store.now();
+        let purge = Purge {
+            deleted_before: now.saturating_sub(retention_ms),
+            now,
+            // A server-side operation: what `Ctx::internal()` writes as.
+            updated_by: Some("internal"),
+            history: S::HISTORY,
+        };
+        let purged = self.store.backend.purge(S::TABLE, purge).await?;
         if S::CLEAN_FILES && !purged.is_empty() {
             self.clean_files(&purged, &[]).await;
         }

@@ -91,13 +91,21 @@ pub(super) struct SetOp<S> {
     value: S,
     /// The encoded value, once prepared.
     payload: Option<Payload>,
+    /// The operation's name in errors: `"set"`, or `"revert"` for a
+    /// [`RevertOp`].
+    op: &'static str,
 }
 
 impl<S: KvSchema> SetOp<S> {
     fn new(value: S) -> Self {
+        SetOp::named(value, "set")
+    }
+
+    fn named(value: S, op: &'static str) -> Self {
         SetOp {
             value,
             payload: None,
+            op,
         }
     }
 }
@@ -127,7 +135,7 @@ impl<S: KvSchema> WriteOp<S> for SetOp<S> {
         let value = hooks::run_before(
             &hooks.before_set,
             S::TABLE,
-            Self::NAME,
+            self.op,
             self.value.clone(),
             |value| BeforeSet {
                 ctx: ctx.clone(),
@@ -138,7 +146,7 @@ impl<S: KvSchema> WriteOp<S> for SetOp<S> {
         )
         .await?;
         // What the hooks return is validated like any value.
-        let mut op = SetOp::new(value);
+        let mut op = SetOp::named(value, self.op);
         op.prepare()?;
         Ok(op)
     }
@@ -173,6 +181,55 @@ impl<S: KvSchema> WriteOp<S> for SetOp<S> {
             output: row,
             replaced,
         })
+    }
+}
+
+/// `revert`: a `set` of a value from the row's history, with its own name
+/// (in errors, traces and metrics); the expectation it is written under
+/// comes from [`Table::revert`](super::Table::revert).
+pub(super) struct RevertOp<S>(SetOp<S>);
+
+impl<S: KvSchema> RevertOp<S> {
+    pub(super) fn new(value: S) -> Self {
+        RevertOp(SetOp::named(value, "revert"))
+    }
+}
+
+impl<S: KvSchema> WriteOp<S> for RevertOp<S> {
+    const NAME: &'static str = "revert";
+    const RATE_LIMITED: bool = true;
+    type Applied = Stored;
+    type Output = Row<S>;
+
+    fn prepare(&mut self) -> Result<()> {
+        self.0.prepare()
+    }
+
+    fn has_before_hooks(hooks: &TableHooks<S>) -> bool {
+        SetOp::<S>::has_before_hooks(hooks)
+    }
+
+    async fn before(
+        &self,
+        ctx: &Ctx,
+        key: &S::Key,
+        current: Option<Row<S>>,
+        hooks: &TableHooks<S>,
+    ) -> Result<Self> {
+        self.0.before(ctx, key, current, hooks).await.map(RevertOp)
+    }
+
+    async fn apply(
+        &self,
+        backend: &dyn Backend,
+        table: &'static str,
+        write: Write<'_>,
+    ) -> Result<Outcome<Stored>> {
+        self.0.apply(backend, table, write).await
+    }
+
+    fn finish(self, key: &S::Key, stored: Stored) -> Result<Finished<S, Row<S>>> {
+        self.0.finish(key, stored)
     }
 }
 

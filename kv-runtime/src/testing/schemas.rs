@@ -163,3 +163,55 @@ pub struct BannerAnyKey {
     /// The text.
     pub message: String,
 }
+
+/// A soft-delete table with declared keys and history (the newest 4
+/// records per row), writable by role `admin`, with a field constraint.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq, garde::Validate)]
+#[kv(
+    table = "conformanceChronicle",
+    keys = [banner, motd, alpha, beta],
+    write_role = admin,
+    soft_delete,
+    history(keep = 4)
+)]
+pub struct Chronicle {
+    /// The text: 1 to 200 bytes.
+    #[garde(length(min = 1, max = 200))]
+    pub message: String,
+}
+
+/// The [`Chronicle`] with `message`.
+pub fn chronicle(message: &str) -> Chronicle {
+    Chronicle {
+        message: message.to_owned(),
+    }
+}
+
+/// A hard-delete table with free keys and history kept for an hour (no
+/// count), writable by role `editor`.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "conformanceJournal", write_role = editor, history(keep_for = "1h"))]
+pub struct Journal {
+    /// The entry.
+    pub text: String,
+}
+
+/// The [`Journal`] entry `text`.
+pub fn journal(text: &str) -> Journal {
+    Journal {
+        text: text.to_owned(),
+    }
+}
+
+/// Anyone may write, at most 3 writes per second per caller; with history.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(
+    table = "conformanceLimitedHistory",
+    write_role = public,
+    rate_limit(max = 3, window = "1s"),
+    history
+)]
+pub struct LimitedHistory {
+    /// A counter.
+    pub n: u32,
+}

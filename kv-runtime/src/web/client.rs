@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use super::errors::codes;
 use crate::backend::Expect;
 use crate::error::{Error, FieldError, Result};
+use crate::history::HistoryPage;
 use crate::row::{Page, PageRequest, Row};
-use crate::schema::{KvKey, KvSchema, SoftDelete};
+use crate::schema::{History, KvKey, KvSchema, SoftDelete};
 
 type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -138,7 +139,9 @@ struct ErrorBody {
     current_updated_at: Option<i64>,
     retry_after_ms: Option<u64>,
     attempts: Option<usize>,
-    version: Option<u32>,
+    /// `UNREADABLE`: the schema version; `NOT_FOUND` of a revert: the
+    /// history version asked for.
+    version: Option<i64>,
     stored_version: Option<u32>,
     known_version: Option<u32>,
 }
@@ -146,6 +149,12 @@ struct ErrorBody {
 #[derive(Deserialize)]
 struct Deleted {
     deleted: bool,
+}
+
+/// The `POST /{key}/revert` body.
+#[derive(Serialize)]
+struct RevertBody {
+    version: i64,
 }
 
 impl<S: KvSchema> Client<S> {
@@ -330,6 +339,85 @@ impl<S: KvSchema> Client<S> {
         .await
     }
 
+    /// `GET /{key}/history?cursor=..&limit=..`: one page of the row's
+    /// history, newest first (`num_items` 0 means the server's default).
+    pub async fn history(
+        &self,
+        key: impl std::borrow::Borrow<S::Key>,
+        page: PageRequest,
+    ) -> Result<HistoryPage<S>>
+    where
+        S: History,
+    {
+        let key = key.borrow();
+        let mut url = self.key_url(key, "/history");
+        let mut sep = '?';
+        if let Some(cursor) = &page.cursor {
+            url.push(sep);
+            url.push_str("cursor=");
+            url.push_str(&encode(cursor));
+            sep = '&';
+        }
+        if page.num_items != 0 {
+            url.push(sep);
+            url.push_str(&format!("limit={}", page.num_items));
+        }
+        self.call(
+            Method::GET,
+            &url,
+            key.as_str(),
+            "history",
+            None,
+            Expect::Any,
+        )
+        .await
+    }
+
+    /// `POST /{key}/revert`: writes the value of history record `version`
+    /// back, if the row has not changed since the server read it.
+    pub async fn revert(
+        &self,
+        key: impl std::borrow::Borrow<S::Key>,
+        version: i64,
+    ) -> Result<Row<S>>
+    where
+        S: History,
+    {
+        self.post_revert(key.borrow(), version, Expect::Any).await
+    }
+
+    /// `POST /{key}/revert` with `If-Match: "<expected_updated_at>"`:
+    /// writes the value of history record `version` back only if the row
+    /// still has the version the caller saw, else [`Error::Conflict`] with
+    /// the current one.
+    pub async fn revert_expecting(
+        &self,
+        key: impl std::borrow::Borrow<S::Key>,
+        version: i64,
+        expected_updated_at: i64,
+    ) -> Result<Row<S>>
+    where
+        S: History,
+    {
+        let expect = Expect::Version(expected_updated_at);
+        self.post_revert(key.borrow(), version, expect).await
+    }
+
+    async fn post_revert(&self, key: &S::Key, version: i64, expected: Expect) -> Result<Row<S>> {
+        let body = serde_json::to_vec(&RevertBody { version })
+            .map_err(|e| Error::Internal(format!("cannot encode a revert body: {e}")))?;
+        let url = self.key_url(key, "/revert");
+        self.call(
+            Method::POST,
+            &url,
+            key.as_str(),
+            "revert",
+            Some(body),
+            expected,
+        )
+        .await
+    }
+
     async fn put(&self, key: &S::Key, value: &S, expected: Expect) -> Result<Row<S>> {
         let body = serde_json::to_vec(&PutBody {
             value,
@@ -461,7 +549,14 @@ fn error_from_response<S: KvSchema>(
             key,
             current_updated_at: body.current_updated_at,
         },
-        "NOT_FOUND" => Error::NotFound { table, key },
+        "NOT_FOUND" => match body.version {
+            Some(version) => Error::NoSuchVersion {
+                table,
+                key,
+                version,
+            },
+            None => Error::NotFound { table, key },
+        },
         "REJECTED" => Error::Rejected {
             table,
             op,
@@ -499,7 +594,10 @@ fn error_from_response<S: KvSchema>(
         "UNREADABLE" => Error::Unreadable {
             table,
             key,
-            version: body.version.unwrap_or_default(),
+            version: body
+                .version
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or_default(),
             reason: body.message,
         },
         "INTERNAL" => match body.hook {

@@ -210,7 +210,8 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             codes::NO_ROUTE,
             "no such route; the routes are GET /, GET|PUT|DELETE /{key}, \
-             POST /{key}/restore and GET /{key}/events",
+             POST /{key}/restore, GET /{key}/events, GET /{key}/history and \
+             POST /{key}/revert",
         )
     }
 
@@ -270,6 +271,11 @@ impl From<Error> for ApiError {
                 current_updated_at,
             } => json!({ "table": table, "key": key, "current_updated_at": current_updated_at }),
             Error::NotFound { table, key } => json!({ "table": table, "key": key }),
+            Error::NoSuchVersion {
+                table,
+                key,
+                version,
+            } => json!({ "table": table, "key": key, "version": version }),
             Error::InvalidCursor { table, reason } => json!({ "table": table, "reason": reason }),
             Error::Rejected {
                 table,

@@ -29,7 +29,8 @@ use crate::table::Table;
 /// How the application turns a request into the caller's [`Ctx`].
 ///
 /// The router calls it for every route that needs a caller (`GET /`, `PUT`,
-/// `DELETE`, `POST .../restore`) and never for the public reads
+/// `DELETE`, `POST .../restore`, `GET .../history`, `POST .../revert`) and
+/// never for the public reads
 /// (`GET /{key}`, `GET /{key}/events`). The router itself never builds a
 /// context: whatever this function returns is the caller, and nothing else
 /// (in particular, never [`Ctx::internal`]) is used for a request.
@@ -147,7 +148,7 @@ impl<S: KvSchema, C: ContextFn> KvRouter<S, C> {
     }
 
     /// Also accepts state-changing requests (`PUT`, `DELETE`,
-    /// `POST .../restore`) whose `Origin` is `origin`, e.g.
+    /// `POST .../restore`, `POST .../revert`) whose `Origin` is `origin`, e.g.
     /// `"https://admin.example.com"`, an admin front end served from
     /// another host. Without it, only requests from the router's own host
     /// (and requests without `Origin`, from clients that are not browsers)
@@ -223,6 +224,11 @@ impl<S: KvSchema, C: ContextFn> KvRouter<S, C> {
             .route("/{key}/events", get(super::sse::events::<S, C>));
         if has_restore {
             router = router.route("/{key}/restore", post(restore_row::<S, C>));
+        }
+        if S::HISTORY.is_some() {
+            router = router
+                .route("/{key}/history", get(history::<S, C>))
+                .route("/{key}/revert", post(revert_row::<S, C>));
         }
         router
             .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -449,6 +455,100 @@ async fn restore_row<S: KvSchema, C: ContextFn>(
     Ok(row_response(&row))
 }
 
+/// `GET /{key}/history?cursor=..&limit=..`: one page of the row's
+/// history, newest first, for the write role (only on tables with
+/// `history`).
+async fn history<S: KvSchema, C: ContextFn>(
+    State(shared): AppState<S, C>,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let key = parse_key::<S>(path)?;
+    let (parts, _body) = request.into_parts();
+    let ctx = shared.ctx.context(&parts).await?;
+    let Query(params) = Query::<ListParams>::try_from_uri(&parts.uri)
+        .map_err(|e| ApiError::malformed_query(e.body_text()))?;
+    let limit = match params.limit {
+        None => PageRequest::DEFAULT_ITEMS,
+        Some(n) if (1..=PageRequest::MAX_ITEMS).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::validation(
+                S::TABLE,
+                vec![FieldError::new(
+                    "limit",
+                    format!("from 1 to {} records per page", PageRequest::MAX_ITEMS),
+                )],
+            ))
+        }
+    };
+    let request = PageRequest {
+        cursor: params.cursor,
+        num_items: limit,
+    };
+    let page = shared.table.history_page(&ctx, &key, request).await?;
+    let mut response = Json(page).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The body of `POST /{key}/revert`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevertBody {
+    version: i64,
+    #[serde(default)]
+    expected_updated_at: Option<i64>,
+}
+
+const REVERT_SHAPE: &str = "the body is {\"version\": <the version to write back>, \
+     \"expected_updated_at\": <optional number>}";
+
+/// The largest `POST /{key}/revert` body read: two numbers and their names.
+const REVERT_BODY_LIMIT: usize = 1024;
+
+/// `POST /{key}/revert`: writes the value of a history record back, over
+/// the version the caller saw (`If-Match` or the body's
+/// `expected_updated_at`), or else over the row as the revert reads it.
+async fn revert_row<S: KvSchema, C: ContextFn>(
+    _: NotCrossSite,
+    State(shared): AppState<S, C>,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let key = parse_key::<S>(path)?;
+    let (parts, body) = request.into_parts();
+    let ctx = shared.ctx.context(&parts).await?;
+    // Refuse callers without the write role before reading their body.
+    shared.table.authorize(&ctx, "revert").await?;
+    let header_version = if_match(&parts.headers)?;
+    if parts.headers.contains_key(header::IF_NONE_MATCH) {
+        return Err(ApiError::malformed_header(
+            "a revert is conditional on a version (If-Match), not on its absence; send it \
+             without If-None-Match",
+        ));
+    }
+    if !is_json(&parts.headers) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let bytes = read_body(&parts.headers, body, REVERT_BODY_LIMIT).await?;
+    let revert = parse_body::<S, RevertBody>(&bytes, REVERT_SHAPE)?;
+    let expected = match (header_version, revert.expected_updated_at) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(ApiError::malformed_header(format!(
+                "If-Match \"{h}\" and the body's expected_updated_at {b} disagree; send one"
+            )))
+        }
+        (h, b) => h.or(b),
+    };
+    let row = shared
+        .table
+        .revert_to(&ctx, &key, revert.version, expected)
+        .await?;
+    Ok(row_response(&row))
+}
+
 /// The expected version from `If-Match: "<updated_at>"`: exactly one
 /// strong entity tag holding the decimal `updated_at`. `*`, weak tags and
 /// lists are refused (400 `MALFORMED_HEADER`).
@@ -548,10 +648,16 @@ fn timed_out(mut err: &(dyn std::error::Error + 'static)) -> bool {
 /// of the wrong shape or types is 422 `VALIDATION_FAILED`, naming the path
 /// within the body (e.g. `value.active`).
 fn parse_put_body<S: KvSchema>(bytes: &[u8]) -> Result<PutBody<S>, ApiError> {
+    parse_body::<S, PutBody<S>>(bytes, BODY_SHAPE)
+}
+
+/// Decodes a JSON body of type `B` for table `S`, as [`parse_put_body`]
+/// does; `shape` describes the body in messages.
+fn parse_body<S: KvSchema, B: DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<B, ApiError> {
     use serde_json::error::Category;
 
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: std::result::Result<PutBody<S>, _> = serde_path_to_error::deserialize(&mut de);
+    let result: std::result::Result<B, _> = serde_path_to_error::deserialize(&mut de);
     let body = match result {
         Ok(body) => body,
         Err(err) => {
@@ -561,7 +667,7 @@ fn parse_put_body<S: KvSchema>(bytes: &[u8]) -> Result<PutBody<S>, ApiError> {
                 Category::Data => {
                     let path = if path == "." { String::new() } else { path };
                     let message = if path.is_empty() {
-                        format!("{inner}; {BODY_SHAPE}")
+                        format!("{inner}; {shape}")
                     } else {
                         inner.to_string()
                     };

@@ -66,7 +66,9 @@ export type SiteBannerTable = {
   row: SiteBannerRow;
   /** Whether `rm` keeps the row, so that `restore` brings it back. */
   softDelete: true;
-  /** Who may set, rm, restore and list (reads are public). */
+  /** Whether every change is recorded, so that `history` and `revert` exist. */
+  history: true;
+  /** Who may set, rm, restore, revert and list, and read the history (reads of rows are public). */
   writeRole: { role: "admin" };
   /** Relative to where the application mounts the router. */
   routes: {
@@ -77,6 +79,8 @@ export type SiteBannerTable = {
     rm: "DELETE /{key}";
     /** Only when the router is built `with_restore()`. */
     restore: "POST /{key}/restore";
+    history: "GET /{key}/history";
+    revert: "POST /{key}/revert";
   };
 };
 
@@ -98,14 +102,14 @@ body?: string | null, tags: Array<string>, priority: Priority,
 pinnedUntil: number | null, status: Status, };
 
 /**
- * Where a note is in its life.
- */
-export type Status = { "state": "draft" } | { "state": "published", at: number, } | { "state": "archived", reason: string, };
-
-/**
  * How urgent a note is.
  */
 export type Priority = "low" | "normal" | "high";
+
+/**
+ * Where a note is in its life.
+ */
+export type Status = { "state": "draft" } | { "state": "published", at: number, } | { "state": "archived", reason: string, };
 
 /** The keys of table "notes". */
 export type NoteKey = string;
@@ -130,7 +134,9 @@ export type NoteTable = {
   row: NoteRow;
   /** Whether `rm` keeps the row, so that `restore` brings it back. */
   softDelete: false;
-  /** Who may set, rm, restore and list (reads are public). */
+  /** Whether every change is recorded, so that `history` and `revert` exist. */
+  history: false;
+  /** Who may set, rm, restore, revert and list, and read the history (reads of rows are public). */
   writeRole: { role: "editor" };
   /** Relative to where the application mounts the router. */
   routes: {

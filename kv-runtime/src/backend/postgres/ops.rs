@@ -5,15 +5,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
 
 use super::errors::{pg_error, write_error, Access};
 use super::pool::{Checkout, Core};
 use super::{sql, PostgresBackend, PUT_ATTEMPTS};
 use crate::backend::rate::SWEEP_EVERY;
 use crate::backend::{
-    Backend, BackendHealth, ChangeFeed, Check, CheckState, Expect, FeedHealth, ImportMode,
-    ImportOptions, Imported, Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow, Removed,
-    Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Window, Write,
+    Backend, BackendHealth, ChangeFeed, Check, CheckState, Expect, FeedHealth, HistoryOp,
+    HistoryPolicy, HistoryRecord, ImportMode, ImportOptions, Imported, Outcome, Payload, Purge,
+    RateCounter, RateDecision, RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot,
+    Stored, TableInfo, Window, Write,
 };
 use crate::error::{Error, Result};
 
@@ -88,25 +90,33 @@ impl Backend for PostgresBackend {
 
     async fn set(&self, table: &str, write: Write<'_>, value: Payload) -> Result<Outcome<Stored>> {
         let target = self.target();
-        let stmt = &self.core.stmts.put;
+        let stmts = &self.core.stmts;
         self.core
             .run(Access::Write, "set", |c| async move {
                 let (version, not_live) = expect_params(write.expect);
+                let schema = i32::try_from(value.schema()).unwrap_or(i32::MAX);
+                let json = value.json();
+                let (keep, cutoff) = history_params(write.history, write.now);
+                // The history statement takes two more parameters.
+                let params: [&(dyn ToSql + Sync); 10] = [
+                    &table,
+                    &write.key,
+                    &json,
+                    &write.updated_by,
+                    &write.now,
+                    &version,
+                    &not_live,
+                    &schema,
+                    &keep,
+                    &cutoff,
+                ];
+                let (stmt, params) = match write.history {
+                    None => (&stmts.put, &params[..8]),
+                    Some(_) => (&stmts.put_history, &params[..]),
+                };
                 for _ in 0..PUT_ATTEMPTS {
                     let row = c
-                        .query_opt(
-                            stmt,
-                            &[
-                                &table,
-                                &write.key,
-                                &value.json(),
-                                &write.updated_by,
-                                &write.now,
-                                &version,
-                                &not_live,
-                                &i32::try_from(value.schema()).unwrap_or(i32::MAX),
-                            ],
-                        )
+                        .query_opt(stmt, params)
                         .await
                         .map_err(|e| self.write_error("set", e))?
                         .ok_or_else(|| corrupt(target, "set returned no row"))?;
@@ -169,8 +179,9 @@ impl Backend for PostgresBackend {
         self.core
             .run(Access::Write, "rm", |c| async move {
                 let (version, not_live) = expect_params(write.expect);
-                let row = match mode {
-                    RmMode::Soft => {
+                let (keep, cutoff) = history_params(write.history, write.now);
+                let row = match (mode, write.history) {
+                    (RmMode::Soft, None) => {
                         c.query_opt(
                             &stmts.remove_soft,
                             &[
@@ -184,10 +195,42 @@ impl Backend for PostgresBackend {
                         )
                         .await
                     }
-                    RmMode::Hard => {
+                    (RmMode::Soft, Some(_)) => {
+                        c.query_opt(
+                            &stmts.remove_soft_history,
+                            &[
+                                &table,
+                                &write.key,
+                                &write.now,
+                                &write.updated_by,
+                                &version,
+                                &not_live,
+                                &keep,
+                                &cutoff,
+                            ],
+                        )
+                        .await
+                    }
+                    (RmMode::Hard, None) => {
                         c.query_opt(
                             &stmts.remove_hard,
                             &[&table, &write.key, &version, &not_live],
+                        )
+                        .await
+                    }
+                    (RmMode::Hard, Some(_)) => {
+                        c.query_opt(
+                            &stmts.remove_hard_history,
+                            &[
+                                &table,
+                                &write.key,
+                                &version,
+                                &not_live,
+                                &write.now,
+                                &write.updated_by,
+                                &keep,
+                                &cutoff,
+                            ],
                         )
                         .await
                     }
@@ -219,21 +262,27 @@ impl Backend for PostgresBackend {
 
     async fn restore(&self, table: &str, write: Write<'_>) -> Result<Outcome<Restored>> {
         let target = self.target();
-        let stmt = &self.core.stmts.restore;
+        let stmts = &self.core.stmts;
         self.core
             .run(Access::Write, "restore", |c| async move {
                 let may_revive = write.expect.admits(None);
+                let (keep, cutoff) = history_params(write.history, write.now);
+                // The history statement takes two more parameters.
+                let params: [&(dyn ToSql + Sync); 7] = [
+                    &table,
+                    &write.key,
+                    &write.now,
+                    &write.updated_by,
+                    &may_revive,
+                    &keep,
+                    &cutoff,
+                ];
+                let (stmt, params) = match write.history {
+                    None => (&stmts.restore, &params[..5]),
+                    Some(_) => (&stmts.restore_history, &params[..]),
+                };
                 let Some(row) = c
-                    .query_opt(
-                        stmt,
-                        &[
-                            &table,
-                            &write.key,
-                            &write.now,
-                            &write.updated_by,
-                            &may_revive,
-                        ],
-                    )
+                    .query_opt(stmt, params)
                     .await
                     .map_err(|e| self.write_error("restore", e))?
                 else {
@@ -276,21 +325,66 @@ impl Backend for PostgresBackend {
             .await
     }
 
-    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+    async fn purge(&self, table: &str, purge: Purge<'_>) -> Result<Vec<RawRow>> {
         let target = self.target();
-        let stmt = &self.core.stmts.purge;
+        let stmts = &self.core.stmts;
         self.core
             .run(Access::Write, "purge", |c| async move {
-                let rows = c
-                    .query(stmt, &[&table, &deleted_before])
-                    .await
-                    .map_err(|e| self.write_error("purge", e))?;
+                let (keep, cutoff) = history_params(purge.history, purge.now);
+                let rows = match purge.history {
+                    None => {
+                        c.query(&stmts.purge, &[&table, &purge.deleted_before])
+                            .await
+                    }
+                    Some(_) => {
+                        c.query(
+                            &stmts.purge_history,
+                            &[
+                                &table,
+                                &purge.deleted_before,
+                                &purge.now,
+                                &purge.updated_by,
+                                &keep,
+                                &cutoff,
+                            ],
+                        )
+                        .await
+                    }
+                }
+                .map_err(|e| self.write_error("purge", e))?;
                 rows.iter()
                     .map(|row| {
                         let key: String = column(row, 0, target)?;
                         read_row(row, 1, key, target)?
                             .ok_or_else(|| corrupt(target, "purge returned a row without a value"))
                     })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn history(
+        &self,
+        table: &str,
+        key: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>> {
+        let target = self.target();
+        let stmts = &self.core.stmts;
+        self.core
+            .run(Access::Read, "history", |c| async move {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let rows = match before {
+                    None => c.query(&stmts.history_first, &[&table, &key, &limit]).await,
+                    Some(before) => {
+                        c.query(&stmts.history_before, &[&table, &key, &before, &limit])
+                            .await
+                    }
+                }
+                .map_err(|e| pg_error(target, "history", e))?;
+                rows.iter()
+                    .map(|row| read_record(row, key, target))
                     .collect()
             })
             .await
@@ -589,6 +683,32 @@ fn expect_params(expect: Expect) -> (Option<i64>, bool) {
         Expect::Version(v) => (Some(v), false),
         Expect::NotLive => (None, true),
     }
+}
+
+/// A history policy as the statements take it: the records kept per key
+/// and the time before which records are dropped (NULL for none).
+fn history_params(policy: Option<HistoryPolicy>, now: i64) -> (Option<i64>, Option<i64>) {
+    match policy {
+        None => (None, None),
+        Some(p) => (p.keep.map(i64::from), p.cutoff(now)),
+    }
+}
+
+/// Reads a history record (the columns of [`sql::HISTORY_FIRST`]).
+fn read_record(row: &tokio_postgres::Row, key: &str, target: &str) -> Result<HistoryRecord> {
+    let op: &str = column(row, 1, target)?;
+    let op = HistoryOp::parse(op)
+        .ok_or_else(|| corrupt(target, &format!("unknown history operation {op:?}")))?;
+    let value: String = column(row, 2, target)?;
+    let schema: i32 = column(row, 3, target)?;
+    Ok(HistoryRecord {
+        key: key.to_owned(),
+        version: column(row, 0, target)?,
+        op,
+        value: Payload::versioned(value, u32::try_from(schema).unwrap_or(0)),
+        at: column(row, 4, target)?,
+        updated_by: column::<Option<&str>>(row, 5, target)?.map(Arc::from),
+    })
 }
 
 /// Reads one row by key.

@@ -14,7 +14,7 @@
 
 /// The schema version this library writes. A database at a higher version
 /// was migrated by a newer release and is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The key of the transaction-scoped advisory lock that serialises schema
 /// creation and migration between processes opening the same database
@@ -85,6 +85,25 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE kv_rows ADD COLUMN IF NOT EXISTS schema_version INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 3 -> 4: the history of tables declared with `history`: one record
+    // per committed change of a row, written by the change's own
+    // statement. Keyed by the change's version (unique per key); `at`
+    // indexed for trimming by age. Self-contained and idempotent: it
+    // touches no other table.
+    r#"
+    CREATE TABLE IF NOT EXISTS kv_history (
+        tbl TEXT COLLATE "C" NOT NULL,
+        key TEXT COLLATE "C" NOT NULL,
+        version BIGINT NOT NULL,
+        op TEXT NOT NULL,
+        value JSONB NOT NULL,
+        schema_version INTEGER NOT NULL,
+        at BIGINT NOT NULL,
+        updated_by TEXT,
+        PRIMARY KEY (tbl, key, version)
+    );
+    CREATE INDEX IF NOT EXISTS kv_history_at ON kv_history (tbl, at);
+    "#,
 ];
 
 /// `$1` table, `$2` key.
@@ -152,6 +171,52 @@ macro_rules! notify_gone {
     };
 }
 
+/// The CTEs `old`, `seen` and `w` of [`PUT`] (and [`PUT_HISTORY`]).
+macro_rules! put_ctes {
+    () => {
+        concat!(
+            "WITH old AS (",
+            "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
+            "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
+            "), seen AS (",
+            "SELECT 1 FROM kv_rows WHERE tbl = $1::text AND key = $2::text",
+            "), w AS (",
+            "INSERT INTO kv_rows AS r ",
+            "(tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version) ",
+            "SELECT $1::text, $2::text, $3::text::jsonb, $5::bigint, GREATEST($5::bigint, (",
+            "SELECT LEAST(f.version_floor, 9223372036854775806) + 1 FROM kv_tables AS f ",
+            "WHERE f.tbl = $1::text)), NULL, $4::text, $8::integer ",
+            "WHERE (EXISTS (SELECT 1 FROM old) OR NOT EXISTS (SELECT 1 FROM seen)) ",
+            "AND NOT EXISTS (SELECT 1 FROM old WHERE old.schema_version > $8::integer) ",
+            "AND CASE WHEN $7::boolean ",
+            "THEN NOT EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL) ",
+            "WHEN $6::bigint IS NULL THEN true ",
+            "ELSE EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL AND old.updated_at = $6::bigint) ",
+            "END ",
+            "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = ",
+            next_version!("$5::bigint"),
+            ", deleted_at = NULL, updated_by = EXCLUDED.updated_by, ",
+            "schema_version = EXCLUDED.schema_version ",
+            "WHERE EXISTS (SELECT 1 FROM old) ",
+            "RETURNING r.value, r.created_at, r.updated_at, r.updated_by, r.schema_version",
+            ")"
+        )
+    };
+}
+
+/// The final `SELECT` of [`PUT`] (and [`PUT_HISTORY`]).
+macro_rules! put_select {
+    () => {
+        concat!(
+            " SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, ",
+            "old.updated_by, old.schema_version, ",
+            "w.created_at, w.updated_at, ",
+            notify_live!(),
+            " FROM (VALUES (0)) AS one (x) LEFT JOIN old ON true LEFT JOIN w ON true"
+        )
+    };
+}
+
 /// `$1` table, `$2` key, `$3` value (JSON text), `$4` updated_by, `$5` now,
 /// `$6` expected updated_at (NULL: no version expected), `$7` true to write
 /// only when there is no live row (`Expect::NotLive`; `$6` is then NULL),
@@ -174,36 +239,80 @@ macro_rules! notify_gone {
 ///
 /// Columns: 0-5 the previous row as [`GET`] (NULLs when none), 6 created_at
 /// and 7 updated_at of the written row (NULLs when nothing was written).
-pub const PUT: &str = concat!(
-    "WITH old AS (",
-    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
-    "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
-    "), seen AS (",
-    "SELECT 1 FROM kv_rows WHERE tbl = $1::text AND key = $2::text",
-    "), w AS (",
-    "INSERT INTO kv_rows AS r ",
-    "(tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version) ",
-    "SELECT $1::text, $2::text, $3::text::jsonb, $5::bigint, GREATEST($5::bigint, (",
-    "SELECT LEAST(f.version_floor, 9223372036854775806) + 1 FROM kv_tables AS f ",
-    "WHERE f.tbl = $1::text)), NULL, $4::text, $8::integer ",
-    "WHERE (EXISTS (SELECT 1 FROM old) OR NOT EXISTS (SELECT 1 FROM seen)) ",
-    "AND NOT EXISTS (SELECT 1 FROM old WHERE old.schema_version > $8::integer) ",
-    "AND CASE WHEN $7::boolean ",
-    "THEN NOT EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL) ",
-    "WHEN $6::bigint IS NULL THEN true ",
-    "ELSE EXISTS (SELECT 1 FROM old WHERE old.deleted_at IS NULL AND old.updated_at = $6::bigint) ",
-    "END ",
-    "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = ",
-    next_version!("$5::bigint"),
-    ", deleted_at = NULL, updated_by = EXCLUDED.updated_by, ",
-    "schema_version = EXCLUDED.schema_version ",
-    "WHERE EXISTS (SELECT 1 FROM old) ",
-    "RETURNING r.value, r.created_at, r.updated_at, r.updated_by, r.schema_version",
-    ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
-    "old.schema_version, ",
-    "w.created_at, w.updated_at, ",
-    notify_live!(),
-    " FROM (VALUES (0)) AS one (x) LEFT JOIN old ON true LEFT JOIN w ON true"
+pub const PUT: &str = concat!(put_ctes!(), put_select!());
+
+/// The CTE `h`: one history record per row of `$src` (a CTE of this
+/// statement holding the change, at most one row), for key `$2` of table
+/// `$1`; returns a row when it wrote one. A record of the same version
+/// (only possible once versions stop growing at `i64::MAX`) is replaced.
+macro_rules! record_cte {
+    ($src:literal, $version:literal, $op:literal, $value:literal, $schema:literal, $now:literal, $by:literal) => {
+        concat!(
+            ", h AS (INSERT INTO kv_history ",
+            "(tbl, key, version, op, value, schema_version, at, updated_by) ",
+            "SELECT $1::text, $2::text, ",
+            $version,
+            ", '",
+            $op,
+            "', ",
+            $value,
+            ", ",
+            $schema,
+            ", ",
+            $now,
+            ", ",
+            $by,
+            " FROM ",
+            $src,
+            " ",
+            "ON CONFLICT (tbl, key, version) DO UPDATE SET op = EXCLUDED.op, ",
+            "value = EXCLUDED.value, schema_version = EXCLUDED.schema_version, ",
+            "at = EXCLUDED.at, updated_by = EXCLUDED.updated_by RETURNING 1)"
+        )
+    };
+}
+
+/// The CTE `t`: when `h` wrote a record, drops key `$2`'s records beyond
+/// the newest `$keep` (a bigint, NULL for no count) and those older than
+/// `$cutoff` (NULL for no age). The statement's snapshot does not see the
+/// record `h` inserts, so of the records it sees, the newest `$keep - 1`
+/// stay. (A writer that waited for the row lock may not see the record of
+/// the writer it waited for, which then stays until the next change.)
+macro_rules! trim_cte {
+    ($keep:literal, $cutoff:literal) => {
+        concat!(
+            ", t AS (DELETE FROM kv_history AS y WHERE y.tbl = $1::text AND y.key = $2::text ",
+            "AND EXISTS (SELECT 1 FROM h) AND ((",
+            $keep,
+            " IS NOT NULL AND y.version <= (SELECT z.version FROM kv_history AS z ",
+            "WHERE z.tbl = $1::text AND z.key = $2::text ORDER BY z.version DESC ",
+            "LIMIT 1 OFFSET GREATEST(",
+            $keep,
+            " - 1, 0))) OR y.at < ",
+            $cutoff,
+            "))"
+        )
+    };
+}
+
+/// [`PUT`] for a table with history: the same parameters, then `$9` the
+/// records kept per key (NULL: no count) and `$10` the time before which
+/// records are dropped (NULL: no age). A `set` record of the written row
+/// and the trim of the key's records are part of the same statement, so
+/// they commit exactly when the write does. Columns: as [`PUT`].
+pub const PUT_HISTORY: &str = concat!(
+    put_ctes!(),
+    record_cte!(
+        "w",
+        "w.updated_at",
+        "set",
+        "w.value",
+        "w.schema_version",
+        "$5::bigint",
+        "w.updated_by"
+    ),
+    trim_cte!("$9::bigint", "$10::bigint"),
+    put_select!()
 );
 
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by, `$5` expected
@@ -223,6 +332,39 @@ pub const REMOVE_SOFT: &str = concat!(
     "AND ($5::bigint IS NULL OR old.updated_at = $5::bigint) AND NOT $6::boolean ",
     "RETURNING r.updated_at",
     ") SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "old.schema_version, ",
+    "EXISTS (SELECT 1 FROM w), (SELECT ",
+    notify_gone!(),
+    " FROM w) FROM old"
+);
+
+/// [`REMOVE_SOFT`] for a table with history: the same parameters, then
+/// `$7` the records kept per key and `$8` the time before which records
+/// are dropped (each NULL for none); an `rm` record of the deleted row's
+/// value, in the same statement. Columns: as [`REMOVE_SOFT`].
+pub const REMOVE_SOFT_HISTORY: &str = concat!(
+    "WITH old AS (",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
+    "WHERE tbl = $1::text AND key = $2::text AND deleted_at IS NULL FOR UPDATE",
+    "), w AS (",
+    "UPDATE kv_rows AS r SET deleted_at = $3::bigint, updated_at = ",
+    next_version!("$3::bigint"),
+    ", updated_by = $4::text FROM old ",
+    "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NULL ",
+    "AND ($5::bigint IS NULL OR old.updated_at = $5::bigint) AND NOT $6::boolean ",
+    "RETURNING r.updated_at",
+    ")",
+    record_cte!(
+        "w, old",
+        "w.updated_at",
+        "rm",
+        "old.value",
+        "old.schema_version",
+        "$3::bigint",
+        "$4::text"
+    ),
+    trim_cte!("$7::bigint", "$8::bigint"),
+    " SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
     "old.schema_version, ",
     "EXISTS (SELECT 1 FROM w), (SELECT ",
     notify_gone!(),
@@ -255,6 +397,44 @@ pub const REMOVE_HARD: &str = concat!(
     " FROM d) FROM old"
 );
 
+/// [`REMOVE_HARD`] for a table with history: the same parameters, then
+/// `$5` now, `$6` updated_by, `$7` the records kept per key and `$8` the
+/// time before which records are dropped (each NULL for none). The
+/// removal's record gets the version the row would have got next
+/// (`GREATEST(now, updated_at + 1)`), and the version floor is raised to
+/// it, in the same statement. Columns: as [`REMOVE_SOFT`].
+pub const REMOVE_HARD_HISTORY: &str = concat!(
+    "WITH old AS (",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
+    "WHERE tbl = $1::text AND key = $2::text AND deleted_at IS NULL FOR UPDATE",
+    "), d AS (",
+    "DELETE FROM kv_rows AS r USING old ",
+    "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NULL ",
+    "AND ($3::bigint IS NULL OR old.updated_at = $3::bigint) AND NOT $4::boolean ",
+    "RETURNING ",
+    "GREATEST($5::bigint, LEAST(r.updated_at, 9223372036854775806) + 1) AS version",
+    "), f AS (",
+    "INSERT INTO kv_tables AS t (tbl, version_floor) SELECT $1::text, d.version FROM d ",
+    "ON CONFLICT (tbl) DO UPDATE SET version_floor = ",
+    "GREATEST(t.version_floor, EXCLUDED.version_floor)",
+    ")",
+    record_cte!(
+        "d, old",
+        "d.version",
+        "rm",
+        "old.value",
+        "old.schema_version",
+        "$5::bigint",
+        "$6::text"
+    ),
+    trim_cte!("$7::bigint", "$8::bigint"),
+    " SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "old.schema_version, ",
+    "EXISTS (SELECT 1 FROM d), (SELECT ",
+    notify_gone!(),
+    " FROM d) FROM old"
+);
+
 /// `$1` table, `$2` key, `$3` now, `$4` updated_by, `$5` whether a
 /// soft-deleted row may be revived (false when the write expects a live
 /// row). Revives a soft-deleted row. Columns: 0-5 the row before, as
@@ -277,6 +457,38 @@ pub const RESTORE: &str = concat!(
     " FROM old LEFT JOIN w ON true"
 );
 
+/// [`RESTORE`] for a table with history: the same parameters, then `$6`
+/// the records kept per key and `$7` the time before which records are
+/// dropped (each NULL for none); a `restore` record of the revived row, in
+/// the same statement. Columns: as [`RESTORE`].
+pub const RESTORE_HISTORY: &str = concat!(
+    "WITH old AS (",
+    "SELECT value, created_at, updated_at, deleted_at, updated_by, schema_version FROM kv_rows ",
+    "WHERE tbl = $1::text AND key = $2::text FOR UPDATE",
+    "), w AS (",
+    "UPDATE kv_rows AS r SET deleted_at = NULL, updated_at = ",
+    next_version!("$3::bigint"),
+    ", updated_by = $4::text FROM old ",
+    "WHERE r.tbl = $1::text AND r.key = $2::text AND r.deleted_at IS NOT NULL AND $5::boolean ",
+    "RETURNING r.value, r.created_at, r.updated_at, r.updated_by, r.schema_version",
+    ")",
+    record_cte!(
+        "w",
+        "w.updated_at",
+        "restore",
+        "w.value",
+        "w.schema_version",
+        "$3::bigint",
+        "w.updated_by"
+    ),
+    trim_cte!("$6::bigint", "$7::bigint"),
+    " SELECT old.value::text, old.created_at, old.updated_at, old.deleted_at, old.updated_by, ",
+    "old.schema_version, ",
+    "w.updated_at, ",
+    notify_live!(),
+    " FROM old LEFT JOIN w ON true"
+);
+
 /// `$1` table, `$2` cut-off. Removes rows soft-deleted before the cut-off.
 /// Raises the table's version floor to the highest `updated_at` purged.
 /// Columns: as [`LIST_FIRST`], in key order. Purged rows were invisible
@@ -291,6 +503,45 @@ pub const PURGE: &str = "WITH d AS (DELETE FROM kv_rows \
     SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
     FROM d ORDER BY key";
 
+/// [`PURGE`] for a table with history: `$1` table, `$2` cut-off, `$3`
+/// now, `$4` updated_by, `$5` the records kept per key, `$6` the time
+/// before which records are dropped (each NULL for none). Records a
+/// `purge` of each removed row (versioned like a hard delete's, the floor
+/// raised to the highest), trims the purged keys' records to `$5`, and
+/// drops every record of the table older than `$6`, all in one statement.
+/// Columns: as [`PURGE`].
+pub const PURGE_HISTORY: &str = "WITH d AS (DELETE FROM kv_rows \
+    WHERE tbl = $1::text AND deleted_at IS NOT NULL AND deleted_at < $2::bigint \
+    RETURNING key, value, created_at, updated_at, deleted_at, updated_by, schema_version), \
+    dv AS (SELECT d.key, d.value, d.schema_version, \
+    GREATEST($3::bigint, LEAST(d.updated_at, 9223372036854775806) + 1) AS version FROM d), \
+    f AS (INSERT INTO kv_tables AS t (tbl, version_floor) \
+    SELECT $1::text, max(dv.version) FROM dv HAVING count(*) > 0 \
+    ON CONFLICT (tbl) DO UPDATE SET version_floor = \
+    GREATEST(t.version_floor, EXCLUDED.version_floor)), \
+    h AS (INSERT INTO kv_history (tbl, key, version, op, value, schema_version, at, updated_by) \
+    SELECT $1::text, dv.key, dv.version, 'purge', dv.value, dv.schema_version, $3::bigint, \
+    $4::text FROM dv ON CONFLICT (tbl, key, version) DO NOTHING), \
+    tk AS (DELETE FROM kv_history AS y USING dv WHERE y.tbl = $1::text AND y.key = dv.key \
+    AND $5::bigint IS NOT NULL AND y.version <= (SELECT z.version FROM kv_history AS z \
+    WHERE z.tbl = $1::text AND z.key = dv.key ORDER BY z.version DESC \
+    LIMIT 1 OFFSET GREATEST($5::bigint - 1, 0))), \
+    ta AS (DELETE FROM kv_history AS y WHERE y.tbl = $1::text AND y.at < $6::bigint) \
+    SELECT key, value::text, created_at, updated_at, deleted_at, updated_by, schema_version \
+    FROM d ORDER BY key";
+
+/// `$1` table, `$2` key, `$3` limit: the key's history records, newest
+/// first. Columns: version, op, value (JSON text), schema_version, at,
+/// updated_by.
+pub const HISTORY_FIRST: &str = "SELECT version, op, value::text, schema_version, at, updated_by \
+    FROM kv_history WHERE tbl = $1::text AND key = $2::text \
+    ORDER BY version DESC LIMIT $3::bigint";
+
+/// `$1` table, `$2` key, `$3` exclusive upper version bound, `$4` limit.
+/// Columns: as [`HISTORY_FIRST`].
+pub const HISTORY_BEFORE: &str = "SELECT version, op, value::text, schema_version, at, \
+    updated_by FROM kv_history WHERE tbl = $1::text AND key = $2::text \
+    AND version < $3::bigint ORDER BY version DESC LIMIT $4::bigint";
 /// Every table holding a row or a version floor, in byte order of the
 /// names, with its row count, soft-deleted row count and floor.
 /// Columns: tbl, rows, deleted rows, version_floor (NULL when none).
@@ -430,6 +681,12 @@ mod types {
     pub static REMOVE_HARD: [Type; 4] = [T, T, I, B];
     pub static RESTORE: [Type; 5] = [T, T, I, T, B];
     pub static RATE_HIT: [Type; 5] = [T, T, I, I, I];
+    pub static TTII: [Type; 4] = [T, T, I, I];
+    pub static PUT_HISTORY: [Type; 10] = [T, T, T, T, I, I, B, N, I, I];
+    pub static REMOVE_SOFT_HISTORY: [Type; 8] = [T, T, I, T, I, B, I, I];
+    pub static REMOVE_HARD_HISTORY: [Type; 8] = [T, T, I, B, I, T, I, I];
+    pub static RESTORE_HISTORY: [Type; 7] = [T, T, I, T, B, I, I];
+    pub static PURGE_HISTORY: [Type; 6] = [T, I, I, T, I, I];
     pub static NONE: [Type; 0] = [];
     const TA: Type = Type::TEXT_ARRAY;
     const IA: Type = Type::INT8_ARRAY;
@@ -467,6 +724,20 @@ pub struct Statements {
     pub restore: Stmt,
     /// [`PURGE`].
     pub purge: Stmt,
+    /// [`PUT_HISTORY`].
+    pub put_history: Stmt,
+    /// [`REMOVE_SOFT_HISTORY`].
+    pub remove_soft_history: Stmt,
+    /// [`REMOVE_HARD_HISTORY`].
+    pub remove_hard_history: Stmt,
+    /// [`RESTORE_HISTORY`].
+    pub restore_history: Stmt,
+    /// [`PURGE_HISTORY`].
+    pub purge_history: Stmt,
+    /// [`HISTORY_FIRST`].
+    pub history_first: Stmt,
+    /// [`HISTORY_BEFORE`].
+    pub history_before: Stmt,
     /// [`RATE_HIT`].
     pub rate_hit: Stmt,
     /// [`RATE_SWEEP`].
@@ -502,6 +773,13 @@ impl Statements {
             remove_hard: stmt(REMOVE_HARD, &types::REMOVE_HARD),
             restore: stmt(RESTORE, &types::RESTORE),
             purge: stmt(PURGE, &types::TI),
+            put_history: stmt(PUT_HISTORY, &types::PUT_HISTORY),
+            remove_soft_history: stmt(REMOVE_SOFT_HISTORY, &types::REMOVE_SOFT_HISTORY),
+            remove_hard_history: stmt(REMOVE_HARD_HISTORY, &types::REMOVE_HARD_HISTORY),
+            restore_history: stmt(RESTORE_HISTORY, &types::RESTORE_HISTORY),
+            purge_history: stmt(PURGE_HISTORY, &types::PURGE_HISTORY),
+            history_first: stmt(HISTORY_FIRST, &types::TTI),
+            history_before: stmt(HISTORY_BEFORE, &types::TTII),
             rate_hit: stmt(RATE_HIT, &types::RATE_HIT),
             rate_sweep: stmt(RATE_SWEEP, &types::TI),
             tables: stmt(TABLES, &types::NONE),
@@ -530,11 +808,11 @@ fn channel(schema: Option<&str>) -> String {
     }
 }
 
-/// kv's table names (`kv_rows`, `kv_meta`, `kv_rate`, `kv_tables`) as
-/// whole words outside string literals, prefixed with `schema.`; the
-/// channel literal `'kv_changes'` renamed to the schema's.
+/// kv's table names (`kv_rows`, `kv_meta`, `kv_rate`, `kv_tables`,
+/// `kv_history`) as whole words outside string literals, prefixed with
+/// `schema.`; the channel literal `'kv_changes'` renamed to the schema's.
 fn qualify(sql: &str, schema: Option<&str>) -> String {
-    const TABLES: [&str; 4] = ["kv_rows", "kv_meta", "kv_rate", "kv_tables"];
+    const TABLES: [&str; 5] = ["kv_rows", "kv_meta", "kv_rate", "kv_tables", "kv_history"];
     let Some(schema) = schema else {
         return sql.to_owned();
     };
@@ -607,6 +885,13 @@ mod tests {
             &s.purge,
             &s.rate_hit,
             &s.rate_sweep,
+            &s.put_history,
+            &s.remove_soft_history,
+            &s.remove_hard_history,
+            &s.restore_history,
+            &s.purge_history,
+            &s.history_first,
+            &s.history_before,
             &s.tables,
             &s.import,
             &s.rate_size,
@@ -623,6 +908,11 @@ mod tests {
         assert!(migration.contains("CREATE INDEX kv_rows_purge ON app_kv.kv_rows "));
         assert_eq!(s.qualify(CREATE_META).matches("app_kv.kv_meta").count(), 1);
         assert_eq!(s.qualify(READ_VERSION).matches("app_kv.kv_meta").count(), 1);
+        assert_eq!(s.put.types.len(), 8);
+        assert_eq!(s.remove_soft.types.len(), 6);
+        let history = s.qualify(MIGRATIONS[3]);
+        assert!(history.contains("CREATE TABLE IF NOT EXISTS app_kv.kv_history ("));
+        assert!(history.contains("kv_history_at ON app_kv.kv_history "));
     }
 
     /// The highest `$n` in `sql`, 0 when it has none.
@@ -662,6 +952,13 @@ mod tests {
             ("import", &s.import),
             ("read_version", &s.read_version),
             ("rate_size", &s.rate_size),
+            ("put_history", &s.put_history),
+            ("remove_soft_history", &s.remove_soft_history),
+            ("remove_hard_history", &s.remove_hard_history),
+            ("restore_history", &s.restore_history),
+            ("purge_history", &s.purge_history),
+            ("history_first", &s.history_first),
+            ("history_before", &s.history_before),
         ] {
             assert_eq!(
                 stmt.types.len(),
@@ -669,6 +966,20 @@ mod tests {
                 "{name}: {}",
                 stmt.text
             );
+        }
+    }
+
+    /// The history statements notify the change and write the record.
+    #[test]
+    fn history_statements_notify_and_record() {
+        for stmt in [
+            &PUT_HISTORY,
+            &REMOVE_SOFT_HISTORY,
+            &REMOVE_HARD_HISTORY,
+            &RESTORE_HISTORY,
+        ] {
+            assert!(stmt.contains(&format!("'{CHANNEL}'")));
+            assert!(stmt.contains("INSERT INTO kv_history"));
         }
     }
 }

@@ -15,7 +15,10 @@
 //! `(scope, bucket)` in `kv_rate`. `kv_tables` holds each table's version
 //! floor (the highest `updated_at` of a row hard-deleted or purged from it;
 //! schema version 2), which keeps a re-created row from reusing a version.
-//! `kv_meta` holds the schema version: the
+//! `kv_history` (schema version 4) holds the history records of tables
+//! declared with `history`, keyed by `(tbl, key, version)`, each written
+//! in the transaction of its change. `kv_meta` holds the schema version:
+//! the
 //! schema is created and migrated on open, in one transaction, and a file
 //! whose version is newer than this library knows is refused with
 //! [`Error::Config`], as are a file that is not a SQLite database, one whose
@@ -90,9 +93,10 @@ pub use rusqlite::OpenFlags;
 
 use super::rate::SWEEP_EVERY;
 use super::{
-    Backend, BackendHealth, ChangeFeed, Check, CheckState, FeedHealth, ImportOptions, Imported,
-    Outcome, Payload, RateCounter, RateDecision, RawRow, ReadNow, Removed, Restored, RmMode,
-    RowImport, Snapshot, Stored, TableInfo, Window, Write,
+    Backend, BackendHealth, ChangeFeed, Check, CheckState, FeedHealth, HistoryPolicy,
+    HistoryRecord, ImportOptions, Imported, Outcome, Payload, Purge, RateCounter, RateDecision,
+    RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Window,
+    Write,
 };
 use crate::error::{Error, Result};
 
@@ -379,14 +383,38 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn purge(&self, table: &str, deleted_before: i64) -> Result<Vec<RawRow>> {
+    async fn purge(&self, table: &str, purge: Purge<'_>) -> Result<Vec<RawRow>> {
         let tbl = table.to_owned();
+        let by = purge.updated_by.map(str::to_owned);
+        let (deleted_before, now, history) = (purge.deleted_before, purge.now, purge.history);
         // Purged rows were already invisible: no change to publish.
         self.write(
             "purge",
-            move |conn| ops::purge(conn, &tbl, deleted_before),
+            move |conn| {
+                let purge = Purge {
+                    deleted_before,
+                    now,
+                    updated_by: by.as_deref(),
+                    history,
+                };
+                ops::purge(conn, &tbl, &purge)
+            },
             |_, _| {},
         )
+        .await
+    }
+
+    async fn history(
+        &self,
+        table: &str,
+        key: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>> {
+        let (table, key) = (table.to_owned(), key.to_owned());
+        self.read("history", move |conn| {
+            ops::history(conn, &table, &key, before, limit)
+        })
         .await
     }
 
@@ -542,6 +570,7 @@ struct OwnedWrite {
     updated_by: Option<String>,
     expect: super::Expect,
     now: i64,
+    history: Option<HistoryPolicy>,
 }
 
 impl OwnedWrite {
@@ -552,6 +581,7 @@ impl OwnedWrite {
             updated_by: write.updated_by.map(str::to_owned),
             expect: write.expect,
             now: write.now,
+            history: write.history,
         }
     }
 
@@ -561,6 +591,7 @@ impl OwnedWrite {
             expect: self.expect,
             updated_by: self.updated_by.as_deref(),
             now: self.now,
+            history: self.history,
         }
     }
 }

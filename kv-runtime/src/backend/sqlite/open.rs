@@ -194,6 +194,22 @@ const MIGRATIONS: &[&str] = &[
     // 3: the version of the table's schema that wrote each row's value;
     // rows written before are version 1.
     "ALTER TABLE kv_rows ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1;",
+    // 4: the history of tables declared with `history`: one record per
+    // committed change of a row, written in the change's transaction. Keyed
+    // by the change's version (unique per key); `at` indexed for trimming
+    // by age. Self-contained and idempotent: it touches no other table.
+    "CREATE TABLE IF NOT EXISTS kv_history (
+         tbl            TEXT    NOT NULL,
+         key            TEXT    NOT NULL,
+         version        INTEGER NOT NULL,
+         op             TEXT    NOT NULL,
+         value          TEXT    NOT NULL,
+         schema_version INTEGER NOT NULL,
+         at             INTEGER NOT NULL,
+         updated_by     TEXT,
+         PRIMARY KEY (tbl, key, version)
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS kv_history_at ON kv_history (tbl, at);",
 ];
 
 /// The schema version this library writes and understands.
@@ -287,7 +303,7 @@ fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
 fn foreign_table(conn: &Connection) -> rusqlite::Result<Option<String>> {
     conn.query_row(
         "SELECT name FROM sqlite_master WHERE name IN ('kv_rows', 'kv_rate', 'kv_rows_deleted', \
-         'kv_rate_bucket') ORDER BY name LIMIT 1",
+         'kv_rate_bucket', 'kv_history') ORDER BY name LIMIT 1",
         [],
         |r| r.get(0),
     )
@@ -444,6 +460,6 @@ mod tests {
 
     #[test]
     fn schema_version_counts_migrations() {
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 }

@@ -11,9 +11,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::backend::{
-    first_version, import_floor, import_verdict, next_version, ImportOptions, Imported, Outcome,
-    Payload, RateDecision, RawRow, Removed, Restored, RmMode, RowImport, Stored, TableInfo, Window,
-    Write,
+    first_version, import_floor, import_verdict, next_version, removal_version, HistoryOp,
+    HistoryPolicy, HistoryRecord, ImportOptions, Imported, Outcome, Payload, Purge, RateDecision,
+    RawRow, Removed, Restored, RmMode, RowImport, Stored, TableInfo, Window, Write,
 };
 
 const GET: &str =
@@ -50,6 +50,22 @@ const PURGE: &str =
 const FLOOR: &str = "SELECT version_floor FROM kv_tables WHERE tbl = ?1";
 const RAISE_FLOOR: &str = "INSERT INTO kv_tables (tbl, version_floor) VALUES (?1, ?2)
      ON CONFLICT (tbl) DO UPDATE SET version_floor = max(version_floor, excluded.version_floor)";
+const RECORD: &str = "INSERT INTO kv_history
+         (tbl, key, version, op, value, schema_version, at, updated_by)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+     ON CONFLICT (tbl, key, version) DO UPDATE SET op = excluded.op, value = excluded.value,
+         schema_version = excluded.schema_version, at = excluded.at,
+         updated_by = excluded.updated_by";
+/// Drops the key's records beyond the newest `?3`.
+const TRIM_KEEP: &str = "DELETE FROM kv_history WHERE tbl = ?1 AND key = ?2 AND version <= (
+         SELECT version FROM kv_history WHERE tbl = ?1 AND key = ?2
+         ORDER BY version DESC LIMIT 1 OFFSET ?3)";
+const TRIM_KEY_AGE: &str = "DELETE FROM kv_history WHERE tbl = ?1 AND key = ?2 AND at < ?3";
+const TRIM_TABLE_AGE: &str = "DELETE FROM kv_history WHERE tbl = ?1 AND at < ?2";
+const HISTORY_FIRST: &str = "SELECT version, op, value, schema_version, at, updated_by
+     FROM kv_history WHERE tbl = ?1 AND key = ?2 ORDER BY version DESC LIMIT ?3";
+const HISTORY_BEFORE: &str = "SELECT version, op, value, schema_version, at, updated_by
+     FROM kv_history WHERE tbl = ?1 AND key = ?2 AND version < ?3 ORDER BY version DESC LIMIT ?4";
 const TABLES: &str = "SELECT t.tbl, coalesce(c.n, 0), coalesce(c.d, 0), f.version_floor
      FROM (SELECT tbl FROM kv_rows UNION SELECT tbl FROM kv_tables) AS t
      LEFT JOIN (SELECT tbl, count(*) AS n, count(deleted_at) AS d FROM kv_rows GROUP BY tbl) AS c
@@ -178,6 +194,89 @@ fn get_in(conn: &Connection, table: &str, key: &str) -> rusqlite::Result<Option<
         .optional()
 }
 
+/// What a history record holds besides its key and version.
+struct Change<'a> {
+    op: HistoryOp,
+    value: &'a Payload,
+    now: i64,
+    updated_by: Option<&'a str>,
+}
+
+/// Records a change of `key` as `version` and trims the key's records to
+/// `policy`, in the caller's transaction.
+fn record(
+    tx: &Connection,
+    table: &str,
+    key: &str,
+    version: i64,
+    change: Change<'_>,
+    policy: HistoryPolicy,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(RECORD)?.execute(params![
+        table,
+        key,
+        version,
+        change.op.as_str(),
+        change.value.json(),
+        change.value.schema(),
+        change.now,
+        change.updated_by
+    ])?;
+    if let Some(keep) = policy.keep {
+        tx.prepare_cached(TRIM_KEEP)?
+            .execute(params![table, key, i64::from(keep)])?;
+    }
+    if let Some(cutoff) = policy.cutoff(change.now) {
+        tx.prepare_cached(TRIM_KEY_AGE)?
+            .execute(params![table, key, cutoff])?;
+    }
+    Ok(())
+}
+
+fn read_record(key: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRecord> {
+    let op = text(r, 1)?.unwrap_or_default();
+    let op = HistoryOp::parse(op).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown history operation {op:?}").into(),
+        )
+    })?;
+    let value = text(r, 2)?.ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(2, "value".to_owned(), rusqlite::types::Type::Null)
+    })?;
+    Ok(HistoryRecord {
+        key: key.to_owned(),
+        version: r.get(0)?,
+        op,
+        value: Payload::versioned(value, r.get(3)?),
+        at: r.get(4)?,
+        updated_by: text(r, 5)?.map(Into::into),
+    })
+}
+
+/// Up to `limit` records of `key` below version `before`, newest first.
+pub(super) fn history(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    before: Option<i64>,
+    limit: usize,
+) -> rusqlite::Result<Vec<HistoryRecord>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let read = |r: &rusqlite::Row<'_>| read_record(key, r);
+    match before {
+        None => conn
+            .prepare_cached(HISTORY_FIRST)?
+            .query_map(params![table, key, limit], read)?
+            .collect(),
+        Some(before) => conn
+            .prepare_cached(HISTORY_BEFORE)?
+            .query_map(params![table, key, before, limit], read)?
+            .collect(),
+    }
+}
+
 /// Starts a write transaction, taking the database's write lock now.
 fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     if !conn.is_autocommit() {
@@ -287,6 +386,15 @@ pub(super) fn set(
         write.updated_by,
         row.value.schema()
     ])?;
+    if let Some(policy) = write.history {
+        let change = Change {
+            op: HistoryOp::Set,
+            value,
+            now: write.now,
+            updated_by: write.updated_by,
+        };
+        record(&tx, table, write.key, row.updated_at, change, policy)?;
+    }
     tx.commit()?;
     Ok(Outcome::Done(Stored {
         row,
@@ -313,21 +421,39 @@ pub(super) fn rm(
     let Some(before) = live else {
         return Ok(Outcome::Done(Removed::NotLive));
     };
-    match mode {
+    let version = match mode {
         RmMode::Soft => {
+            let version = next_version(Some(before.updated_at), write.now);
             tx.prepare_cached(SOFT_DELETE)?.execute(params![
                 table,
                 write.key,
                 write.now,
-                next_version(Some(before.updated_at), write.now),
+                version,
                 write.updated_by
             ])?;
+            version
         }
         RmMode::Hard => {
             tx.prepare_cached(HARD_DELETE)?
                 .execute(params![table, write.key])?;
-            raise_floor(&tx, table, before.updated_at)?;
+            // With history, the floor covers the removal's record too.
+            let version = removal_version(before.updated_at, write.now);
+            let floor = match write.history {
+                Some(_) => version,
+                None => before.updated_at,
+            };
+            raise_floor(&tx, table, floor)?;
+            version
         }
+    };
+    if let Some(policy) = write.history {
+        let change = Change {
+            op: HistoryOp::Rm,
+            value: &before.value,
+            now: write.now,
+            updated_by: write.updated_by,
+        };
+        record(&tx, table, write.key, version, change, policy)?;
     }
     tx.commit()?;
     Ok(Outcome::Done(Removed::Row(before)))
@@ -367,6 +493,15 @@ pub(super) fn restore(
         row.updated_at,
         write.updated_by
     ])?;
+    if let Some(policy) = write.history {
+        let change = Change {
+            op: HistoryOp::Restore,
+            value: &row.value,
+            now: write.now,
+            updated_by: write.updated_by,
+        };
+        record(&tx, table, write.key, row.updated_at, change, policy)?;
+    }
     tx.commit()?;
     Ok(Outcome::Done(Restored::Revived(row)))
 }
@@ -457,20 +592,45 @@ pub(super) fn diagnose(conn: &Connection) -> rusqlite::Result<(i64, Vec<String>,
 pub(super) fn purge(
     conn: &mut Connection,
     table: &str,
-    deleted_before: i64,
+    purge: &Purge<'_>,
 ) -> rusqlite::Result<Vec<RawRow>> {
     let tx = begin(conn)?;
     let doomed: Vec<RawRow> = tx
         .prepare_cached(PURGEABLE)?
-        .query_map(params![table, deleted_before], read_row)?
+        .query_map(params![table, purge.deleted_before], read_row)?
         .collect::<rusqlite::Result<_>>()?;
-    if doomed.is_empty() {
+    let cutoff = purge.history.and_then(|p| p.cutoff(purge.now));
+    if doomed.is_empty() && cutoff.is_none() {
         return Ok(doomed);
     }
-    tx.prepare_cached(PURGE)?
-        .execute(params![table, deleted_before])?;
-    if let Some(top) = doomed.iter().map(|r| r.updated_at).max() {
-        raise_floor(&tx, table, top)?;
+    if !doomed.is_empty() {
+        tx.prepare_cached(PURGE)?
+            .execute(params![table, purge.deleted_before])?;
+    }
+    match purge.history {
+        None => {
+            if let Some(top) = doomed.iter().map(|r| r.updated_at).max() {
+                raise_floor(&tx, table, top)?;
+            }
+        }
+        Some(policy) => {
+            for row in &doomed {
+                let version = removal_version(row.updated_at, purge.now);
+                raise_floor(&tx, table, version)?;
+                let change = Change {
+                    op: HistoryOp::Purge,
+                    value: &row.value,
+                    now: purge.now,
+                    updated_by: purge.updated_by,
+                };
+                record(&tx, table, &row.key, version, change, policy)?;
+            }
+            // Keys no longer written are trimmed here.
+            if let Some(cutoff) = cutoff {
+                tx.prepare_cached(TRIM_TABLE_AGE)?
+                    .execute(params![table, cutoff])?;
+            }
+        }
     }
     tx.commit()?;
     Ok(doomed)

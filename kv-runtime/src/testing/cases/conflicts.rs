@@ -238,6 +238,7 @@ pub async fn rm_and_restore_check_the_expectation(store: Store) {
         expect,
         updated_by: None,
         now: store.now(),
+        history: None,
     };
     let backend = store.backend();
     let conflict = |current| Outcome::<Removed>::Conflict {

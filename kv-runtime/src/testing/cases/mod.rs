@@ -16,6 +16,7 @@ pub mod conflicts;
 pub mod delete;
 pub mod feed;
 pub mod files;
+pub mod history;
 pub mod hooks;
 pub mod keys;
 pub mod list;
@@ -145,6 +146,19 @@ macro_rules! __conformance_cases {
             ],
             files: [
                 clean_files_deletes_unreferenced_files,
+            ],
+            history: [
+                history_records_every_change_with_its_version_value_and_caller,
+                history_pages_newest_first_with_a_cursor,
+                revert_writes_a_recorded_value_back_and_is_recorded,
+                revert_of_a_stale_version_is_conflict,
+                revert_to_an_unknown_version_is_not_found,
+                no_record_without_a_committed_change,
+                revert_goes_through_the_write_pipeline,
+                history_keeps_the_newest_records_per_row,
+                history_older_than_keep_for_is_trimmed_on_change_and_by_purge,
+                removals_are_recorded_and_versions_stay_unique,
+                racing_writes_record_exactly_the_committed_changes,
             ],
             transfer: [
                 tables_lists_rows_deleted_rows_and_floors,

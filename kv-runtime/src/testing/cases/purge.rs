@@ -14,9 +14,15 @@ pub async fn purge_removes_only_old_soft_deleted_rows(store: Store) {
     assert!(t.rm(&admin(), BannerKey::Alpha).await.unwrap()); // deleted at T0
     clock.set(T0 + 10_000);
     assert!(t.rm(&admin(), BannerKey::Beta).await.unwrap()); // deleted at T0 + 10s
+    let purge = |deleted_before| crate::backend::Purge {
+        deleted_before,
+        now: deleted_before,
+        updated_by: None,
+        history: None,
+    };
     let purged = store
         .backend()
-        .purge("conformanceBanner", T0 + 5_000)
+        .purge("conformanceBanner", purge(T0 + 5_000))
         .await
         .unwrap();
     let keys: Vec<&str> = purged.iter().map(|r| r.key.as_str()).collect();
@@ -31,7 +37,7 @@ pub async fn purge_removes_only_old_soft_deleted_rows(store: Store) {
     assert!(t.get(BannerKey::Gamma).await.unwrap().is_some());
     assert!(store
         .backend()
-        .purge("conformanceBanner", T0 + 60_000)
+        .purge("conformanceBanner", purge(T0 + 60_000))
         .await
         .unwrap()
         .is_empty());

@@ -153,6 +153,7 @@ pub async fn schema_versions_are_kept_and_newer_rows_not_overwritten(store: Stor
         expect: Expect::Any,
         updated_by: None,
         now: store.now(),
+        history: None,
     };
     let table = "conformanceVersions";
     let stored = backend
