@@ -30,7 +30,7 @@ logs="$compat_target/logs"
 mkdir -p "$logs"
 
 # The SQLite tests of the workspace: kv-suite's test files that open SQLite.
-sqlite_tests=(conformance_sqlite sqlite_open sqlite_shared sqlite_processes watch_sqlite replica_local)
+sqlite_tests=(conformance_sqlite sqlite_open sqlite_shared sqlite_processes sqlite_group_commit watch_sqlite replica_local)
 
 failed=()
 summary() { printf '%-4s %-22s %-42s %4ss  %s\n' "$@"; }

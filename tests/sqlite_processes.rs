@@ -3,10 +3,11 @@
 //! the writing process is killed with SIGKILL.
 //!
 //! The child processes are the `kv-test-worker` binary (`tests/worker/`):
-//! `increment` and `durability`.
+//! `increment`, `durability` and `durability-concurrent`.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -172,6 +173,120 @@ fn killed_writer_loses_no_acknowledged_write() {
                 assert!(
                     row.value.i >= latest,
                     "acknowledged overwrite {latest} was lost: the row holds {}",
+                    row.value.i
+                );
+            }
+        });
+
+        let conn = rusqlite::Connection::open(&path).expect("rusqlite opens the file");
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("the integrity check runs");
+        assert_eq!(check, "ok", "round {round}");
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "the workers acknowledged some writes before being killed"
+    );
+}
+
+const CONCURRENT_ROUNDS: u64 = 6;
+const CONCURRENT_TASKS: u64 = 8;
+
+/// The case above with eight tasks writing at once in the child, so that
+/// their writes share transactions and commits (group commit): after each
+/// kill, every write any task acknowledged is in the file with its value,
+/// each task's last acknowledged overwrite too, and the file passes the
+/// integrity check.
+#[test]
+fn killed_concurrent_writers_lose_no_acknowledged_write() {
+    let dir = TempDir::new("sqlite-durability-concurrent");
+    let path = dir.join("kv.db");
+    let store_url = url(&path);
+    let tasks = CONCURRENT_TASKS.to_string();
+    let mut rng = Rng::from_time();
+    let mut acknowledged: Vec<(String, u64, u64)> = Vec::new();
+    for round in 0..CONCURRENT_ROUNDS {
+        let round_text = round.to_string();
+        let mut child = process::spawn("durability-concurrent", &[&store_url, &round_text, &tasks]);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut stdout = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match stdout.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    // A line cut short by the kill acknowledges nothing.
+                    Ok(_) if buf.last() != Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&buf[..buf.len() - 1]).into_owned();
+                if line == "ready" {
+                    let _ = ready_tx.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the worker opens the store and starts writing");
+        let delay = rng.range(50, 400);
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().expect("SIGKILL is delivered");
+        let status = child.wait().expect("the killed worker is reaped");
+        assert!(!status.success(), "the worker was killed, not finished");
+        let lines = reader.join().expect("the reader thread ends at EOF");
+
+        let mut latest: BTreeMap<String, u64> = BTreeMap::new();
+        let mut wrote = 0;
+        for line in &lines {
+            if let Some(key) = line.strip_prefix("wrote ") {
+                let i = key
+                    .rsplit_once('-')
+                    .and_then(|(_, i)| i.parse().ok())
+                    .expect("keys are r<round>-t<task>-<i>");
+                acknowledged.push((key.to_owned(), round, i));
+                wrote += 1;
+            } else if let Some(rest) = line.strip_prefix("latest ") {
+                let (task, i) = rest.split_once(' ').expect("latest t<task> <i>");
+                let i: u64 = i.parse().expect("latest t<task> <i>");
+                let top = latest.entry(format!("latest-{task}")).or_insert(i);
+                *top = (*top).max(i);
+            }
+        }
+        eprintln!(
+            "round {round}: killed after {delay} ms, {wrote} writes of {} tasks acknowledged",
+            latest.len()
+        );
+
+        multi_thread_runtime().block_on(async {
+            let store = Store::open(&url(&path))
+                .await
+                .expect("the file reopens after a kill");
+            let t = store.table::<Entry>();
+            for (key, r, i) in &acknowledged {
+                let row = t
+                    .get(key)
+                    .await
+                    .expect("get succeeds")
+                    .unwrap_or_else(|| panic!("acknowledged write {key} was lost"));
+                assert_eq!(row.value, entry(*r, *i), "{key} has its value");
+            }
+            for (key, latest) in &latest {
+                let row = t
+                    .get(key)
+                    .await
+                    .expect("get succeeds")
+                    .expect("the overwritten row exists");
+                assert_eq!(row.value.round, round);
+                // The kill may land after a commit and before its report.
+                assert!(
+                    row.value.i >= *latest,
+                    "acknowledged overwrite {latest} of {key} was lost: the row holds {}",
                     row.value.i
                 );
             }

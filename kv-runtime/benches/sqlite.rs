@@ -4,6 +4,12 @@
 //!
 //! `cargo bench -p kv-runtime --bench sqlite`
 //!
+//! Also: the throughput of 1 and of 8 concurrent writers at
+//! `synchronous = FULL` (group commit), beside raw rusqlite with 1 and 8
+//! threads on their own connections; and how long kv holds a runtime
+//! worker per poll under a mixed read/write load (printed as
+//! `sqlite/worker-hold` lines, not measured by criterion).
+//!
 //! The kv side goes through `Store`/`Table` (key check, validation, JSON
 //! encoding and decoding, the hop to a blocking thread), each call driven by
 //! `block_on` of a current-thread Tokio runtime. The raw side calls rusqlite
@@ -12,9 +18,12 @@
 //! side has its own database file of the same content, created by kv (so
 //! the schema is the same) and filled in one transaction.
 
+use std::future::{poll_fn, Future};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::pin::pin;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kv_runtime::backend::next_version;
@@ -334,6 +343,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("kv", |b| {
         b.iter(|| black_box(rt.block_on(table.get(black_box(SiteConfigKey::Motd)))))
     });
+    // The untyped backend call through the blocking pool (what every get
+    // did before it could be answered on the calling thread).
+    let backend = kv.backend();
+    g.bench_function("kv backend get (blocking pool)", |b| {
+        b.iter(|| black_box(rt.block_on(backend.get("benchConfig", black_box("motd")))))
+    });
     g.bench_function("raw", |b| {
         b.iter(|| black_box(raw_get(&raw, black_box("motd"))))
     });
@@ -410,7 +425,222 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     drop((kv, kv_100k, normal, raw, raw_100k, raw_normal));
+    bench_writers(c, &dir);
+    worker_hold(&dir);
     drop(dir);
+}
+
+/// Writes per second of `writers` concurrent writers, each setting its own
+/// row, at `synchronous = FULL`: kv on a 2-worker runtime (its writes
+/// share commits), and raw rusqlite with one thread and connection per
+/// writer (`BEGIN IMMEDIATE` with SQLite's busy timeout, one commit each).
+fn bench_writers(c: &mut Criterion, dir: &BenchDir) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let path = dir.0.join("kv-writers.db");
+    create(&rt, &path, 0);
+    let store =
+        rt.block_on(async { Store::with_backend(SqliteBackend::open(&path).await.expect("open")) });
+    let raw_path = dir.0.join("raw-writers.db");
+    create(&rt, &raw_path, 0);
+    let mut g = c.benchmark_group("sqlite/writers_full (time per write)");
+    g.sample_size(10);
+    for writers in [1u64, 8] {
+        let table = store.table::<Item>();
+        g.bench_function(format!("kv, {writers} writers"), |b| {
+            b.iter_custom(|iters| {
+                let per = iters.div_ceil(writers);
+                let start = Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..writers)
+                        .map(|w| {
+                            let table = table.clone();
+                            tokio::spawn(async move {
+                                let admin = Ctx::internal();
+                                for i in 0..per {
+                                    table
+                                        .set(&admin, format!("w{w}"), item(i))
+                                        .await
+                                        .expect("set");
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.expect("writer");
+                    }
+                });
+                start.elapsed() * iters as u32 / (per * writers) as u32
+            })
+        });
+        let raw_path = raw_path.clone();
+        g.bench_function(format!("raw, {writers} threads"), |b| {
+            b.iter_custom(|iters| {
+                let per = iters.div_ceil(writers);
+                let start = Instant::now();
+                let threads: Vec<_> = (0..writers)
+                    .map(|w| {
+                        let raw_path = raw_path.clone();
+                        std::thread::spawn(move || {
+                            let mut conn = raw_connection(&raw_path, "FULL");
+                            conn.busy_timeout(Duration::from_secs(30))
+                                .expect("busy timeout");
+                            for i in 0..per {
+                                raw_item_set(&mut conn, &format!("w{w}"), &item(i));
+                            }
+                        })
+                    })
+                    .collect();
+                for t in threads {
+                    t.join().expect("writer");
+                }
+                start.elapsed() * iters as u32 / (per * writers) as u32
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The raw upsert of an [`Item`] row (no conflict check).
+fn raw_item_set(conn: &mut Connection, key: &str, value: &Item) {
+    let json = serde_json::to_string(value).expect("json");
+    let now = now_ms();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .expect("begin");
+    let existing: Option<(i64, i64)> = tx
+        .prepare_cached(GET)
+        .expect("prepare")
+        .query_row(params!["benchItem", key], |r| Ok((r.get(2)?, r.get(3)?)))
+        .optional()
+        .expect("read");
+    tx.prepare_cached(UPSERT)
+        .expect("prepare")
+        .execute(params![
+            "benchItem",
+            key,
+            json,
+            existing.map_or(now, |e| e.0),
+            next_version(existing.map(|e| e.1), now),
+            "ada"
+        ])
+        .expect("upsert");
+    tx.commit().expect("commit");
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Polls `f`, recording how long each poll ran (the time kv held the
+/// runtime worker) in `polls`: wall-clock time (which includes any time
+/// the operating system ran another thread meanwhile) and the worker's CPU
+/// time (what kv computed), in ns.
+async fn timed<F: Future>(f: F, polls: &mut Vec<(u64, u64)>) -> F::Output {
+    let mut f = pin!(f);
+    poll_fn(|cx| {
+        let (start, cpu) = (Instant::now(), thread_cpu());
+        let out = f.as_mut().poll(cx);
+        let wall = start.elapsed().as_nanos() as u64;
+        polls.push((wall, (thread_cpu() - cpu).as_nanos() as u64));
+        out
+    })
+    .await
+}
+
+/// Under a mixed load (4 tasks reading, 2 writing, on a 2-worker runtime,
+/// `synchronous = FULL`, for 3 s), how long each poll of a kv call runs on
+/// the worker: percentiles and the maximum, for gets and for sets.
+fn worker_hold(dir: &BenchDir) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let path = dir.0.join("kv-mixed.db");
+    create(&rt, &path, 1_000);
+    let store =
+        rt.block_on(async { Store::with_backend(SqliteBackend::open(&path).await.expect("open")) });
+    let until = Instant::now() + Duration::from_secs(3);
+    let (gets, sets) = rt.block_on(async {
+        let readers: Vec<_> = (0..4u64)
+            .map(|r| {
+                let items = store.table::<Item>();
+                tokio::spawn(async move {
+                    let mut polls = Vec::new();
+                    let mut n = r;
+                    while Instant::now() < until {
+                        n = (n * 7 + 13) % 1_000;
+                        let key = item_key(n);
+                        // The call itself inside: `get` reads when called.
+                        timed(async { items.get(&key).await }, &mut polls)
+                            .await
+                            .expect("get");
+                    }
+                    polls
+                })
+            })
+            .collect();
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let items = store.table::<Item>();
+                tokio::spawn(async move {
+                    let mut polls = Vec::new();
+                    let admin = Ctx::internal();
+                    let mut i = 0;
+                    while Instant::now() < until {
+                        i += 1;
+                        let key = item_key((w * 500 + i) % 1_000);
+                        timed(async { items.set(&admin, &key, item(i)).await }, &mut polls)
+                            .await
+                            .expect("set");
+                    }
+                    polls
+                })
+            })
+            .collect();
+        let mut gets = Vec::new();
+        for r in readers {
+            gets.extend(r.await.expect("reader"));
+        }
+        let mut sets = Vec::new();
+        for w in writers {
+            sets.extend(w.await.expect("writer"));
+        }
+        (gets, sets)
+    });
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, polls) in [("get", gets), ("set", sets)] {
+        for (clock, wall) in [("wall", true), ("cpu", false)] {
+            let mut ns: Vec<u64> = polls.iter().map(|p| if wall { p.0 } else { p.1 }).collect();
+            ns.sort_unstable();
+            let at = |q: f64| Duration::from_nanos(ns[((ns.len() - 1) as f64 * q) as usize]);
+            println!(
+                "sqlite/worker-hold: {name} ({clock}): {} polls; p50 {:?}, p99 {:?}, p99.9 {:?}, \
+                 max {:?} (load average {load})",
+                ns.len(),
+                at(0.5),
+                at(0.99),
+                at(0.999),
+                at(1.0),
+            );
+        }
+    }
 }
 
 criterion_group! {

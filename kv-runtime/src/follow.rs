@@ -30,7 +30,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::backend::{Change, FeedEvent, FeedReceiver, RawRow, TryRecv};
+use crate::backend::feed::TryShared;
+use crate::backend::{Change, FeedEvent, FeedReceiver, RawRow};
 use crate::error::{Error, Result};
 use crate::schema::{KvKey, KvSchema};
 use crate::table::Table;
@@ -79,7 +80,7 @@ pub(crate) struct Follower<S: KvSchema> {
     feed: FeedReceiver,
     /// The key of a single-key follower; `None` for a whole table.
     only: Option<S::Key>,
-    keys: HashMap<String, KeyState>,
+    keys: HashMap<Box<str>, KeyState>,
     /// The feed may have missed changes: reload before going on.
     resync: bool,
     /// Pause before the next reload attempt (zero: none failed).
@@ -139,18 +140,18 @@ impl<S: KvSchema> Follower<S> {
             if self.closed {
                 return out.len() > start;
             }
-            match self.feed.recv().await {
-                Some(event) => self.on_event(event, out).await,
+            match self.feed.recv_shared().await {
+                Some(event) => self.on_event(&event, out).await,
                 None => self.closed = true,
             }
             for _ in 1..max {
                 if self.resync || self.closed {
                     break;
                 }
-                match self.feed.try_recv() {
-                    TryRecv::Event(event) => self.on_event(event, out).await,
-                    TryRecv::Empty => break,
-                    TryRecv::Closed => self.closed = true,
+                match self.feed.try_recv_shared() {
+                    TryShared::Event(event) => self.on_event(&event, out).await,
+                    TryShared::Empty => break,
+                    TryShared::Closed => self.closed = true,
                 }
             }
             if out.len() > start {
@@ -174,7 +175,7 @@ impl<S: KvSchema> Follower<S> {
             Some(key) => {
                 let read = backend.get(S::TABLE, key.as_str()).await?;
                 self.keys
-                    .insert(key.as_str().to_owned(), KeyState::from_read(read.as_ref()));
+                    .insert(key.as_str().into(), KeyState::from_read(read.as_ref()));
                 let row = read.filter(RawRow::is_live);
                 out.push(Event::State { key, row, resynced });
             }
@@ -191,10 +192,10 @@ impl<S: KvSchema> Follower<S> {
                 }
                 let present: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
                 // Rows gone since they were reported.
-                let mut gone: Vec<&String> = self
+                let mut gone: Vec<&Box<str>> = self
                     .keys
                     .iter()
-                    .filter(|(k, s)| s.is_live() && !present.contains(k.as_str()))
+                    .filter(|(k, s)| s.is_live() && !present.contains(&&***k))
                     .map(|(k, _)| k)
                     .collect();
                 gone.sort();
@@ -213,7 +214,7 @@ impl<S: KvSchema> Follower<S> {
                 // Forget absent keys that hold nothing worth remembering
                 // (keys with a known version floor stay).
                 self.keys
-                    .retain(|k, s| present.contains(k.as_str()) || s != &KeyState::from_read(None));
+                    .retain(|k, s| present.contains(&&**k) || s != &KeyState::from_read(None));
                 for raw in rows {
                     // Rows of keys this schema does not declare are orphans
                     // of an older schema: not readable, so not followed.
@@ -221,7 +222,7 @@ impl<S: KvSchema> Follower<S> {
                         continue;
                     };
                     self.keys
-                        .entry(raw.key.clone())
+                        .entry(raw.key.as_str().into())
                         .or_default()
                         .read(Some(&raw));
                     out.push(Event::State {
@@ -236,7 +237,7 @@ impl<S: KvSchema> Follower<S> {
         Ok(())
     }
 
-    async fn on_event(&mut self, event: FeedEvent, out: &mut Vec<Event<S>>) {
+    async fn on_event(&mut self, event: &FeedEvent, out: &mut Vec<Event<S>>) {
         match event {
             FeedEvent::Change(change) => self.on_change(change, out).await,
             FeedEvent::Resync => self.lose(out),
@@ -244,7 +245,9 @@ impl<S: KvSchema> Follower<S> {
     }
 
     /// Handles one change of the feed.
-    async fn on_change(&mut self, change: Change, out: &mut Vec<Event<S>>) {
+    /// Looks at the change by reference (it is shared with every other
+    /// subscriber) and copies only the row it delivers.
+    async fn on_change(&mut self, change: &Change, out: &mut Vec<Event<S>>) {
         if change.table != S::TABLE {
             return;
         }
@@ -257,10 +260,13 @@ impl<S: KvSchema> Follower<S> {
             },
         };
         // A key never seen was absent from the last read.
-        let state = self
-            .keys
-            .entry(change.key.clone())
-            .or_insert_with(|| KeyState::from_read(None));
+        if !self.keys.contains_key(change.key.as_str()) {
+            self.keys
+                .insert(change.key.as_str().into(), KeyState::from_read(None));
+        }
+        let Some(state) = self.keys.get_mut(change.key.as_str()) else {
+            return;
+        };
         match state.judge(change.row.as_ref()) {
             Verdict::Skip => {}
             Verdict::Apply => {
@@ -269,11 +275,11 @@ impl<S: KvSchema> Follower<S> {
                     // its memory follows the table, not every key it ever
                     // held. Should the key come back, it is read once
                     // (the verdict for a key never seen), which is safe.
-                    self.keys.remove(&change.key);
+                    self.keys.remove(change.key.as_str());
                 }
                 out.push(Event::State {
                     key,
-                    row: change.row,
+                    row: change.row.clone(),
                     resynced: false,
                 });
             }
@@ -288,7 +294,7 @@ impl<S: KvSchema> Follower<S> {
                     Ok(read) => {
                         let state = self
                             .keys
-                            .entry(change.key.clone())
+                            .entry(change.key.as_str().into())
                             .or_insert_with(|| KeyState::from_read(None));
                         if let Some((row, skipped)) =
                             state.reread(change.row.as_ref(), read.as_ref())
@@ -323,21 +329,45 @@ pub(crate) enum Verdict {
     Reread,
 }
 
+/// An optional version in 8 bytes (`Option<i64>` takes 16): a whole-table
+/// follower keeps three per row. `i64::MIN` is never a version (versions
+/// only grow from a clock's milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ver(i64);
+
+impl Ver {
+    const NONE: Ver = Ver(i64::MIN);
+
+    fn of(version: Option<i64>) -> Ver {
+        version.map_or(Ver::NONE, Ver)
+    }
+
+    fn get(self) -> Option<i64> {
+        (self != Ver::NONE).then_some(self.0)
+    }
+}
+
+impl Default for Ver {
+    fn default() -> Self {
+        Ver::NONE
+    }
+}
+
 /// Per key: what a follower (watch or replica) delivered last, and what it
 /// knows about versions, to order feed changes against its own reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeyState {
-    /// `updated_at` of the live row delivered last; `None` when the last
+    /// `updated_at` of the live row delivered last; none when the last
     /// state delivered was "no row".
-    live: Option<i64>,
+    live: Ver,
     /// The highest `updated_at` known for the key (rows read, soft-deleted
     /// ones included, and rows from the feed).
-    floor: Option<i64>,
+    floor: Ver,
+    /// `updated_at` of the row the last read found (live or soft-deleted).
+    read_at: Ver,
     /// Set by each read; cleared by the first change provably committed
     /// after it. While set, a delete may predate the read.
     after_read: bool,
-    /// `updated_at` of the row the last read found (live or soft-deleted).
-    read_at: Option<i64>,
 }
 
 impl KeyState {
@@ -345,10 +375,10 @@ impl KeyState {
     /// soft-deleted, or `None` when no row exists.
     pub(crate) fn read(&mut self, read: Option<&RawRow>) {
         let version = read.map(|r| r.updated_at);
-        self.live = read.filter(|r| r.is_live()).map(|r| r.updated_at);
-        self.floor = self.floor.max(version);
+        self.live = Ver::of(read.filter(|r| r.is_live()).map(|r| r.updated_at));
+        self.floor = Ver::of(self.floor.get().max(version));
         self.after_read = true;
-        self.read_at = version;
+        self.read_at = Ver::of(version);
     }
 
     /// A fresh state from a read. `from_read(None)` is also the state of a
@@ -361,22 +391,23 @@ impl KeyState {
 
     /// Whether the last delivered state is a live row.
     pub(crate) fn is_live(&self) -> bool {
-        self.live.is_some()
+        self.live.get().is_some()
     }
 
     /// Judges a feed change (`row`: the live row after it, or `None`), and
     /// records it as delivered when the verdict is [`Verdict::Apply`].
     pub(crate) fn judge(&mut self, row: Option<&RawRow>) -> Verdict {
-        let verdict = match (row, self.live) {
+        let (live, floor, read_at) = (self.live.get(), self.floor.get(), self.read_at.get());
+        let verdict = match (row, live) {
             (Some(r), Some(live)) if r.updated_at > live => Verdict::Apply,
             (Some(_), Some(_)) => Verdict::Skip,
             // The last read found no row at all: this row may have been
             // written, then hard-deleted, before that read.
-            (Some(_), None) if self.after_read && self.read_at.is_none() => Verdict::Reread,
+            (Some(_), None) if self.after_read && read_at.is_none() => Verdict::Reread,
             // After "no row", a version not above every known one may be
             // the row a delete already replaced (or a re-creation after a
             // hard delete that reused a version): ask the backend.
-            (Some(r), None) if self.floor.is_some_and(|f| r.updated_at <= f) => Verdict::Reread,
+            (Some(r), None) if floor.is_some_and(|f| r.updated_at <= f) => Verdict::Reread,
             (Some(_), None) => Verdict::Apply,
             (None, None) => Verdict::Skip,
             // A delete right after a read may be older than the row read.
@@ -388,13 +419,14 @@ impl KeyState {
         }
         if let Some(r) = row {
             // This change is the row read, or newer: later ones follow the read.
-            if self.read_at.is_none_or(|at| r.updated_at >= at) {
+            if read_at.is_none_or(|at| r.updated_at >= at) {
                 self.after_read = false;
             }
         }
         if verdict == Verdict::Apply {
-            self.live = row.map(|r| r.updated_at);
-            self.floor = self.floor.max(self.live);
+            let live = row.map(|r| r.updated_at);
+            self.live = Ver::of(live);
+            self.floor = Ver::of(floor.max(live));
         }
         verdict
     }
@@ -411,20 +443,20 @@ impl KeyState {
     ) -> Option<(Option<&'a RawRow>, bool)> {
         let read_live = read.filter(|r| r.is_live());
         if let (Some(ev), Some(now)) = (event, read_live) {
-            let absent_at_read = self.after_read && self.read_at.is_none();
+            let absent_at_read = self.after_read && self.read_at.get().is_none();
             // The change is the stored row; or the last read found no row
             // and the row has only moved on since, so the change followed
             // that read and the later ones come after it, in order: deliver
             // it, not the row read, so that no state is skipped.
             if now.updated_at == ev.updated_at || (absent_at_read && now.updated_at > ev.updated_at)
             {
-                self.live = Some(ev.updated_at);
-                self.floor = self.floor.max(Some(ev.updated_at));
+                self.live = Ver(ev.updated_at);
+                self.floor = Ver::of(self.floor.get().max(Some(ev.updated_at)));
                 self.after_read = false;
                 return Some((Some(ev), false));
             }
         }
-        let before = self.live;
+        let before = self.live.get();
         self.read(read);
         let now = read_live.map(|r| r.updated_at);
         if now == before {

@@ -32,8 +32,23 @@ pub trait KvKey:
     fn parse_key(table: &'static str, text: &str) -> Result<Self>;
 
     /// Checks a key value before it is used (free string keys may be
-    /// anything a program built; enum keys are always valid).
-    fn check(&self, table: &'static str) -> Result<()>;
+    /// anything a program built; enum keys are always valid, which is what
+    /// the default says).
+    fn check(&self, table: &'static str) -> Result<()> {
+        let _ = table;
+        Ok(())
+    }
+
+    /// Like [`KvKey::parse_key`], with the text given by value, for key
+    /// text read from storage: a key type that holds its text (`String`)
+    /// keeps it instead of copying it. Gives the text back when it is not
+    /// a key of `table`. The default calls [`KvKey::parse_key`].
+    fn parse_stored(table: &'static str, text: String) -> std::result::Result<Self, String> {
+        match Self::parse_key(table, &text) {
+            Ok(key) => Ok(key),
+            Err(_) => Err(text),
+        }
+    }
 
     /// The declared key texts in declaration order (`keys = [...]`), or
     /// `None` for free string keys. The derive sets it; code generators
@@ -63,6 +78,13 @@ impl KvKey for String {
 
     fn check(&self, table: &'static str) -> Result<()> {
         check_key_text(table, self)
+    }
+
+    fn parse_stored(table: &'static str, text: String) -> std::result::Result<Self, String> {
+        match check_key_text(table, &text) {
+            Ok(()) => Ok(text),
+            Err(_) => Err(text),
+        }
     }
 }
 
@@ -243,5 +265,28 @@ where
 {
     fn resolve(self) -> impl Future<Output = bool> + Send {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KvKey;
+
+    #[test]
+    fn string_keys_from_storage_keep_their_text_or_give_it_back() {
+        let text = "motd".to_owned();
+        let at = text.as_ptr();
+        let key = String::parse_stored("t", text).expect("a valid key");
+        assert_eq!(key, "motd");
+        // The same allocation: no copy.
+        assert_eq!(key.as_ptr(), at);
+        for bad in ["", "a\u{7}b", "c\u{85}d"] {
+            assert_eq!(
+                String::parse_stored("t", bad.to_owned()),
+                Err(bad.to_owned())
+            );
+        }
+        let long = "x".repeat(crate::key_rules::MAX_KEY_BYTES + 1);
+        assert_eq!(String::parse_stored("t", long.clone()), Err(long));
     }
 }

@@ -11,6 +11,7 @@
 //! ```text
 //! kv-test-worker increment    URL TASKS INCREMENTS START_AT_MS
 //! kv-test-worker durability   URL ROUND
+//! kv-test-worker durability-concurrent URL ROUND TASKS
 //! kv-test-worker rate-limit   URL NOW_MS TRIES
 //! kv-test-worker watch-writer URL
 //! kv-test-worker deploy-v1    URL ROUNDS
@@ -34,6 +35,7 @@ use tables::*;
 const USAGE: &str = "usage:
   kv-test-worker increment    URL TASKS INCREMENTS START_AT_MS
   kv-test-worker durability   URL ROUND
+  kv-test-worker durability-concurrent URL ROUND TASKS
   kv-test-worker rate-limit   URL NOW_MS TRIES
   kv-test-worker watch-writer URL
   kv-test-worker deploy-v1    URL ROUNDS
@@ -49,6 +51,9 @@ fn main() -> ExitCode {
             increment(url, number(tasks), number(increments), number(start_at))
         }
         ["durability", url, round] => durability(url, number(round)),
+        ["durability-concurrent", url, round, tasks] => {
+            durability_concurrent(url, number(round), number(tasks))
+        }
         ["rate-limit", url, now, tries] => rate_limit(url, number(now), number(tries)),
         ["watch-writer", url] => watch_writer(url),
         ["deploy-v1", url, rounds] => deploy_v1(url, number(rounds)),
@@ -166,6 +171,44 @@ fn durability(url: &str, round: u64) {
                 .expect("set succeeds");
             report(format_args!("latest {i}"));
             i += 1;
+        }
+    });
+}
+
+/// Like [`durability`] with `tasks` tasks writing at once (their writes
+/// share transactions and commits): task `t` writes rows
+/// `r<round>-t<t>-<i>`, reporting `wrote KEY` once each `set` returned
+/// Ok, then overwrites the row `latest-t<t>` and reports `latest t<t> I`;
+/// until killed (or, as a safety net, for 60 s). Reports `ready` once the
+/// store is open.
+fn durability_concurrent(url: &str, round: u64, tasks: u64) {
+    runtime().block_on(async {
+        let store = Store::open(url).await.expect("the worker opens the store");
+        report(format_args!("ready"));
+        let started = Instant::now();
+        let writers: Vec<_> = (0..tasks)
+            .map(|task| {
+                let t = store.table::<Entry>();
+                tokio::spawn(async move {
+                    let ctx = Ctx::internal();
+                    let mut i = 0;
+                    while started.elapsed() < Duration::from_secs(60) {
+                        let key = format!("r{round}-t{task}-{i}");
+                        t.set(&ctx, &key, entry(round, i))
+                            .await
+                            .expect("set succeeds");
+                        report(format_args!("wrote {key}"));
+                        t.set(&ctx, format!("latest-t{task}"), entry(round, i))
+                            .await
+                            .expect("set succeeds");
+                        report(format_args!("latest t{task} {i}"));
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.expect("a writer task does not panic");
         }
     });
 }

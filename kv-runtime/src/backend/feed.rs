@@ -10,6 +10,8 @@
 //! dropped receives [`FeedEvent::Resync`] in their place, so "re-read what
 //! you hold" is part of the type, not a convention.
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 
 use super::RawRow;
@@ -44,7 +46,10 @@ pub enum FeedEvent {
 /// publish to the same subscribers.
 #[derive(Clone, Debug)]
 pub struct ChangeFeed {
-    sender: broadcast::Sender<FeedEvent>,
+    /// Events are shared, not copied, between subscribers: a follower
+    /// looks at a change by reference and copies only what it delivers
+    /// (ten thousand watchers of one key cost one event, not ten thousand).
+    sender: broadcast::Sender<Arc<FeedEvent>>,
 }
 
 impl Default for ChangeFeed {
@@ -75,7 +80,7 @@ impl ChangeFeed {
     /// Publishes an event as it is (a change built elsewhere, or a resync).
     pub fn send(&self, event: FeedEvent) {
         // No subscribers is not an error: nobody is watching.
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(Arc::new(event));
     }
 
     /// Tells every subscriber that changes may have been missed.
@@ -100,7 +105,14 @@ impl ChangeFeed {
 /// One subscription to a [`ChangeFeed`].
 #[derive(Debug)]
 pub struct FeedReceiver {
-    receiver: broadcast::Receiver<FeedEvent>,
+    receiver: broadcast::Receiver<Arc<FeedEvent>>,
+}
+
+/// What [`FeedReceiver::try_recv_shared`] found.
+pub(crate) enum TryShared {
+    Event(Arc<FeedEvent>),
+    Empty,
+    Closed,
 }
 
 /// What [`FeedReceiver::try_recv`] found.
@@ -119,11 +131,16 @@ impl FeedReceiver {
     /// backend was dropped). After falling behind, the next event is
     /// [`FeedEvent::Resync`].
     pub async fn recv(&mut self) -> Option<FeedEvent> {
+        self.recv_shared().await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`FeedReceiver::recv`], the event shared with the other subscribers.
+    pub(crate) async fn recv_shared(&mut self) -> Option<Arc<FeedEvent>> {
         match self.receiver.recv().await {
             Ok(event) => Some(event),
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 crate::telemetry::feed_resync();
-                Some(FeedEvent::Resync)
+                Some(Arc::new(FeedEvent::Resync))
             }
             Err(broadcast::error::RecvError::Closed) => None,
         }
@@ -131,11 +148,23 @@ impl FeedReceiver {
 
     /// The next event if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> TryRecv {
+        match self.try_recv_shared() {
+            TryShared::Event(event) => TryRecv::Event(Arc::unwrap_or_clone(event)),
+            TryShared::Empty => TryRecv::Empty,
+            TryShared::Closed => TryRecv::Closed,
+        }
+    }
+
+    /// [`FeedReceiver::try_recv`], the event shared with the other
+    /// subscribers.
+    pub(crate) fn try_recv_shared(&mut self) -> TryShared {
         match self.receiver.try_recv() {
-            Ok(event) => TryRecv::Event(event),
-            Err(broadcast::error::TryRecvError::Lagged(_)) => TryRecv::Event(FeedEvent::Resync),
-            Err(broadcast::error::TryRecvError::Empty) => TryRecv::Empty,
-            Err(broadcast::error::TryRecvError::Closed) => TryRecv::Closed,
+            Ok(event) => TryShared::Event(event),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                TryShared::Event(Arc::new(FeedEvent::Resync))
+            }
+            Err(broadcast::error::TryRecvError::Empty) => TryShared::Empty,
+            Err(broadcast::error::TryRecvError::Closed) => TryShared::Closed,
         }
     }
 
@@ -145,10 +174,10 @@ impl FeedReceiver {
         // Bounded, in case writers keep the channel busy: whatever arrives
         // after the re-read starts is ordered against it anyway.
         for _ in 0..2 * FEED_CAPACITY {
-            match self.try_recv() {
-                TryRecv::Event(_) => {}
-                TryRecv::Empty => return true,
-                TryRecv::Closed => return false,
+            match self.try_recv_shared() {
+                TryShared::Event(_) => {}
+                TryShared::Empty => return true,
+                TryShared::Closed => return false,
             }
         }
         true

@@ -100,7 +100,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 pub use crate::schema::HistoryPolicy;
 
-mod feed;
+pub(crate) mod feed;
 mod health;
 mod history;
 pub mod memory;

@@ -123,10 +123,9 @@ pub(crate) fn key_of<S: KvSchema>(raw: &RawRow) -> Result<S::Key> {
 /// ([`KvVersion`](crate::KvVersion)). A value that does not decode, or was
 /// written by a newer version, is [`Error::Unreadable`].
 pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
-    let value = decode_value::<S>(&raw.value, &raw.key)?;
     Ok(Row {
+        value: decode_value::<S>(&raw.value, &raw.key)?,
         key,
-        value,
         created_at: raw.created_at,
         updated_at: raw.updated_at,
         deleted_at: raw.deleted_at,
@@ -134,12 +133,55 @@ pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
     })
 }
 
-/// The value of a payload stored under `key`, as [`decode`] reads it.
-pub(crate) fn decode_value<S: KvSchema>(payload: &Payload, key: &str) -> Result<S> {
-    match payload.typed::<S>() {
-        Some(value) if payload.schema() == S::VERSION => Ok(value.clone()),
-        _ => S::decode_version(payload.schema(), payload.json())
-            .map_err(|e| Error::unreadable(S::TABLE, key, payload.schema(), e)),
+/// A stored row taken by value ([`decode_owned`]).
+pub(crate) enum Decoded<S: KvSchema> {
+    /// A readable row.
+    Row(Row<S>),
+    /// A key the schema does not declare (an orphan of an older schema):
+    /// the key text.
+    Orphan(String),
+    /// A declared key whose value does not read: the key text and the
+    /// [`Error::Unreadable`].
+    Unreadable(String, Error),
+}
+
+/// [`decode`] taking the stored row by value: its key text becomes the
+/// typed key without a copy where the key type holds text
+/// ([`KvKey::parse_stored`]), and its fields move.
+pub(crate) fn decode_owned<S: KvSchema>(raw: RawRow) -> Decoded<S> {
+    let RawRow {
+        key,
+        value,
+        created_at,
+        updated_at,
+        deleted_at,
+        updated_by,
+    } = raw;
+    let key = match S::Key::parse_stored(S::TABLE, key) {
+        Ok(key) => key,
+        Err(text) => return Decoded::Orphan(text),
+    };
+    match decode_value::<S>(&value, key.as_str()) {
+        Ok(value) => Decoded::Row(Row {
+            key,
+            value,
+            created_at,
+            updated_at,
+            deleted_at,
+            updated_by,
+        }),
+        Err(e) => Decoded::Unreadable(key.as_str().to_owned(), e),
+    }
+}
+
+/// The typed value of a payload whose row's key is `key`: the value this
+/// process encoded when the payload still holds it (and is of the current
+/// version), else decoded from the JSON as the version that wrote it.
+pub(crate) fn decode_value<S: KvSchema>(value: &Payload, key: &str) -> Result<S> {
+    match value.typed::<S>() {
+        Some(typed) if value.schema() == S::VERSION => Ok(typed.clone()),
+        _ => S::decode_version(value.schema(), value.json())
+            .map_err(|e| Error::unreadable(S::TABLE, key, value.schema(), e)),
     }
 }
 

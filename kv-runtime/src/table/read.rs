@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{codec, Table};
+use super::codec::{self, Decoded};
+use super::Table;
 use crate::backend::ReadNow;
 use crate::context::Ctx;
 use crate::cursor;
@@ -109,7 +110,7 @@ impl<S: KvSchema> Table<S> {
         // Rows whose key is no longer declared in `keys = [...]` are orphans
         // of an older schema: not readable, so skipped, and more rows are
         // fetched so that the page is still full unless it is the last.
-        let mut page = Vec::with_capacity(limit.min(64));
+        let mut page: Vec<Row<S>> = Vec::new();
         let mut unreadable = Vec::new();
         let is_done = loop {
             let batch = self
@@ -119,25 +120,42 @@ impl<S: KvSchema> Table<S> {
                 .await?;
             let exhausted = batch.len() <= limit;
             let mut full_with_more = false;
+            page.reserve(batch.len().min(limit - page.len()));
+            // The key text of the last row looked at when it is not in the
+            // page (an orphan or unreadable); `None` when it is the page's
+            // last row.
+            let mut last: Option<Option<String>> = None;
             for row in batch {
                 if page.len() == limit {
                     full_with_more = true;
                     break;
                 }
-                if let Ok(key) = codec::key_of::<S>(&row) {
-                    match codec::decode(&row, key) {
-                        Ok(decoded) => page.push(decoded),
-                        Err(Error::Unreadable {
+                match codec::decode_owned::<S>(row) {
+                    Decoded::Row(row) => {
+                        page.push(row);
+                        last = Some(None);
+                    }
+                    Decoded::Orphan(key) => last = Some(Some(key)),
+                    Decoded::Unreadable(
+                        key,
+                        Error::Unreadable {
                             version, reason, ..
-                        }) => unreadable.push(UnreadableRow {
-                            key: row.key.clone(),
+                        },
+                    ) => {
+                        unreadable.push(UnreadableRow {
+                            key: key.clone(),
                             version,
                             reason,
-                        }),
-                        Err(other) => return Err(other),
+                        });
+                        last = Some(Some(key));
                     }
+                    Decoded::Unreadable(_, other) => return Err(other),
                 }
-                after = Some(row.key);
+            }
+            match last {
+                Some(Some(skipped)) => after = Some(skipped),
+                Some(None) => after = page.last().map(|r| r.key.as_str().to_owned()),
+                None => {}
             }
             if full_with_more {
                 break false;
@@ -174,10 +192,17 @@ impl<T> Future for ReadFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         match self.get_mut() {
-            ReadFuture::Ready(value) => match value.take() {
-                Some(v) => Poll::Ready(v),
-                None => panic!("a kv read future was polled after it completed"),
-            },
+            ReadFuture::Ready(value) => {
+                // An answer that was ready at once still counts against the
+                // task's Tokio budget, so that a loop of such reads yields
+                // to other tasks now and then (as one that waited would).
+                let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+                coop.made_progress();
+                match value.take() {
+                    Some(v) => Poll::Ready(v),
+                    None => panic!("a kv read future was polled after it completed"),
+                }
+            }
             ReadFuture::Waiting(fut) => fut.as_mut().poll(cx),
         }
     }

@@ -30,15 +30,21 @@
 //!
 //! # Durability
 //!
-//! Each mutation (`set`, `rm`, `restore`, `purge`, a rate-limit hit) is
-//! one `BEGIN IMMEDIATE` transaction doing the conflict check, the version
-//! bump and the write; it is acknowledged only after `COMMIT` returned. By
+//! Each mutation (`set`, `rm`, `restore`, `purge`, a rate-limit hit) runs
+//! inside a `BEGIN IMMEDIATE` transaction doing the conflict check, the
+//! version bump and the write; it is acknowledged only after the `COMMIT`
+//! that holds it returned. Writes that wait for the writer connection at
+//! the same time share one transaction and one commit (group commit): each
+//! runs in a savepoint of its own, so that one that fails is undone alone;
+//! each one's check sees the writes before it in the group; and if the
+//! commit fails, every write of the group fails with nothing changed. By
 //! default ([`Durability::PowerLoss`]) the connection runs with
 //! `synchronous = FULL`: the commit is flushed to the disk before it is
 //! acknowledged, so acknowledged writes survive `kill -9` of the process and
 //! also an operating-system crash or a power loss. kv's state is written
 //! rarely (by admins, by cron jobs) and is visible to every user when wrong,
-//! so the cost of one flush per write is the right default.
+//! so the cost of one flush per commit is the right default; concurrent
+//! writers share that flush.
 //! [`Durability::ProcessCrash`] (`synchronous = NORMAL`) is the cheaper
 //! choice where losing the last writes on a power loss is acceptable: in WAL
 //! mode a committed transaction is already in the log file (in the operating
@@ -47,11 +53,16 @@
 //!
 //! # Threads and processes
 //!
-//! SQLite calls block, so none runs on the async runtime's threads: each
-//! runs on [`tokio::task::spawn_blocking`]. Writes go through one writer
-//! connection behind an async mutex (waiting writers do not hold a thread);
+//! SQLite calls block, so the async runtime's threads run only the ones
+//! that cannot wait: a `get` is answered on the calling thread when a
+//! reader connection is idle at that moment and the stored value is at
+//! most 16 KiB (a lookup by primary key in pages the operating system has
+//! cached: microseconds, and with a busy timeout of zero it never waits
+//! for a lock). Everything else runs on [`tokio::task::spawn_blocking`]:
 //! reads use a small pool of reader connections (4 by default), which in
-//! WAL mode run concurrently with each other and with the writer. Several
+//! WAL mode run concurrently with each other and with the writer; writes go
+//! through one writer connection, queued (waiting writers hold no thread)
+//! and committed in groups by one blocking thread at a time. Several
 //! processes may share the file: `BEGIN IMMEDIATE` takes the database's
 //! write lock before the row is read, so a conflict-checked write is atomic
 //! across processes too. A call that finds the lock held by another
@@ -67,15 +78,15 @@
 //! # Change feed
 //!
 //! [`Backend::feed`] reports the writes made through this
-//! `SqliteBackend` (every store sharing it), each published after its
-//! commit while the writer lock is still held, so per key the changes arrive
-//! in commit order. Writes made by other processes sharing the file are not
+//! `SqliteBackend` (every store sharing it), each published after the
+//! commit that holds it and before the next group starts, in commit order. Writes made by other processes sharing the file are not
 //! reported: use the PostgreSQL backend when several servers must see each
 //! other's changes.
 
 mod open;
 mod ops;
 mod snapshot;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -90,6 +101,7 @@ use tokio::sync::Semaphore;
 pub use open::{Durability, SqliteOptions, SCHEMA_VERSION};
 /// rusqlite's open flags, for [`SqliteOptions::open_flags`].
 pub use rusqlite::OpenFlags;
+use writer::{Pending, Writer};
 
 use super::rate::SWEEP_EVERY;
 use super::{
@@ -111,8 +123,9 @@ pub struct SqliteBackend {
 struct Shared {
     path: PathBuf,
     options: SqliteOptions,
-    /// The one connection that writes.
-    writer: Arc<tokio::sync::Mutex<Connection>>,
+    /// The one connection that writes, and the writes queued for it
+    /// (group commit, `writer.rs`).
+    writer: Writer,
     /// Idle reader connections; `reader_slots` has one permit per reader.
     readers: Mutex<Vec<Connection>>,
     reader_slots: Arc<Semaphore>,
@@ -191,7 +204,7 @@ impl SqliteBackend {
             shared: Arc::new(Shared {
                 reader_slots: Arc::new(Semaphore::new(readers.len())),
                 readers: Mutex::new(readers),
-                writer: Arc::new(tokio::sync::Mutex::new(writer)),
+                writer: Writer::new(writer),
                 feed: ChangeFeed::new(),
                 rate_hits: AtomicU64::new(0),
                 path,
@@ -230,33 +243,64 @@ impl SqliteBackend {
     }
 
     /// Runs a mutation on the writer connection, off the runtime's threads,
-    /// and publishes the change it made after the commit, with the writer
-    /// lock still held.
-    async fn write<T, F, P>(&self, op: &'static str, mut f: F, publish: P) -> Result<T>
+    /// in a group commit with the other writes waiting (`writer.rs`), and
+    /// publishes the change it made after the commit, in commit order.
+    /// Once queued, the write completes even if the caller stops waiting,
+    /// unless it was still queued at its deadline.
+    async fn write<T, F, P>(&self, op: &'static str, f: F, publish: P) -> Result<T>
     where
         T: Send + 'static,
-        F: FnMut(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
         P: FnOnce(&T, &ChangeFeed) + Send + 'static,
     {
         let deadline = Instant::now() + self.shared.options.timeout;
-        let writer = Arc::clone(&self.shared.writer);
-        let mut writer = within(deadline, writer.lock_owned())
-            .await
-            .ok_or_else(|| self.shared.late(op, "this process's earlier writes"))?;
-        let shared = Arc::clone(&self.shared);
-        // The closure owns the lock: if the caller stops waiting, the write
-        // still completes (or fails at the deadline) and is published
-        // before the lock is released.
-        run_blocking(move || {
-            let out =
-                ops::retry_busy(deadline, || f(&mut writer)).map_err(|e| shared.error(op, e))?;
-            publish(&out, &shared.feed);
-            drop(writer);
-            Ok(out)
-        })
-        .await
+        let (job, mut ticket) = Pending::new(op, deadline, f, publish);
+        Writer::submit(&self.shared, Box::new(job));
+        let answer = match within(deadline, &mut ticket.answer).await {
+            Some(answer) => answer,
+            None if ticket.cancel() => {
+                return Err(self.shared.late(op, "this process's earlier writes"))
+            }
+            // It started before the deadline: it ends soon, or fails at
+            // the deadline if another process holds the lock.
+            None => (&mut ticket.answer).await,
+        };
+        answer.map_err(|e| Error::backend("the SQLite writer failed before answering", e))?
+    }
+
+    /// Answers a `get` on the calling thread when that is quick and cannot
+    /// wait: a reader connection is idle right now and the stored value is
+    /// small. Anything else (all readers busy, a large value, another
+    /// connection's lock, any error) is left to [`SqliteBackend::get`].
+    fn get_inline(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> ReadNow {
+        let shared = &self.shared;
+        let Ok(_permit) = shared.reader_slots.try_acquire() else {
+            return ReadNow::NeedsIo;
+        };
+        let Some(conn) = shared
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        else {
+            return ReadNow::NeedsIo;
+        };
+        let found = ops::get_inline(&conn, table, key, INLINE_MAX_VALUE_BYTES);
+        shared.give_back_reader(conn);
+        match found {
+            Ok(ops::Inline::Row(row)) => {
+                read(row.as_ref());
+                ReadNow::Answered
+            }
+            Ok(ops::Inline::TooLarge) | Err(_) => ReadNow::NeedsIo,
+        }
     }
 }
+
+/// The largest value [`SqliteBackend::get_inline`] reads on the calling
+/// thread: a few pages, read in microseconds from the page cache. Larger
+/// ones are read on the blocking pool.
+const INLINE_MAX_VALUE_BYTES: i64 = 16 * 1024;
 
 impl Shared {
     fn take_reader(&self) -> Result<Connection> {
@@ -312,8 +356,8 @@ impl Backend for SqliteBackend {
         "sqlite"
     }
 
-    fn get_now(&self, _table: &str, _key: &str, _read: &mut dyn FnMut(Option<&RawRow>)) -> ReadNow {
-        ReadNow::NeedsIo
+    fn get_now(&self, table: &str, key: &str, read: &mut dyn FnMut(Option<&RawRow>)) -> ReadNow {
+        self.get_inline(table, key, read)
     }
 
     async fn get(&self, table: &str, key: &str) -> Result<Option<RawRow>> {

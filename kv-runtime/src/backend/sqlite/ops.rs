@@ -1,14 +1,16 @@
 //! The SQL of each backend operation, run synchronously on one connection.
 //!
-//! Every mutation is one `BEGIN IMMEDIATE` transaction: the write lock is
-//! taken before the row is read, so the conflict check, the version bump and
-//! the write see no other writer in between, in this process or another.
+//! Every mutation runs inside a `BEGIN IMMEDIATE` transaction opened by the
+//! writer (`writer.rs`, which may put several mutations in one transaction,
+//! each in a savepoint): the write lock is taken before the row is read, so
+//! the conflict check, the version bump and the write see no other writer
+//! in between, in this process or another.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::{
     first_version, import_floor, import_verdict, next_version, removal_version, HistoryOp,
@@ -18,6 +20,12 @@ use crate::backend::{
 
 const GET: &str =
     "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
+     FROM kv_rows WHERE tbl = ?1 AND key = ?2";
+/// [`GET`] for a read on the calling thread: the value only when it is at
+/// most `?3` bytes (`octet_length` reads the stored length, not the text).
+const GET_INLINE: &str = "SELECT key,
+         CASE WHEN octet_length(value) <= ?3 THEN value END,
+         created_at, updated_at, deleted_at, updated_by, schema_version
      FROM kv_rows WHERE tbl = ?1 AND key = ?2";
 const LIST_FIRST: &str =
     "SELECT key, value, created_at, updated_at, deleted_at, updated_by, schema_version
@@ -96,8 +104,19 @@ pub(super) fn sqlite_code(e: &rusqlite::Error) -> Option<rusqlite::ErrorCode> {
     }
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
+pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     sqlite_code(e) == Some(rusqlite::ErrorCode::DatabaseBusy)
+}
+
+/// The error of a call that found the database locked until its deadline.
+pub(super) fn busy_error() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None)
+}
+
+/// A short random pause before trying a busy lock again (so that processes
+/// polling for the lock do not fall into step).
+pub(super) fn busy_pause() -> Duration {
+    Duration::from_micros(200 + jitter() % 1_800)
 }
 
 /// Runs `f` again while another connection holds the lock it needs, until
@@ -114,8 +133,7 @@ pub(super) fn retry_busy<T>(
                 if left.is_zero() {
                     return Err(e);
                 }
-                let pause = Duration::from_micros(200 + jitter() % 1_800);
-                std::thread::sleep(pause.min(left));
+                std::thread::sleep(busy_pause().min(left));
             }
             other => return other,
         }
@@ -278,13 +296,46 @@ pub(super) fn history(
 }
 
 /// Starts a write transaction, taking the database's write lock now.
-fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(super) fn begin(conn: &mut Connection) -> rusqlite::Result<()> {
     if !conn.is_autocommit() {
         // A transaction left open by an earlier failure (its rollback
         // failed too): end it, so that this connection stays usable.
         conn.execute_batch("ROLLBACK")?;
     }
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    Ok(())
+}
+
+/// Commits the write transaction.
+pub(super) fn commit(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(())
+}
+
+/// Rolls the write transaction back, if one is open.
+pub(super) fn rollback(conn: &Connection) -> rusqlite::Result<()> {
+    if !conn.is_autocommit() {
+        conn.prepare_cached("ROLLBACK")?.execute([])?;
+    }
+    Ok(())
+}
+
+/// Marks where one write of a group starts.
+pub(super) fn savepoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("SAVEPOINT kv_write")?.execute([])?;
+    Ok(())
+}
+
+/// Keeps one write of a group.
+pub(super) fn release(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("RELEASE kv_write")?.execute([])?;
+    Ok(())
+}
+
+/// Undoes one write of a group, keeping the others.
+pub(super) fn rollback_to(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("ROLLBACK TO kv_write")?.execute([])?;
+    release(conn)
 }
 
 /// A trivial read that touches the schema: the health check.
@@ -296,6 +347,35 @@ pub(super) fn ping(conn: &Connection) -> rusqlite::Result<()> {
 /// The row with `key`, live or soft-deleted.
 pub(super) fn get(conn: &Connection, table: &str, key: &str) -> rusqlite::Result<Option<RawRow>> {
     get_in(conn, table, key)
+}
+
+/// What [`get_inline`] found.
+pub(super) enum Inline {
+    /// The row (live or soft-deleted), or `None`.
+    Row(Option<RawRow>),
+    /// The row's value is larger than asked for: read it with [`get`].
+    TooLarge,
+}
+
+/// The row with `key`, unless its value is over `max_value` bytes.
+pub(super) fn get_inline(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    max_value: i64,
+) -> rusqlite::Result<Inline> {
+    let found = conn
+        .prepare_cached(GET_INLINE)?
+        .query_row(params![table, key, max_value], |r| match r.get_ref(1)? {
+            ValueRef::Null => Ok(None),
+            _ => read_row(r).map(Some),
+        })
+        .optional()?;
+    Ok(match found {
+        None => Inline::Row(None),
+        Some(None) => Inline::TooLarge,
+        Some(Some(row)) => Inline::Row(Some(row)),
+    })
 }
 
 /// Up to `limit` live rows after `after`, in key order (SQLite's BINARY
@@ -342,19 +422,18 @@ fn page(
 
 /// The upsert of [`Backend::set`](crate::backend::Backend::set).
 pub(super) fn set(
-    conn: &mut Connection,
+    tx: &Connection,
     table: &str,
     write: &Write<'_>,
     value: &Payload,
 ) -> rusqlite::Result<Outcome<Stored>> {
-    let tx = begin(conn)?;
-    let existing = get_in(&tx, table, write.key)?;
+    let existing = get_in(tx, table, write.key)?;
     let live = existing
         .as_ref()
         .filter(|r| r.is_live())
         .map(|r| r.updated_at);
     if !write.expect.admits(live) {
-        // Dropping `tx` rolls back: nothing was written.
+        // Nothing was written.
         return Ok(Outcome::Conflict {
             current_updated_at: live,
         });
@@ -372,7 +451,7 @@ pub(super) fn set(
         created_at: existing.as_ref().map_or(write.now, |r| r.created_at),
         updated_at: match &existing {
             Some(r) => next_version(Some(r.updated_at), write.now),
-            None => first_version(floor_in(&tx, table)?, write.now),
+            None => first_version(floor_in(tx, table)?, write.now),
         },
         deleted_at: None,
         updated_by: write.updated_by.map(Into::into),
@@ -393,9 +472,8 @@ pub(super) fn set(
             now: write.now,
             updated_by: write.updated_by,
         };
-        record(&tx, table, write.key, row.updated_at, change, policy)?;
+        record(tx, table, write.key, row.updated_at, change, policy)?;
     }
-    tx.commit()?;
     Ok(Outcome::Done(Stored {
         row,
         previous: existing,
@@ -404,16 +482,15 @@ pub(super) fn set(
 
 /// The delete of [`Backend::rm`](crate::backend::Backend::rm).
 pub(super) fn rm(
-    conn: &mut Connection,
+    tx: &Connection,
     table: &str,
     write: &Write<'_>,
     mode: RmMode,
 ) -> rusqlite::Result<Outcome<Removed>> {
-    let tx = begin(conn)?;
-    let live = get_in(&tx, table, write.key)?.filter(|r| r.is_live());
+    let live = get_in(tx, table, write.key)?.filter(|r| r.is_live());
     let live_version = live.as_ref().map(|r| r.updated_at);
     if !write.expect.admits(live_version) {
-        // Dropping `tx` rolls back: nothing was written.
+        // Nothing was written.
         return Ok(Outcome::Conflict {
             current_updated_at: live_version,
         });
@@ -442,7 +519,7 @@ pub(super) fn rm(
                 Some(_) => version,
                 None => before.updated_at,
             };
-            raise_floor(&tx, table, floor)?;
+            raise_floor(tx, table, floor)?;
             version
         }
     };
@@ -453,20 +530,18 @@ pub(super) fn rm(
             now: write.now,
             updated_by: write.updated_by,
         };
-        record(&tx, table, write.key, version, change, policy)?;
+        record(tx, table, write.key, version, change, policy)?;
     }
-    tx.commit()?;
     Ok(Outcome::Done(Removed::Row(before)))
 }
 
 /// The revival of [`Backend::restore`](crate::backend::Backend::restore).
 pub(super) fn restore(
-    conn: &mut Connection,
+    tx: &Connection,
     table: &str,
     write: &Write<'_>,
 ) -> rusqlite::Result<Outcome<Restored>> {
-    let tx = begin(conn)?;
-    let Some(mut row) = get_in(&tx, table, write.key)? else {
+    let Some(mut row) = get_in(tx, table, write.key)? else {
         return Ok(if write.expect.admits(None) {
             Outcome::Done(Restored::NotFound)
         } else {
@@ -500,9 +575,8 @@ pub(super) fn restore(
             now: write.now,
             updated_by: write.updated_by,
         };
-        record(&tx, table, write.key, row.updated_at, change, policy)?;
+        record(tx, table, write.key, row.updated_at, change, policy)?;
     }
-    tx.commit()?;
     Ok(Outcome::Done(Restored::Revived(row)))
 }
 
@@ -524,20 +598,20 @@ pub(super) fn tables(conn: &Connection) -> rusqlite::Result<Vec<TableInfo>> {
 }
 
 /// The exact restore of [`Backend::import`](crate::backend::Backend::import),
-/// in one `BEGIN IMMEDIATE` transaction.
+/// inside the writer's transaction (its own savepoint in a group): all of
+/// it is committed, or none.
 pub(super) fn import(
-    conn: &mut Connection,
+    tx: &Connection,
     table: &str,
     rows: &[RawRow],
     options: ImportOptions,
 ) -> rusqlite::Result<Imported> {
-    let tx = begin(conn)?;
     let mut outcomes = Vec::with_capacity(rows.len());
     let mut replaced_newer = Vec::new();
     {
         let mut write = tx.prepare_cached(IMPORT_ROW)?;
         for row in rows {
-            let stored = get_in(&tx, table, &row.key)?;
+            let stored = get_in(tx, table, &row.key)?;
             let same = stored
                 .as_ref()
                 .is_some_and(|s| s.value.json() == row.value.json());
@@ -561,9 +635,8 @@ pub(super) fn import(
         }
     }
     if let Some(floor) = import_floor(options, replaced_newer) {
-        raise_floor(&tx, table, floor)?;
+        raise_floor(tx, table, floor)?;
     }
-    tx.commit()?;
     Ok(Imported { rows: outcomes })
 }
 
@@ -590,11 +663,10 @@ pub(super) fn diagnose(conn: &Connection) -> rusqlite::Result<(i64, Vec<String>,
 
 /// The clean-up of [`Backend::purge`](crate::backend::Backend::purge).
 pub(super) fn purge(
-    conn: &mut Connection,
+    tx: &Connection,
     table: &str,
     purge: &Purge<'_>,
 ) -> rusqlite::Result<Vec<RawRow>> {
-    let tx = begin(conn)?;
     let doomed: Vec<RawRow> = tx
         .prepare_cached(PURGEABLE)?
         .query_map(params![table, purge.deleted_before], read_row)?
@@ -610,20 +682,20 @@ pub(super) fn purge(
     match purge.history {
         None => {
             if let Some(top) = doomed.iter().map(|r| r.updated_at).max() {
-                raise_floor(&tx, table, top)?;
+                raise_floor(tx, table, top)?;
             }
         }
         Some(policy) => {
             for row in &doomed {
                 let version = removal_version(row.updated_at, purge.now);
-                raise_floor(&tx, table, version)?;
+                raise_floor(tx, table, version)?;
                 let change = Change {
                     op: HistoryOp::Purge,
                     value: &row.value,
                     now: purge.now,
                     updated_by: purge.updated_by,
                 };
-                record(&tx, table, &row.key, version, change, policy)?;
+                record(tx, table, &row.key, version, change, policy)?;
             }
             // Keys no longer written are trimmed here.
             if let Some(cutoff) = cutoff {
@@ -632,13 +704,12 @@ pub(super) fn purge(
             }
         }
     }
-    tx.commit()?;
     Ok(doomed)
 }
 
 /// Drops the expired entries of `scope`, returning how many.
 pub(super) fn rate_sweep(
-    conn: &mut Connection,
+    conn: &Connection,
     scope: &str,
     window: Window,
     now: i64,
@@ -655,7 +726,7 @@ pub(super) fn rate_sweep(
 /// With `expire_scope`, also drops every expired entry of the scope (other
 /// callers' old entries), which keeps the log from growing.
 pub(super) fn rate_hit(
-    conn: &mut Connection,
+    tx: &Connection,
     scope: &str,
     bucket: &str,
     window: Window,
@@ -663,14 +734,13 @@ pub(super) fn rate_hit(
     expire_scope: bool,
 ) -> rusqlite::Result<RateDecision> {
     let start = now.saturating_sub(window.window_ms);
-    let tx = begin(conn)?;
     let (count, oldest): (i64, Option<i64>) = tx
         .prepare_cached(RATE_COUNT)?
         .query_row(params![scope, bucket, start], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
     if count >= i64::from(window.max) {
-        // Nothing is counted: dropping `tx` rolls back.
+        // Nothing is counted.
         return Ok(RateDecision::Limited {
             retry_after_ms: window.retry_after_ms(oldest.unwrap_or(now), now),
         });
@@ -684,6 +754,5 @@ pub(super) fn rate_hit(
     }
     tx.prepare_cached(RATE_INSERT)?
         .execute(params![scope, bucket, now])?;
-    tx.commit()?;
     Ok(RateDecision::Admitted)
 }
