@@ -124,6 +124,11 @@ pub trait RateCounter: Send + Sync {
     /// window ending at `now`, and then counted at `now`; refused otherwise,
     /// counting nothing. The check and the count are one atomic step for
     /// every process using the same storage.
+    ///
+    /// Uses later than `now` (counted before the clock stepped back) are
+    /// in the window too. A use at or before the window's start has left
+    /// it and may be forgotten (by this call or a sweep); once forgotten it
+    /// does not count again if the clock steps back.
     async fn consume(
         &self,
         scope: &str,
