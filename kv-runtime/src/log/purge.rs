@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Log, LogSchema};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::table::{check_retention, PurgeTask};
 use crate::telemetry;
 
@@ -38,36 +38,10 @@ impl<L: LogSchema> Log<L> {
     /// next tick. [`Error::Config`] for a retention `purge` refuses, an
     /// interval of zero, or a call outside a Tokio runtime.
     pub fn spawn_purge(&self, retention: Duration, every: Duration) -> Result<PurgeTask> {
-        check_retention(retention)?;
-        if every.is_zero() {
-            return Err(Error::Config(
-                "a purge interval of zero would spin; use at least one millisecond".into(),
-            ));
-        }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::Config("spawn_purge needs a Tokio runtime to run its task".into())
-        })?;
         let log = self.clone();
-        let handle = runtime.spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                match log.purge(retention).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(
-                        target: "kv_runtime::purge",
-                        table = L::TABLE,
-                        "purged {n} soft-deleted log entries"
-                    ),
-                    Err(e) => tracing::warn!(
-                        target: "kv_runtime::purge",
-                        table = L::TABLE,
-                        "log purge failed, retrying next tick: {e}"
-                    ),
-                }
-            }
-        });
-        Ok(PurgeTask::new(handle))
+        PurgeTask::spawn(L::TABLE, "log entries", retention, every, move || {
+            let log = log.clone();
+            async move { log.purge(retention).await }
+        })
     }
 }

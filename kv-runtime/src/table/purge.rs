@@ -61,37 +61,11 @@ impl<S: KvSchema> Table<S> {
     /// refuses, an interval of zero, or a call outside a Tokio runtime
     /// (which runs the task).
     pub fn spawn_purge(&self, retention: Duration, every: Duration) -> Result<PurgeTask> {
-        check_retention(retention)?;
-        if every.is_zero() {
-            return Err(Error::Config(
-                "a purge interval of zero would spin; use at least one millisecond".into(),
-            ));
-        }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::Config("spawn_purge needs a Tokio runtime to run its task".into())
-        })?;
         let table = self.clone();
-        let handle = runtime.spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                match table.purge(retention).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(
-                        target: "kv_runtime::purge",
-                        table = S::TABLE,
-                        "purged {n} soft-deleted rows"
-                    ),
-                    Err(e) => tracing::warn!(
-                        target: "kv_runtime::purge",
-                        table = S::TABLE,
-                        "purge failed, retrying next tick: {e}"
-                    ),
-                }
-            }
-        });
-        Ok(PurgeTask { handle })
+        PurgeTask::spawn(S::TABLE, "rows", retention, every, move || {
+            let table = table.clone();
+            async move { table.purge(retention).await }
+        })
     }
 }
 
@@ -103,8 +77,53 @@ pub struct PurgeTask {
 }
 
 impl PurgeTask {
-    pub(crate) fn new(handle: tokio::task::JoinHandle<()>) -> Self {
-        PurgeTask { handle }
+    /// Runs `purge` (of `table`'s soft-deleted `what`) every `every` in a
+    /// background task, logging failures and retrying on the next tick:
+    /// the task behind [`Table::spawn_purge`] and
+    /// [`Log::spawn_purge`](crate::Log::spawn_purge). [`Error::Config`] for
+    /// a retention the purge refuses, an interval of zero, or a call
+    /// outside a Tokio runtime.
+    pub(crate) fn spawn<F, Fut>(
+        table: &'static str,
+        what: &'static str,
+        retention: Duration,
+        every: Duration,
+        purge: F,
+    ) -> Result<PurgeTask>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<usize>> + Send,
+    {
+        check_retention(retention)?;
+        if every.is_zero() {
+            return Err(Error::Config(
+                "a purge interval of zero would spin; use at least one millisecond".into(),
+            ));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config("spawn_purge needs a Tokio runtime to run its task".into())
+        })?;
+        let handle = runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match purge().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(
+                        target: "kv_runtime::purge",
+                        table,
+                        "purged {n} soft-deleted {what}"
+                    ),
+                    Err(e) => tracing::warn!(
+                        target: "kv_runtime::purge",
+                        table,
+                        "purge of {what} failed, retrying next tick: {e}"
+                    ),
+                }
+            }
+        });
+        Ok(PurgeTask { handle })
     }
 }
 

@@ -502,6 +502,45 @@ pub async fn log_purge_removes_old_soft_deleted_entries(store: Store) {
     assert_eq!(next.seq, 4, "a purged entry's key and number are gone");
     let err = chat.purge(Duration::from_millis(10)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Config);
+    for (retention, every) in [
+        (Duration::from_millis(10), Duration::from_secs(1)),
+        (day, Duration::ZERO),
+    ] {
+        let err = chat.spawn_purge(retention, every).unwrap_err();
+        assert_eq!(
+            err.code(),
+            ErrorCode::Config,
+            "{retention:?} every {every:?}"
+        );
+    }
+    // The background task purges entry 2 once its deletion is old enough.
+    chat.rm(&member(), ROOM, 2).await.unwrap();
+    clock.advance(day * 2);
+    let task = chat.spawn_purge(day, Duration::from_millis(5)).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match chat.restore(&member(), ROOM, 2).await {
+            Err(e) if e.code() == ErrorCode::NotFound => break,
+            Err(e) => panic!("unexpected {e}"),
+            Ok(_) => {
+                // Not purged yet: delete it again, long ago, and wait.
+                chat.rm(&member(), ROOM, 2).await.unwrap();
+                clock.advance(day * 2);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the background purge never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(task);
+    let live = chat.get(&member(), ROOM, 4).await.unwrap();
+    assert_eq!(
+        live.map(|e| e.value.text),
+        Some("1 again".to_owned()),
+        "a live entry is untouched"
+    );
 }
 
 /// A tail delivers new entries in seq order, each once, and deletes and
