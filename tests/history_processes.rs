@@ -13,8 +13,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use kv_runtime::backend::{HistoryOp, HistoryRecord};
@@ -156,38 +154,7 @@ struct Acknowledged {
 /// delay, and returns what it acknowledged.
 fn kill_a_writer(url: &str, round: u64, rng: &mut Rng) -> Acknowledged {
     let round_text = round.to_string();
-    let mut child = process::spawn("history-kill", &[url, &round_text]);
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut stdout = BufReader::new(stdout);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match stdout.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                // A line cut short by the kill acknowledges nothing.
-                Ok(_) if buf.last() != Some(&b'\n') => break,
-                Ok(_) => {}
-            }
-            let line = String::from_utf8_lossy(&buf[..buf.len() - 1]).into_owned();
-            if line == "ready" {
-                let _ = ready_tx.send(());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the worker opens the store and starts writing");
-    let delay = rng.range(50, 400);
-    std::thread::sleep(Duration::from_millis(delay));
-    child.kill().expect("SIGKILL is delivered");
-    let status = child.wait().expect("the killed worker is reaped");
-    assert!(!status.success(), "the worker was killed, not finished");
-    let lines = reader.join().expect("the reader thread ends at EOF");
+    let (lines, delay) = process::run_until_killed("history-kill", &[url, &round_text], rng);
     let mut acknowledged = Acknowledged {
         keys: Vec::new(),
         latest: None,

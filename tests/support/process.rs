@@ -4,9 +4,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::rng::Rng;
 use super::wait::BOUND;
 
 /// The worker binary, built by cargo for the integration tests.
@@ -99,4 +101,44 @@ pub fn wait(mut child: Child) {
             }
         }
     }
+}
+
+/// Starts `kv-test-worker ROLE ARGS...`, waits for its `ready` line, lets
+/// it work for a random 50 to 400 ms, kills it with SIGKILL, and returns
+/// the report lines it printed in full (a line cut short by the kill was
+/// not printed whole, and acknowledges nothing) and how long it worked, in
+/// ms.
+pub fn run_until_killed(role: &str, args: &[&str], rng: &mut Rng) -> (Vec<String>, u64) {
+    let mut child = spawn(role, args);
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut stdout = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match stdout.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if buf.last() != Some(&b'\n') => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&buf[..buf.len() - 1]).into_owned();
+            if line == "ready" {
+                let _ = ready_tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the worker opens the store and starts writing");
+    let delay = rng.range(50, 400);
+    std::thread::sleep(Duration::from_millis(delay));
+    child.kill().expect("SIGKILL is delivered");
+    let status = child.wait().expect("the killed worker is reaped");
+    assert!(!status.success(), "the worker was killed, not finished");
+    let lines = reader.join().expect("the reader thread ends at EOF");
+    (lines, delay)
 }
