@@ -77,36 +77,10 @@ fn a_version_3_sqlite_database_gains_logs() {
     let path = dir.join("kv.db");
     {
         // The schema exactly as version 3 left it.
+        let (v1, v3) = (support::sqlite::SCHEMA_V1, support::sqlite::SCHEMA_V1_TO_V3);
         let conn = rusqlite::Connection::open(&path).expect("rusqlite creates it");
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE kv_meta (
-                 name  TEXT    PRIMARY KEY NOT NULL,
-                 value INTEGER NOT NULL
-             ) WITHOUT ROWID;
-             CREATE TABLE kv_rows (
-                 tbl        TEXT    NOT NULL,
-                 key        TEXT    NOT NULL,
-                 value      TEXT    NOT NULL,
-                 created_at INTEGER NOT NULL,
-                 updated_at INTEGER NOT NULL,
-                 deleted_at INTEGER,
-                 updated_by TEXT,
-                 PRIMARY KEY (tbl, key)
-             ) WITHOUT ROWID;
-             CREATE INDEX kv_rows_deleted ON kv_rows (tbl, deleted_at)
-                 WHERE deleted_at IS NOT NULL;
-             CREATE TABLE kv_rate (
-                 scope  TEXT    NOT NULL,
-                 bucket TEXT    NOT NULL,
-                 at     INTEGER NOT NULL
-             );
-             CREATE INDEX kv_rate_bucket ON kv_rate (scope, bucket, at);
-             CREATE TABLE IF NOT EXISTS kv_tables (
-                 tbl           TEXT    PRIMARY KEY NOT NULL,
-                 version_floor INTEGER NOT NULL
-             ) WITHOUT ROWID;
-             ALTER TABLE kv_rows ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1;
+            "{v1}{v3}
              INSERT INTO kv_meta (name, value) VALUES ('schema_version', 3);
              INSERT INTO kv_rows VALUES
                  ('oldNote', 'old', '{{\"text\":\"from v3\"}}', 5, 6, NULL, NULL, 1);

@@ -105,34 +105,15 @@ fn a_version_1_database_is_migrated() {
         let path = dir.join("kv.db");
         {
             // The schema exactly as version 1 created it.
+            let v1 = support::sqlite::SCHEMA_V1;
             let conn = rusqlite::Connection::open(&path).expect("rusqlite creates it");
             conn.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 CREATE TABLE kv_meta (
-                     name  TEXT    PRIMARY KEY NOT NULL,
-                     value INTEGER NOT NULL
-                 ) WITHOUT ROWID;
-                 CREATE TABLE kv_rows (
-                     tbl        TEXT    NOT NULL,
-                     key        TEXT    NOT NULL,
-                     value      TEXT    NOT NULL,
-                     created_at INTEGER NOT NULL,
-                     updated_at INTEGER NOT NULL,
-                     deleted_at INTEGER,
-                     updated_by TEXT,
-                     PRIMARY KEY (tbl, key)
-                 ) WITHOUT ROWID;
-                 CREATE INDEX kv_rows_deleted ON kv_rows (tbl, deleted_at)
-                     WHERE deleted_at IS NOT NULL;
-                 CREATE TABLE kv_rate (
-                     scope  TEXT    NOT NULL,
-                     bucket TEXT    NOT NULL,
-                     at     INTEGER NOT NULL
-                 );
-                 CREATE INDEX kv_rate_bucket ON kv_rate (scope, bucket, at);
+                &format!(
+                "{v1}
                  INSERT INTO kv_meta (name, value) VALUES ('schema_version', 1);
                  INSERT INTO kv_rows VALUES
-                     ('openNote', 'old', '{\"text\":\"from v1\"}', 5, 4102444800000, NULL, NULL);",
+                     ('openNote', 'old', '{{\"text\":\"from v1\"}}', 5, 4102444800000, NULL, NULL);",
+            )
             )
             .expect("the version 1 schema");
         }
