@@ -44,7 +44,7 @@
 //! to rewrite the file instead).
 
 use std::any::TypeId;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -121,6 +121,7 @@ impl Bindings {
             out: String::from(HEADER),
             declared: HashSet::new(),
             names: HashSet::new(),
+            pending: BTreeMap::new(),
         };
         write_error_codes(&mut w.out);
         for table in &self.tables {
@@ -210,12 +211,16 @@ fn first_difference(expected: &str, found: &str) -> String {
     unreachable!("the loop returns at the first difference")
 }
 
-/// The file being written: what is declared already, by type and by name.
+/// The file being written: what is declared already, by type and by name,
+/// and the declarations a table's value type needs, by name, until they
+/// are written (in name order: the order ts-rs visits dependencies in can
+/// change from one build to the next).
 struct Writer {
     cfg: ts_rs::Config,
     out: String,
     declared: HashSet<TypeId>,
     names: HashSet<String>,
+    pending: BTreeMap<String, String>,
 }
 
 impl ts_rs::TypeVisitor for Writer {
@@ -225,12 +230,13 @@ impl ts_rs::TypeVisitor for Writer {
             return;
         }
         let name = T::ident(&self.cfg);
-        if self.names.insert(name) {
-            self.out.push('\n');
+        if self.names.insert(name.clone()) {
+            let mut decl = String::from("\n");
             if let Some(docs) = T::docs() {
-                self.out.push_str(&docs);
+                decl.push_str(&docs);
             }
-            let _ = writeln!(self.out, "export {}", T::decl(&self.cfg));
+            let _ = writeln!(decl, "export {}", T::decl(&self.cfg));
+            self.pending.insert(name, decl);
         }
         T::visit_dependencies(self);
     }
@@ -254,6 +260,13 @@ fn write_table<S: KvSchema + TS>(w: &mut Writer) {
     use ts_rs::TypeVisitor as _;
     w.visit::<S>();
     let name = S::ident(&w.cfg);
+    // The value type first, then what it needs, by name.
+    if let Some(own) = w.pending.remove(&name) {
+        w.out.push_str(&own);
+    }
+    for (_, decl) in std::mem::take(&mut w.pending) {
+        w.out.push_str(&decl);
+    }
     let table = quote(S::TABLE);
     let out = &mut w.out;
     let keys = match <S::Key as KvKey>::KEYS {
