@@ -327,16 +327,13 @@ struct ListParams {
     limit: Option<usize>,
 }
 
-/// `GET /?cursor=..&limit=..`: one page, for the write role.
-async fn list<S: KvSchema, C: ContextFn>(
-    State(shared): AppState<S, C>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let (parts, _body) = request.into_parts();
-    let ctx = shared.ctx.context(&parts).await?;
-    let Query(params) = Query::<ListParams>::try_from_uri(&parts.uri)
+/// The page a `?cursor=..&limit=..` query asks for; a limit outside 1 to
+/// [`PageRequest::MAX_ITEMS`] is VALIDATION_FAILED naming `limit` (of
+/// `items`: rows, records).
+fn page_request<S: KvSchema>(uri: &axum::http::Uri, items: &str) -> Result<PageRequest, ApiError> {
+    let Query(params) = Query::<ListParams>::try_from_uri(uri)
         .map_err(|e| ApiError::malformed_query(e.body_text()))?;
-    let limit = match params.limit {
+    let num_items = match params.limit {
         None => PageRequest::DEFAULT_ITEMS,
         Some(n) if (1..=PageRequest::MAX_ITEMS).contains(&n) => n,
         Some(_) => {
@@ -344,15 +341,25 @@ async fn list<S: KvSchema, C: ContextFn>(
                 S::TABLE,
                 vec![FieldError::new(
                     "limit",
-                    format!("from 1 to {} rows per page", PageRequest::MAX_ITEMS),
+                    format!("from 1 to {} {items} per page", PageRequest::MAX_ITEMS),
                 )],
             ))
         }
     };
-    let request = PageRequest {
+    Ok(PageRequest {
         cursor: params.cursor,
-        num_items: limit,
-    };
+        num_items,
+    })
+}
+
+/// `GET /?cursor=..&limit=..`: one page, for the write role.
+async fn list<S: KvSchema, C: ContextFn>(
+    State(shared): AppState<S, C>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, _body) = request.into_parts();
+    let ctx = shared.ctx.context(&parts).await?;
+    let request = page_request::<S>(&parts.uri, "rows")?;
     let page = shared.table.list(&ctx, request).await?;
     Ok(Json(page).into_response())
 }
@@ -466,25 +473,7 @@ async fn history<S: KvSchema, C: ContextFn>(
     let key = parse_key::<S>(path)?;
     let (parts, _body) = request.into_parts();
     let ctx = shared.ctx.context(&parts).await?;
-    let Query(params) = Query::<ListParams>::try_from_uri(&parts.uri)
-        .map_err(|e| ApiError::malformed_query(e.body_text()))?;
-    let limit = match params.limit {
-        None => PageRequest::DEFAULT_ITEMS,
-        Some(n) if (1..=PageRequest::MAX_ITEMS).contains(&n) => n,
-        Some(_) => {
-            return Err(ApiError::validation(
-                S::TABLE,
-                vec![FieldError::new(
-                    "limit",
-                    format!("from 1 to {} records per page", PageRequest::MAX_ITEMS),
-                )],
-            ))
-        }
-    };
-    let request = PageRequest {
-        cursor: params.cursor,
-        num_items: limit,
-    };
+    let request = page_request::<S>(&parts.uri, "records")?;
     let page = shared.table.history_page(&ctx, &key, request).await?;
     let mut response = Json(page).into_response();
     response
