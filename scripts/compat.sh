@@ -14,6 +14,12 @@
 # One line per step; a failing step's log is printed at the end and the
 # script exits 1. Logs: $COMPAT_TARGET_DIR/logs/.
 #
+# Builds here carry no debug information (a failed assertion still names
+# its file and line). With CI set, each build folder is deleted
+# once its steps are done (the apps' after the last app, the range's after
+# both ends): a cold run otherwise keeps two more builds of tokio and
+# SQLite on a disk that already holds the workspace's.
+#
 #   scripts/compat.sh            # every app, then the workspace at both ends
 #   scripts/compat.sh apps       # only the apps
 #   scripts/compat.sh range      # only the workspace at both ends
@@ -28,6 +34,7 @@ root="$PWD"
 compat_target="${COMPAT_TARGET_DIR:-$root/target/compat}"
 logs="$compat_target/logs"
 mkdir -p "$logs"
+export CARGO_PROFILE_DEV_DEBUG=false
 
 # The SQLite tests of the workspace: kv-suite's test files that open SQLite.
 sqlite_tests=(conformance_sqlite sqlite_open sqlite_shared sqlite_processes sqlite_group_commit watch_sqlite replica_local)
@@ -121,12 +128,28 @@ case "${1:-all}" in
     *) steps=("$@") ;;
 esac
 
+# Under CI, a build folder goes once no later step needs it.
+clean_after() {
+    [ -n "${CI:-}" ] || return 0
+    local i="$1" rest=("${steps[@]:$(($1 + 1))}") s
+    case "${steps[$i]}" in
+        range:*)
+            for s in "${rest[@]}"; do case "$s" in range:*) return 0 ;; esac; done
+            rm -rf "$compat_target/range" "$root/target/compat-workspace" ;;
+        *)
+            for s in "${rest[@]}"; do case "$s" in range:*) ;; *) return 0 ;; esac; done
+            rm -rf "$compat_target/debug" ;;
+    esac
+}
+
 started=$SECONDS
-for step in "${steps[@]}"; do
+for i in "${!steps[@]}"; do
+    step="${steps[$i]}"
     case "$step" in
         range:*) run_range_end "${step#range:}" ;;
         *) run_app "$step" ;;
     esac
+    clean_after "$i"
 done
 
 for f in "${failed[@]}"; do
@@ -136,6 +159,11 @@ for f in "${failed[@]}"; do
     printf '\n=== %s (last 40 lines of %s)\n' "$f" "$log"
     tail -n 40 "$log"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+    # A linker killed by SIGBUS or "No space left on device" is a full disk.
+    echo
+    df -h "$compat_target" "$root/target" 2>/dev/null || true
+fi
 echo "compat: took $((SECONDS - started))s"
 echo "compat: $(( ${#steps[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ]
