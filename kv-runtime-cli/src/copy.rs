@@ -2,25 +2,27 @@
 //! of one moment, exactly (the migration from SQLite to PostgreSQL). The
 //! same as an export piped into an import, without the file.
 
-use kv_runtime::backend::{Backend, ImportMode, ImportOptions};
+use kv_runtime::backend::{Backend, ImportMode, ImportOptions, OtherData};
 use kv_runtime::cli::CliError;
 
-use crate::export::select;
+use crate::export::{not_carried, select};
 use crate::import::TableReport;
 use crate::{progress, BATCH};
 
 /// Copies the tables `only` (all when empty) of `from` into `to`, batch by
 /// batch; stored rows newer than the source's are kept unless `mode` is
-/// [`ImportMode::Overwrite`].
+/// [`ImportMode::Overwrite`]. Returns what it did per table, and what of
+/// the source it did not copy (history records and log entries).
 pub async fn copy(
     from: &dyn Backend,
     to: &dyn Backend,
     only: &[String],
     mode: ImportMode,
     show_progress: bool,
-) -> Result<Vec<TableReport>, CliError> {
+) -> Result<(Vec<TableReport>, OtherData), CliError> {
     let mut snapshot = from.snapshot().await?;
     let tables = select(snapshot.tables().await?, only)?;
+    let left_out = not_carried(&mut *snapshot, only).await?;
     let mut reports = Vec::new();
     for table in &tables {
         let bar = progress::bar(show_progress, table.rows, &table.name);
@@ -78,5 +80,5 @@ pub async fn copy(
         bar.finish_and_clear();
         reports.push(report);
     }
-    Ok(reports)
+    Ok((reports, left_out))
 }

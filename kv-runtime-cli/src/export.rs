@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use kv_runtime::backend::{Backend, TableInfo};
+use kv_runtime::backend::{Backend, OtherData, Snapshot, TableInfo};
 use kv_runtime::cli::{CliError, Exit};
 
 use crate::format::{self, End, Header, TableLine, Totals};
@@ -17,6 +17,56 @@ pub struct Exported {
     pub tables: Vec<TableInfo>,
     /// Rows written.
     pub rows: u64,
+    /// What the export did not carry (see [`not_carried`]).
+    pub left_out: OtherData,
+}
+
+/// What of the snapshot a transfer of the tables `only` (all when empty)
+/// leaves behind: the history records of those tables, and, when every
+/// table goes, the entries of every log. Format 1 carries rows only.
+pub async fn not_carried(
+    snapshot: &mut dyn Snapshot,
+    only: &[String],
+) -> Result<OtherData, CliError> {
+    let all = snapshot.other_data().await?;
+    let history = all
+        .history_records
+        .into_iter()
+        .filter(|(t, _)| only.is_empty() || only.contains(t))
+        .collect();
+    let logs = if only.is_empty() {
+        all.log_entries
+    } else {
+        Vec::new()
+    };
+    Ok(OtherData::new(history, logs))
+}
+
+/// The note a transfer prints when it left data behind, or `None`.
+pub fn left_out_note(what: &str, left_out: &OtherData) -> Option<String> {
+    if left_out.is_empty() {
+        return None;
+    }
+    let list = |items: &[(String, u64)]| -> (u64, String) {
+        let total = items.iter().map(|(_, n)| n).sum();
+        let named: Vec<String> = items.iter().map(|(t, n)| format!("{t}: {n}")).collect();
+        (total, named.join(", "))
+    };
+    let mut parts = Vec::new();
+    if !left_out.history_records.is_empty() {
+        let (n, named) = list(&left_out.history_records);
+        parts.push(format!("{n} history records ({named})"));
+    }
+    if !left_out.log_entries.is_empty() {
+        let (n, named) = list(&left_out.log_entries);
+        parts.push(format!("{n} log entries ({named})"));
+    }
+    Some(format!(
+        "note: the {what} carries rows and version floors only; the source also holds {}, \
+         which are not in it. Keep the source store (or a copy of its file or database) for \
+         them.",
+        parts.join(" and ")
+    ))
 }
 
 /// The tables of `all` named in `only` (every table when `only` is empty),
@@ -54,6 +104,7 @@ pub async fn export(
 ) -> Result<Exported, CliError> {
     let mut snapshot = backend.snapshot().await?;
     let tables = select(snapshot.tables().await?, only)?;
+    let left_out = not_carried(&mut *snapshot, only).await?;
     let mut buf = Vec::with_capacity(1 << 16);
     format::write_line(
         &mut buf,
@@ -118,6 +169,7 @@ pub async fn export(
     Ok(Exported {
         tables,
         rows: total,
+        left_out,
     })
 }
 

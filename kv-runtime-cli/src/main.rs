@@ -189,6 +189,10 @@ async fn run(args: Args) -> Result<Exit, CliError> {
             } else {
                 eprintln!("{summary}");
             }
+            if let Some(note) = kv_runtime_cli::export::left_out_note("export", &exported.left_out)
+            {
+                eprintln!("{note}");
+            }
             Ok(Exit::Ok)
         }
         Command::Import { file, force } => {
@@ -216,7 +220,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
             } else {
                 ImportMode::KeepNewer
             };
-            let reports = kv_runtime_cli::copy::copy(
+            let (reports, left_out) = kv_runtime_cli::copy::copy(
                 &**source.backend(),
                 &**target.backend(),
                 &tables,
@@ -224,6 +228,9 @@ async fn run(args: Args) -> Result<Exit, CliError> {
                 true,
             )
             .await?;
+            if let Some(note) = kv_runtime_cli::export::left_out_note("copy", &left_out) {
+                eprintln!("{note}");
+            }
             report(&reports, json, "copy")
         }
         Command::Doctor => {

@@ -25,6 +25,20 @@ struct Flag {
     on: bool,
 }
 
+/// A table with history, for the note on what transfers leave behind.
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "banners", keys = [home], write_role = admin, history)]
+struct Banner {
+    message: String,
+}
+
+/// A log, for the same note.
+#[derive(kv_runtime::Log, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[log(table = "chat", write_role = admin)]
+struct Line {
+    text: String,
+}
+
 /// Sequence rows of the snapshot test: write `i` stores `seq = i`.
 #[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kv(table = "seqA")]
@@ -197,6 +211,76 @@ fn copy_sqlite_to_postgres_to_sqlite_round_trips() {
         text(&out.stdout).contains(r#""written":0"#),
         "{}",
         text(&out.stdout)
+    );
+}
+
+/// An export and a copy carry rows only: when the source also holds
+/// history records or log entries, both say how many, per table and log,
+/// on stderr (and still succeed); a transfer of tables without history
+/// says nothing.
+#[test]
+fn export_and_copy_name_the_history_and_log_entries_they_leave_behind() {
+    let rt = runtime();
+    let dir = TempDir::new("left-out");
+    let (src, dst) = (dir.sqlite("src.db"), dir.sqlite("dst.db"));
+    let store = rt.block_on(seed(&src));
+    let out = kv(&["--url", &src, "export"]);
+    exits(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("note:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    rt.block_on(async {
+        let banners = store.table::<Banner>();
+        for message in ["one", "two", "three"] {
+            let value = Banner {
+                message: message.to_owned(),
+            };
+            banners.set(&admin(), BannerKey::Home, value).await.unwrap();
+        }
+        let chat = store.log::<Line>();
+        for text in ["hi", "there"] {
+            let line = Line {
+                text: text.to_owned(),
+            };
+            chat.append(&admin(), "lobby".to_owned(), line)
+                .await
+                .unwrap();
+        }
+    });
+    let note = "note: the export carries rows and version floors only; the source also holds \
+                3 history records (banners: 3) and 2 log entries (chat: 2), which are not in it";
+    let out = kv(&["--url", &src, "export"]);
+    exits(&out, 0);
+    assert!(text(&out.stderr).contains(note), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(r#""table":"banners""#));
+
+    // Only some tables: their history is named, the logs are not.
+    let out = kv(&["--url", &src, "export", "banners"]);
+    exits(&out, 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("3 history records (banners: 3), which"),
+        "{err}"
+    );
+    assert!(!err.contains("log entries"), "{err}");
+    let out = kv(&["--url", &src, "export", "flags"]);
+    exits(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("note:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = kv(&["copy", "--from", &src, "--to", &dst]);
+    exits(&out, 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("note: the copy carries rows and version floors only")
+            && err.contains("3 history records (banners: 3) and 2 log entries (chat: 2)"),
+        "{err}"
     );
 }
 

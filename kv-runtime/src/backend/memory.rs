@@ -15,8 +15,9 @@ use std::time::Duration;
 use super::{
     first_version, import_floor, import_verdict, next_version, removal_version, Backend,
     BackendHealth, ChangeFeed, Check, FeedHealth, HistoryOp, HistoryPolicy, HistoryRecord,
-    ImportOptions, Imported, LogStore, MemoryRateCounter, Outcome, Payload, Purge, RateCounter,
-    RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored, TableInfo, Write,
+    ImportOptions, Imported, LogStore, MemoryRateCounter, OtherData, Outcome, Payload, Purge,
+    RateCounter, RawRow, ReadNow, Removed, Restored, RmMode, RowImport, Snapshot, Stored,
+    TableInfo, Write,
 };
 use crate::error::Result;
 
@@ -386,7 +387,11 @@ impl Backend for MemoryBackend {
         // maps and keys are copied.
         let tables: BTreeMap<String, TableRows> =
             self.read(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-        Ok(Box::new(MemorySnapshot { tables }))
+        let log_entries = self.logs.entry_counts();
+        Ok(Box::new(MemorySnapshot {
+            tables,
+            log_entries,
+        }))
     }
 
     async fn import(
@@ -462,9 +467,11 @@ fn table_infos<'a>(
     infos
 }
 
-/// A copy of every table, taken under the read lock.
+/// A copy of every table, taken under the read lock, and the number of
+/// entries of each log at that time.
 struct MemorySnapshot {
     tables: BTreeMap<String, TableRows>,
+    log_entries: Vec<(String, u64)>,
 }
 
 #[async_trait]
@@ -491,5 +498,18 @@ impl Snapshot for MemorySnapshot {
             .take(limit)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+
+    async fn other_data(&mut self) -> Result<OtherData> {
+        let history = self
+            .tables
+            .iter()
+            .map(|(name, t)| {
+                let n: usize = t.history.values().map(VecDeque::len).sum();
+                (name.clone(), n as u64)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Ok(OtherData::new(history, self.log_entries.clone()))
     }
 }

@@ -147,7 +147,7 @@ pub use rate::{MemoryRateCounter, RateCounter, RateDecision, Usage, Window};
 pub use row::{Payload, RawRow};
 pub use transfer::{
     import_floor, import_verdict, Check, CheckState, ImportMode, ImportOptions, Imported,
-    RowImport, Snapshot, TableInfo,
+    OtherData, RowImport, Snapshot, TableInfo,
 };
 
 /// The `updated_at` a mutation gives a row: `now`, but strictly greater than

@@ -164,6 +164,36 @@ pub fn import_floor(
         .max()
 }
 
+/// What a store holds besides its tables' rows and floors, counted by
+/// [`Snapshot::other_data`]: the records of tables declared with `history`
+/// and the entries of logs. Neither travels in an export (format 1) or a
+/// `kv copy`, which say so when there are any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OtherData {
+    /// History records per table, in byte order of the names; tables
+    /// without records are left out.
+    pub history_records: Vec<(String, u64)>,
+    /// Entries per log (live and soft-deleted), in byte order of the names;
+    /// logs without entries are left out.
+    pub log_entries: Vec<(String, u64)>,
+}
+
+impl OtherData {
+    /// Counts of `history_records` per table and `log_entries` per log.
+    pub fn new(history_records: Vec<(String, u64)>, log_entries: Vec<(String, u64)>) -> Self {
+        OtherData {
+            history_records,
+            log_entries,
+        }
+    }
+
+    /// Whether there is nothing besides rows.
+    pub fn is_empty(&self) -> bool {
+        self.history_records.is_empty() && self.log_entries.is_empty()
+    }
+}
+
 /// A consistent read view of every table of a backend
 /// ([`Backend::snapshot`](super::Backend::snapshot)): every read sees the
 /// rows as they were at one moment, whatever is written meanwhile, so an
@@ -178,6 +208,12 @@ pub trait Snapshot: Send {
     /// `after`, in key order, as [`Backend::scan`](super::Backend::scan).
     async fn scan(&mut self, table: &str, after: Option<&str>, limit: usize)
         -> Result<Vec<RawRow>>;
+
+    /// How many history records and log entries the store holds (as of
+    /// the snapshot where the backend can; the memory backend counts its
+    /// logs when the snapshot is taken). Exports and copies report them,
+    /// since they carry rows only.
+    async fn other_data(&mut self) -> Result<OtherData>;
 }
 
 /// How a [`Check`] came out.

@@ -39,6 +39,17 @@ impl MemoryLogs {
         }
     }
 
+    /// Entries (live and soft-deleted) per log that has any, in name order.
+    pub(super) fn entry_counts(&self) -> Vec<(String, u64)> {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for ((log, _), parent) in self.lock().iter() {
+            if !parent.entries.is_empty() {
+                *counts.entry(log.clone()).or_default() += parent.entries.len() as u64;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Parent>> {
         // Every mutation below leaves a parent whole before it can panic.
         self.parents.lock().unwrap_or_else(PoisonError::into_inner)

@@ -14,7 +14,7 @@ use super::errors::{deadline_error, pg_error, pool_error, Access};
 use super::ops::{column, read_row, table_infos};
 use super::pool::Core;
 use super::sql::{self, Stmt};
-use crate::backend::{RawRow, Snapshot, TableInfo};
+use crate::backend::{OtherData, RawRow, Snapshot, TableInfo};
 use crate::error::{Error, Result};
 
 /// The snapshot of [`PostgresBackend::snapshot`](super::PostgresBackend).
@@ -166,6 +166,25 @@ impl Snapshot for PgSnapshot {
                 })
             })
             .collect()
+    }
+
+    async fn other_data(&mut self) -> Result<OtherData> {
+        let core = Arc::clone(&self.core);
+        let target = core.target();
+        let rows = self
+            .query("snapshot other data", &core.stmts.other_data, &[])
+            .await?;
+        let (mut history, mut logs) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let kind: String = column(row, 0, target)?;
+            let n: i64 = column(row, 2, target)?;
+            let into = if kind == "h" { &mut history } else { &mut logs };
+            into.push((
+                column::<String>(row, 1, target)?,
+                u64::try_from(n).unwrap_or(0),
+            ));
+        }
+        Ok(OtherData::new(history, logs))
     }
 }
 

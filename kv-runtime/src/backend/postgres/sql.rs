@@ -591,6 +591,13 @@ pub const TABLES: &str = "SELECT t.tbl, coalesce(c.n, 0)::bigint, coalesce(c.d, 
     LEFT JOIN kv_tables AS f ON f.tbl = t.tbl \
     ORDER BY t.tbl";
 
+/// History records per table, then entries per log. Columns: kind (`h` or
+/// `l`), table or log name, count.
+pub const OTHER_DATA: &str =
+    "SELECT 'h'::text, tbl, count(*)::bigint FROM kv_history GROUP BY tbl \
+    UNION ALL SELECT 'l'::text, tbl, count(*)::bigint FROM kv_log GROUP BY tbl \
+    ORDER BY 1, 2";
+
 /// Starts the transaction of a snapshot: every read in it sees the
 /// database as of its first statement.
 pub const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -805,6 +812,8 @@ pub struct Statements {
     pub rate_sweep: Stmt,
     /// [`TABLES`].
     pub tables: Stmt,
+    /// [`OTHER_DATA`].
+    pub other_data: Stmt,
     /// [`IMPORT`].
     pub import: Stmt,
     /// [`READ_VERSION`].
@@ -848,6 +857,7 @@ impl Statements {
             rate_reset: stmt(RATE_RESET, &types::TT),
             rate_sweep: stmt(RATE_SWEEP, &types::TI),
             tables: stmt(TABLES, &types::NONE),
+            other_data: stmt(OTHER_DATA, &types::NONE),
             import: stmt(IMPORT, &types::IMPORT),
             read_version: stmt(READ_VERSION, &types::NONE),
             rate_size: stmt(RATE_SIZE, &types::NONE),

@@ -14,8 +14,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::{
     first_version, import_floor, import_verdict, next_version, removal_version, HistoryOp,
-    HistoryPolicy, HistoryRecord, ImportOptions, Imported, Outcome, Payload, Purge, RateDecision,
-    RawRow, Removed, Restored, RmMode, RowImport, Stored, TableInfo, Usage, Window, Write,
+    HistoryPolicy, HistoryRecord, ImportOptions, Imported, OtherData, Outcome, Payload, Purge,
+    RateDecision, RawRow, Removed, Restored, RmMode, RowImport, Stored, TableInfo, Usage, Window,
+    Write,
 };
 
 const GET: &str =
@@ -80,6 +81,10 @@ const TABLES: &str = "SELECT t.tbl, coalesce(c.n, 0), coalesce(c.d, 0), f.versio
          ON c.tbl = t.tbl
      LEFT JOIN kv_tables AS f ON f.tbl = t.tbl
      ORDER BY t.tbl";
+/// History records per table, then entries per log (`kind` 'h' or 'l').
+const OTHER_DATA: &str = "SELECT 'h', tbl, count(*) FROM kv_history GROUP BY tbl
+     UNION ALL SELECT 'l', tbl, count(*) FROM kv_log GROUP BY tbl
+     ORDER BY 1, 2";
 const IMPORT_ROW: &str = "INSERT INTO kv_rows
          (tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -596,6 +601,23 @@ pub(super) fn tables(conn: &Connection) -> rusqlite::Result<Vec<TableInfo>> {
             ))
         })?
         .collect()
+}
+
+/// The counts of [`Snapshot::other_data`](crate::backend::Snapshot::other_data).
+pub(super) fn other_data(conn: &Connection) -> rusqlite::Result<OtherData> {
+    let (mut history, mut logs) = (Vec::new(), Vec::new());
+    let mut stmt = conn.prepare_cached(OTHER_DATA)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let n = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
+        let into = if r.get::<_, String>(0)? == "h" {
+            &mut history
+        } else {
+            &mut logs
+        };
+        into.push((r.get::<_, String>(1)?, n));
+    }
+    Ok(OtherData::new(history, logs))
 }
 
 /// The exact restore of [`Backend::import`](crate::backend::Backend::import),

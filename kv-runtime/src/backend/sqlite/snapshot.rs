@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{ops, run_blocking, Shared};
-use crate::backend::{RawRow, Snapshot, TableInfo};
+use crate::backend::{OtherData, RawRow, Snapshot, TableInfo};
 use crate::error::{Error, Result};
 
 /// Starts the read transaction and reads once, which fixes its view.
@@ -90,6 +90,10 @@ impl Snapshot for SqliteSnapshot {
             ops::scan(conn, &table, after.as_deref(), limit)
         })
         .await
+    }
+
+    async fn other_data(&mut self) -> Result<OtherData> {
+        self.read("snapshot other data", ops::other_data).await
     }
 }
 

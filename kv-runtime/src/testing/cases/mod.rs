@@ -193,6 +193,7 @@ macro_rules! __conformance_cases {
                 import_keeps_newer_rows_and_is_idempotent,
                 import_raises_the_version_floor,
                 snapshot_reads_as_of_one_moment,
+                snapshot_counts_history_records_and_log_entries,
                 diagnose_reports_checks,
             ],
         }

@@ -406,6 +406,82 @@ pub async fn snapshot_reads_as_of_one_moment(store: Store) {
     assert_eq!(later.scan(BANNER, None, 10).await.unwrap().len(), 3);
 }
 
+/// A snapshot counts what an export does not carry: the history records of
+/// each table that keeps them and the entries of each log (soft-deleted
+/// ones included), as of the snapshot; tables without history and logs
+/// without entries are not listed.
+pub async fn snapshot_counts_history_records_and_log_entries(store: Store) {
+    let mine = |items: Vec<(String, u64)>| -> Vec<(String, u64)> {
+        items
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("conformance"))
+            .collect()
+    };
+    let backend = store.backend();
+    let mut empty = backend.snapshot().await.unwrap();
+    let none = empty.other_data().await.unwrap();
+    assert!(mine(none.history_records).is_empty() && mine(none.log_entries).is_empty());
+    drop(empty);
+
+    let history = store.table::<Chronicle>();
+    for message in ["one", "two", "three"] {
+        history
+            .set(&admin(), ChronicleKey::Banner, chronicle(message))
+            .await
+            .unwrap();
+    }
+    history
+        .set(&admin(), ChronicleKey::Motd, chronicle("hello"))
+        .await
+        .unwrap();
+    store
+        .table::<Banner>()
+        .set(&admin(), BannerKey::Alpha, Banner::new("no history"))
+        .await
+        .unwrap();
+    let member = crate::Ctx::user("mo").with_role("member");
+    let chat = store.log::<ChatLine>();
+    for (room, text) in [(1, "hi"), (1, "there"), (2, "elsewhere")] {
+        chat.append(&member, RoomId(room), ChatLine::new(text))
+            .await
+            .unwrap();
+    }
+    assert!(chat.rm(&member, RoomId(1), 1).await.unwrap());
+    store
+        .log::<AuditEvent>()
+        .append(
+            &crate::Ctx::internal(),
+            "deploys".to_owned(),
+            AuditEvent {
+                what: "deployed".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+
+    let mut snapshot = backend.snapshot().await.unwrap();
+    // Changes after the snapshot began are not counted.
+    history
+        .set(&admin(), ChronicleKey::Alpha, chronicle("later"))
+        .await
+        .unwrap();
+    chat.append(&member, RoomId(3), ChatLine::new("later"))
+        .await
+        .unwrap();
+    let other = snapshot.other_data().await.unwrap();
+    assert_eq!(
+        mine(other.history_records),
+        vec![("conformanceChronicle".to_owned(), 4)]
+    );
+    assert_eq!(
+        mine(other.log_entries),
+        vec![
+            ("conformanceAudit".to_owned(), 1),
+            ("conformanceChat".to_owned(), 3)
+        ]
+    );
+}
+
 /// `Backend::diagnose` reports its checks, none failed on a healthy store.
 pub async fn diagnose_reports_checks(store: Store) {
     let checks = store.backend().diagnose().await;
