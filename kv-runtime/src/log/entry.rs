@@ -86,8 +86,8 @@ pub(super) fn entry_name(parent: &str, seq: u64) -> String {
 
 /// Decodes a stored entry whose parent is known.
 pub(super) fn decode_with<L: LogSchema>(raw: &RawEntry, parent: L::Parent) -> Result<LogEntry<L>> {
-    let name = entry_name(&raw.parent, raw.seq);
-    let value = codec::decode_value::<L>(L::TABLE, &name, &raw.value)?;
+    let name = format_args!("{}#{}", raw.parent, raw.seq);
+    let value = codec::decode_value::<L>(L::TABLE, name, &raw.value)?;
     Ok(LogEntry {
         parent,
         seq: raw.seq,
@@ -96,4 +96,45 @@ pub(super) fn decode_with<L: LogSchema>(raw: &RawEntry, parent: L::Parent) -> Re
         author: raw.author.clone(),
         deleted_at: raw.deleted_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::decode_with;
+    use crate::backend::{Payload, RawEntry};
+    use crate::error::Error;
+
+    #[derive(crate::Log, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[log(table = "unitChat")]
+    struct Line {
+        text: String,
+    }
+
+    fn raw(json: &str) -> RawEntry {
+        RawEntry {
+            parent: "lobby".to_owned(),
+            seq: 3,
+            value: Payload::from_json(json.to_owned()),
+            created_at: 1,
+            author: Some(Arc::from("ada")),
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn an_entry_decodes_and_an_unreadable_one_is_named_parent_hash_seq() {
+        let entry = decode_with::<Line>(&raw(r#"{"text":"hi"}"#), "lobby".to_owned()).unwrap();
+        assert_eq!((entry.seq, entry.value.text.as_str()), (3, "hi"));
+        assert_eq!(entry.author.as_deref(), Some("ada"));
+        match decode_with::<Line>(&raw(r#"{"text":7}"#), "lobby".to_owned()) {
+            Err(Error::Unreadable { table, key, .. }) => {
+                assert_eq!((table, key.as_str()), ("unitChat", "lobby#3"));
+            }
+            other => panic!("expected Unreadable, got {other:?}"),
+        }
+    }
 }

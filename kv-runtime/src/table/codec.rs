@@ -186,16 +186,19 @@ pub(crate) fn decode_owned<S: KvSchema>(raw: RawRow) -> Decoded<S> {
 
 /// The value of a payload stored under `key` (for messages) in `table`:
 /// the value this process encoded when the payload still holds it, else
-/// decoded as the version that wrote it and migrated to `T`'s.
+/// decoded as the version that wrote it and migrated to `T`'s. `key` is
+/// written out only for an error (a log entry's name is built from its
+/// parent and number, which a page of entries would otherwise format for
+/// every entry).
 pub(crate) fn decode_value<T: KvVersion + Clone>(
     table: &'static str,
-    key: &str,
+    key: impl std::fmt::Display,
     payload: &Payload,
 ) -> Result<T> {
     match payload.typed::<T>() {
         Some(value) if payload.schema() == T::VERSION => Ok(value.clone()),
         _ => T::decode_version(payload.schema(), payload.json())
-            .map_err(|e| Error::unreadable(table, key, payload.schema(), e)),
+            .map_err(|e| Error::unreadable(table, &key.to_string(), payload.schema(), e)),
     }
 }
 

@@ -53,13 +53,13 @@ fn sql_seq(seq: u64) -> i64 {
 fn read_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEntry> {
     let seq: i64 = r.get(1)?;
     let value: String = r.get(2)?;
-    let author: Option<String> = r.get(4)?;
     Ok(RawEntry {
         parent: r.get(0)?,
         seq: u64::try_from(seq).unwrap_or(0),
         value: Payload::versioned(value, r.get(6)?),
         created_at: r.get(3)?,
-        author: author.map(Arc::from),
+        // One allocation (the `Arc`), not a `String` and then the `Arc`.
+        author: super::ops::text(r, 4)?.map(Arc::from),
         deleted_at: r.get(5)?,
     })
 }

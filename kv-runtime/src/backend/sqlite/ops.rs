@@ -167,7 +167,7 @@ fn jitter() -> u64 {
 }
 
 /// Text of column `i`, borrowed from SQLite (no intermediate `String`).
-fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+pub(super) fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
     match r.get_ref(i)? {
         ValueRef::Null => Ok(None),
         // Not `Error::Utf8Error`: it gained the column index in rusqlite
