@@ -15,7 +15,8 @@
 # script exits 1. Logs: $COMPAT_TARGET_DIR/logs/.
 #
 # Builds here carry no debug information (a failed assertion still names
-# its file and line). With CI set, each build folder is deleted
+# its file and line). With CI set (and not `false` or `0`; .ci/run sets
+# it, also when run by hand), each build folder is deleted
 # once its steps are done (the apps' after the last app, the range's after
 # both ends): a cold run otherwise keeps two more builds of tokio and
 # SQLite on a disk that already holds the workspace's.
@@ -130,7 +131,7 @@ esac
 
 # Under CI, a build folder goes once no later step needs it.
 clean_after() {
-    [ -n "${CI:-}" ] || return 0
+    case "${CI:-}" in "" | false | 0) return 0 ;; esac
     local i="$1" rest=("${steps[@]:$(($1 + 1))}") s
     case "${steps[$i]}" in
         range:*)

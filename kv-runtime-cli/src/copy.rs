@@ -2,10 +2,10 @@
 //! of one moment, exactly (the migration from SQLite to PostgreSQL). The
 //! same as an export piped into an import, without the file.
 
-use kv_runtime::backend::{Backend, ImportMode, ImportOptions, OtherData};
+use kv_runtime::backend::{Backend, ImportMode, ImportOptions};
 use kv_runtime::cli::CliError;
 
-use crate::export::{not_carried, select};
+use crate::export::{not_carried, select, LeftOut};
 use crate::import::TableReport;
 use crate::{progress, BATCH};
 
@@ -19,10 +19,9 @@ pub async fn copy(
     only: &[String],
     mode: ImportMode,
     show_progress: bool,
-) -> Result<(Vec<TableReport>, OtherData), CliError> {
+) -> Result<(Vec<TableReport>, LeftOut), CliError> {
     let mut snapshot = from.snapshot().await?;
     let tables = select(snapshot.tables().await?, only)?;
-    let left_out = not_carried(&mut *snapshot, only).await?;
     let mut reports = Vec::new();
     for table in &tables {
         let bar = progress::bar(show_progress, table.rows, &table.name);
@@ -80,5 +79,6 @@ pub async fn copy(
         bar.finish_and_clear();
         reports.push(report);
     }
+    let left_out = not_carried(&mut *snapshot, only).await;
     Ok((reports, left_out))
 }

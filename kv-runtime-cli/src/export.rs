@@ -18,17 +18,29 @@ pub struct Exported {
     /// Rows written.
     pub rows: u64,
     /// What the export did not carry (see [`not_carried`]).
-    pub left_out: OtherData,
+    pub left_out: LeftOut,
+}
+
+/// What a transfer left behind: format 1 carries rows and floors only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeftOut {
+    /// The history records and log entries it did not carry.
+    Counted(OtherData),
+    /// Counting them failed (the reason); the rows went across all the
+    /// same.
+    Unknown(String),
 }
 
 /// What of the snapshot a transfer of the tables `only` (all when empty)
 /// leaves behind: the history records of those tables, and, when every
-/// table goes, the entries of every log. Format 1 carries rows only.
-pub async fn not_carried(
-    snapshot: &mut dyn Snapshot,
-    only: &[String],
-) -> Result<OtherData, CliError> {
-    let all = snapshot.other_data().await?;
+/// table goes, the entries of every log. Called after the rows are read:
+/// a count that fails (a deadline on a large history, say) costs the note
+/// its numbers, not the transfer, and cannot break the snapshot's reads.
+pub async fn not_carried(snapshot: &mut dyn Snapshot, only: &[String]) -> LeftOut {
+    let all = match snapshot.other_data().await {
+        Ok(all) => all,
+        Err(e) => return LeftOut::Unknown(e.to_string()),
+    };
     let history = all
         .history_records
         .into_iter()
@@ -39,14 +51,28 @@ pub async fn not_carried(
     } else {
         Vec::new()
     };
-    Ok(OtherData::new(history, logs))
+    LeftOut::Counted(OtherData::new(history, logs))
 }
 
-/// The note a transfer prints when it left data behind, or `None`.
-pub fn left_out_note(what: &str, left_out: &OtherData) -> Option<String> {
-    if left_out.is_empty() {
-        return None;
-    }
+/// `n` and `one` or `many`, as the count asks.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The note a transfer (`what`: "export", "copy") prints when it left
+/// data behind or could not tell, or `None`.
+pub fn left_out_note(what: &str, left_out: &LeftOut) -> Option<String> {
+    let left_out = match left_out {
+        LeftOut::Counted(data) if data.is_empty() => return None,
+        LeftOut::Counted(data) => data,
+        LeftOut::Unknown(reason) => {
+            return Some(format!(
+                "note: the {what} carries rows and version floors only; history records and \
+                 log entries the source may hold are not in it, and counting them failed: \
+                 {reason}"
+            ))
+        }
+    };
     let list = |items: &[(String, u64)]| -> (u64, String) {
         let total = items.iter().map(|(_, n)| n).sum();
         let named: Vec<String> = items.iter().map(|(t, n)| format!("{t}: {n}")).collect();
@@ -55,11 +81,17 @@ pub fn left_out_note(what: &str, left_out: &OtherData) -> Option<String> {
     let mut parts = Vec::new();
     if !left_out.history_records.is_empty() {
         let (n, named) = list(&left_out.history_records);
-        parts.push(format!("{n} history records ({named})"));
+        parts.push(format!(
+            "{} ({named})",
+            counted(n, "history record", "history records")
+        ));
     }
     if !left_out.log_entries.is_empty() {
         let (n, named) = list(&left_out.log_entries);
-        parts.push(format!("{n} log entries ({named})"));
+        parts.push(format!(
+            "{} ({named})",
+            counted(n, "log entry", "log entries")
+        ));
     }
     Some(format!(
         "note: the {what} carries rows and version floors only; the source also holds {}, \
@@ -104,7 +136,6 @@ pub async fn export(
 ) -> Result<Exported, CliError> {
     let mut snapshot = backend.snapshot().await?;
     let tables = select(snapshot.tables().await?, only)?;
-    let left_out = not_carried(&mut *snapshot, only).await?;
     let mut buf = Vec::with_capacity(1 << 16);
     format::write_line(
         &mut buf,
@@ -166,6 +197,7 @@ pub async fn export(
     );
     out.write_all(&buf).map_err(write_error)?;
     out.flush().map_err(write_error)?;
+    let left_out = not_carried(&mut *snapshot, only).await;
     Ok(Exported {
         tables,
         rows: total,
@@ -180,4 +212,42 @@ fn write_error(e: std::io::Error) -> CliError {
         format!("cannot write the export: {e}"),
         "check the output file's folder and free space",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use kv_runtime::backend::OtherData;
+
+    use super::{left_out_note, LeftOut};
+
+    #[test]
+    fn the_note_names_what_was_left_and_says_when_it_could_not_count() {
+        let none = LeftOut::Counted(OtherData::default());
+        assert_eq!(left_out_note("export", &none), None);
+        let one = LeftOut::Counted(OtherData::new(
+            vec![("banners".to_owned(), 1)],
+            vec![("chat".to_owned(), 1)],
+        ));
+        let note = left_out_note("copy", &one).unwrap();
+        assert!(
+            note.starts_with("note: the copy carries rows and version floors only; the source also holds 1 history record (banners: 1) and 1 log entry (chat: 1), which are not in it."),
+            "{note}"
+        );
+        let many = LeftOut::Counted(OtherData::new(
+            vec![("a".to_owned(), 2), ("b".to_owned(), 3)],
+            vec![],
+        ));
+        let note = left_out_note("export", &many).unwrap();
+        assert!(
+            note.contains("holds 5 history records (a: 2, b: 3), which"),
+            "{note}"
+        );
+        assert!(!note.contains("log"), "{note}");
+        let unknown = LeftOut::Unknown("the deadline of 5s passed".to_owned());
+        let note = left_out_note("export", &unknown).unwrap();
+        assert!(
+            note.contains("are not in it, and counting them failed: the deadline of 5s passed"),
+            "{note}"
+        );
+    }
 }

@@ -4,11 +4,12 @@
 //! (both durabilities) and PostgreSQL.
 //!
 //! On SQLite, the same run measures the floor by hand: raw rusqlite on a
-//! file with kv's schema, one transaction running kv's statements (read
-//! the row, upsert it; then insert the record and trim the row's records
-//! to 100), with and without the record; and once more with the record on
-//! a file without the `kv_history (tbl, at)` index, to show what that
-//! index costs each write.
+//! file with kv's schema, one transaction running simplified versions of
+//! kv's statements (read the row's version, upsert the row; then insert
+//! the record, without kv's `ON CONFLICT` clause, and trim the row's
+//! records to 100), with and without the record; and once more with the
+//! record on a file without the `kv_history (tbl, at)` index, to show what
+//! that index costs each write.
 //!
 //! `cargo bench -p kv-runtime --features postgres --bench history`
 //!
@@ -117,7 +118,7 @@ fn bench_sets(c: &mut Criterion, rt: &Runtime, store: &Store, name: &str) {
     g.finish();
 }
 
-// kv's statements, written out by hand for the raw baseline.
+// kv's statements, simplified and written out by hand for the raw baseline.
 const RAW_GET: &str = "SELECT updated_at FROM kv_rows WHERE tbl = ?1 AND key = ?2";
 const RAW_UPSERT: &str = "INSERT INTO kv_rows
          (tbl, key, value, created_at, updated_at, deleted_at, updated_by, schema_version)

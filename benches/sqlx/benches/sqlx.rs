@@ -15,8 +15,9 @@
 //!
 //! The sqlx side, per backend:
 //! - SQLite: a `SqlitePool` on the same file (WAL, `synchronous = FULL`,
-//!   as kv's default), once with sqlx's defaults and once with its
-//!   per-acquire ping off (`test_before_acquire(false)`); `set` is a
+//!   as kv's default); `get` once with sqlx's defaults and once with its
+//!   per-acquire ping off (`test_before_acquire(false)`), `set` and the
+//!   page with the ping off only (sqlx's faster setting); `set` is a
 //!   `BEGIN IMMEDIATE` transaction that reads the row's version and upserts
 //!   it, as kv's `set` does.
 //! - PostgreSQL: a `PgPool` with sqlx's defaults, running kv's own

@@ -468,7 +468,8 @@ fn table_infos<'a>(
 }
 
 /// A copy of every table, taken under the read lock, and the number of
-/// entries of each log at that time.
+/// entries of each log, counted just after (no operation writes both a row
+/// and a log entry).
 struct MemorySnapshot {
     tables: BTreeMap<String, TableRows>,
     log_entries: Vec<(String, u64)>,
