@@ -387,6 +387,62 @@ fn every_command_on_postgres() {
     every_command(&url);
 }
 
+/// What the store holds reaches an operator's terminal escaped: a web
+/// user whose name carries a terminal escape (an OSC title change ended by
+/// BEL) and a right-to-left override, and a value with DEL and a C1
+/// control (which JSON leaves as they are), are printed by `get` and
+/// `list` with those characters written as `\u{..}`, never raw; the JSON
+/// output keeps the exact text for scripts.
+#[test]
+fn hostile_text_in_the_store_reaches_the_terminal_escaped() {
+    use kv_runtime::{Ctx, Store};
+    use support::tables::{SiteConfig, SiteConfigKey};
+
+    let dir = TempDir::new("cli-hostile");
+    let url = sqlite::url(&dir.join("app.db"));
+    let name = "mallory\u{1b}]0;owned\u{7}\u{202e}";
+    let message = "Back\u{7f} at\u{9b}31m 5";
+    runtime().block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let value = SiteConfig {
+            active: true,
+            message: message.to_owned(),
+        };
+        let writer = Ctx::user(name).with_role("admin");
+        store
+            .table::<SiteConfig>()
+            .set(&writer, SiteConfigKey::Banner, value)
+            .await
+            .unwrap();
+    });
+    let raw = ['\u{1b}', '\u{7}', '\u{7f}', '\u{9b}', '\u{202e}'];
+    for args in [
+        &["get", "siteConfig", "banner"][..],
+        &["list", "siteConfig"][..],
+    ] {
+        let out = kv(&url, args);
+        exits(&out, 0);
+        let text = stdout(&out);
+        assert!(
+            !text.contains(raw),
+            "{args:?} printed a raw control: {text:?}"
+        );
+        assert!(
+            text.contains("mallory\\u{1b}]0;owned\\u{7}\\u{202e}"),
+            "{args:?}: {text:?}"
+        );
+        assert!(
+            text.contains("Back\\u{7f} at\\u{9b}31m 5"),
+            "{args:?}: {text:?}"
+        );
+    }
+    let out = kv(&url, &["get", "siteConfig", "banner", "--json"]);
+    exits(&out, 0);
+    let row = &json_lines(&out)[0];
+    assert_eq!(row["updated_by"], name);
+    assert_eq!(row["value"]["message"], message);
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

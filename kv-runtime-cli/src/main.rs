@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kv_runtime::backend::{CheckState, ImportMode};
-use kv_runtime::cli::{CliError, Exit};
+use kv_runtime::cli::{printable, CliError, Exit};
 use kv_runtime::Store;
 use kv_runtime_cli::import::TableReport;
 
@@ -137,7 +137,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
                     let floor = t.version_floor.map_or("-".to_owned(), |f| f.to_string());
                     print(&format!(
                         "{}\t{}\t{}\t{floor}\n",
-                        t.name,
+                        printable(&t.name),
                         t.rows - t.deleted_rows,
                         t.deleted_rows
                     ));
@@ -191,7 +191,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
             }
             if let Some(note) = kv_runtime_cli::export::left_out_note("export", &exported.left_out)
             {
-                eprintln!("{note}");
+                eprintln!("{}", printable(&note));
             }
             Ok(Exit::Ok)
         }
@@ -229,7 +229,7 @@ async fn run(args: Args) -> Result<Exit, CliError> {
             )
             .await?;
             if let Some(note) = kv_runtime_cli::export::left_out_note("copy", &left_out) {
-                eprintln!("{note}");
+                eprintln!("{}", printable(&note));
             }
             report(&reports, json, "copy")
         }
@@ -251,7 +251,11 @@ async fn run(args: Args) -> Result<Exit, CliError> {
                         "check": c.name, "state": state, "detail": c.detail,
                     }));
                 } else {
-                    print(&format!("{state:8} {:20} {}\n", c.name, c.detail));
+                    print(&format!(
+                        "{state:8} {:20} {}\n",
+                        printable(&c.name),
+                        printable(&c.detail)
+                    ));
                 }
             }
             Ok(worst)
@@ -281,7 +285,10 @@ fn report(reports: &[TableReport], json: bool, what: &str) -> Result<Exit, CliEr
         for r in reports {
             print(&format!(
                 "{}\t{}\t{}\t{}\n",
-                r.name, r.written, r.unchanged, r.kept_count
+                printable(&r.name),
+                r.written,
+                r.unchanged,
+                r.kept_count
             ));
         }
     }

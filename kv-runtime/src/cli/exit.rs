@@ -135,9 +135,11 @@ impl CliError {
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error[{}]: {}", self.code, self.message)?;
+        // Messages quote what the store holds (keys, names, stored text).
+        let printable = super::output::printable;
+        write!(f, "error[{}]: {}", self.code, printable(&self.message))?;
         if !self.hint.is_empty() {
-            write!(f, "\n  what to do: {}", self.hint)?;
+            write!(f, "\n  what to do: {}", printable(&self.hint))?;
         }
         Ok(())
     }
@@ -182,5 +184,25 @@ mod tests {
         }
         assert_eq!(Exit::of(ErrorCode::ValidationFailed).code(), 6);
         assert_eq!(Exit::of(ErrorCode::Conflict).code(), 4);
+    }
+
+    #[test]
+    fn messages_print_without_raw_control_characters() {
+        let e = CliError::new(
+            "BACKEND",
+            Exit::Unavailable,
+            "stored text \u{1b}]0;owned\u{7} here",
+            "hint \u{9b}2J",
+        );
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "error[BACKEND]: stored text \\u{1b}]0;owned\\u{7} here\n  what to do: hint \\u{9b}2J"
+        );
+        // JSON keeps the text exactly (serde_json escapes what it must).
+        assert_eq!(
+            e.to_json()["error"]["message"],
+            "stored text \u{1b}]0;owned\u{7} here"
+        );
     }
 }

@@ -74,6 +74,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 pub use exit::{CliError, Exit};
+pub use output::printable;
 
 use self::args::{Args, Command};
 use self::output::Out;
@@ -342,12 +343,13 @@ impl Cli {
                     output::json_line(&serde_json::json!({ "key": key, "value": null }))
                 }
                 (Some(row), false) => output::print(&format!(
-                    "{key}  version {}  by {}  {}\n",
+                    "{}  version {}  by {}  {}\n",
+                    printable(&key),
                     row.updated_at,
-                    row.updated_by.as_deref().unwrap_or("-"),
-                    row.value
+                    printable(row.updated_by.as_deref().unwrap_or("-")),
+                    printable(&row.value.to_string())
                 )),
-                (None, false) => output::print(&format!("{key}  (no live row)\n")),
+                (None, false) => output::print(&format!("{}  (no live row)\n", printable(&key))),
             }
         }
     }

@@ -1,6 +1,8 @@
 //! What the command line prints: aligned tables for people, one JSON object
 //! per line for scripts.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use super::table::RowOut;
@@ -11,6 +13,38 @@ pub(super) struct Out {
     pub json: bool,
     /// Now, ms since the epoch (for ages).
     pub now: i64,
+}
+
+/// `text` fit to print for a person: every control character (C0, DEL,
+/// C1) and every bidirectional override or isolate written out as
+/// `\u{..}`. What a store holds (a caller's name in `updated_by`, a key, a
+/// value, a table's name read from a file) reaches a terminal through the
+/// command line, and a name chosen by a web user must not be able to move
+/// the cursor, retitle the window, write the clipboard or reorder what an
+/// operator reads. Text without such characters is returned as it is.
+///
+/// ```
+/// use kv_runtime::cli::printable;
+///
+/// assert_eq!(printable("ada"), "ada");
+/// assert_eq!(printable("ada\u{1b}]0;owned\u{7}"), "ada\\u{1b}]0;owned\\u{7}");
+/// ```
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
@@ -93,10 +127,12 @@ pub(super) fn rows(out: Out, rows: &[RowOut], deleted_column: bool, value_width:
         .iter()
         .map(|r| {
             let mut cells = vec![
-                r.key.clone(),
+                printable(&r.key).into_owned(),
                 r.updated_at.to_string(),
                 age(out.now, r.updated_at),
-                r.updated_by.clone().unwrap_or_else(|| "-".to_owned()),
+                r.updated_by
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), |by| printable(by).into_owned()),
             ];
             if deleted_column {
                 cells.push(
@@ -104,7 +140,7 @@ pub(super) fn rows(out: Out, rows: &[RowOut], deleted_column: bool, value_width:
                         .map_or_else(|| "-".to_owned(), |at| format!("{} ago", age(out.now, at))),
                 );
             }
-            let value = r.value.to_string();
+            let value = printable(&r.value.to_string()).into_owned();
             cells.push(match value_width {
                 Some(width) => cut(value, width),
                 None => value,
