@@ -27,7 +27,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The store's tables: rows, soft-deleted rows, version floor.
+    /// The store's tables (rows, soft-deleted rows, version floor, history
+    /// records) and logs (entries).
     Tables,
     /// Every row (soft-deleted ones too) as JSON Lines, as of one moment.
     Export {
@@ -123,24 +124,46 @@ async fn run(args: Args) -> Result<Exit, CliError> {
     match args.command {
         Command::Tables => {
             let store = open(args.url.as_deref()).await?;
-            let tables = store.backend().tables().await?;
+            // One snapshot: the counts agree with each other.
+            let mut snapshot = store.backend().snapshot().await?;
+            let tables = snapshot.tables().await?;
+            let other = snapshot.other_data().await?;
+            drop(snapshot);
+            let history = |name: &str| {
+                other
+                    .history_records
+                    .iter()
+                    .find(|(t, _)| t == name)
+                    .map_or(0, |(_, n)| *n)
+            };
             if json {
                 for t in &tables {
                     json_line(serde_json::json!({
                         "table": t.name, "rows": t.rows - t.deleted_rows,
                         "deleted_rows": t.deleted_rows, "version_floor": t.version_floor,
+                        "history_records": history(&t.name),
                     }));
                 }
+                for (log, entries) in &other.log_entries {
+                    json_line(serde_json::json!({ "log": log, "entries": entries }));
+                }
             } else {
-                print("TABLE\tROWS\tDELETED\tVERSION_FLOOR\n");
+                print("TABLE\tROWS\tDELETED\tVERSION_FLOOR\tHISTORY\n");
                 for t in &tables {
                     let floor = t.version_floor.map_or("-".to_owned(), |f| f.to_string());
                     print(&format!(
-                        "{}\t{}\t{}\t{floor}\n",
+                        "{}\t{}\t{}\t{floor}\t{}\n",
                         printable(&t.name),
                         t.rows - t.deleted_rows,
-                        t.deleted_rows
+                        t.deleted_rows,
+                        history(&t.name)
                     ));
+                }
+                if !other.log_entries.is_empty() {
+                    print("\nLOG\tENTRIES\n");
+                    for (log, entries) in &other.log_entries {
+                        print(&format!("{}\t{entries}\n", printable(log)));
+                    }
                 }
             }
             Ok(Exit::Ok)

@@ -250,6 +250,32 @@ fn export_and_copy_name_the_history_and_log_entries_they_leave_behind() {
                 .unwrap();
         }
     });
+    // `kv tables` shows them, as text and as JSON.
+    let out = kv(&["--url", &src, "tables"]);
+    exits(&out, 0);
+    let listing = text(&out.stdout);
+    assert!(
+        listing.starts_with("TABLE\tROWS\tDELETED\tVERSION_FLOOR\tHISTORY\n")
+            && listing.contains("\nbanners\t1\t0\t-\t3\n")
+            && listing.contains("\nflags\t2\t0\t")
+            && listing.ends_with("\n\nLOG\tENTRIES\nchat\t2\n"),
+        "{listing}"
+    );
+    let out = kv(&["--url", &src, "tables", "--json"]);
+    exits(&out, 0);
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let banners = lines.iter().find(|l| l["table"] == "banners").unwrap();
+    assert_eq!(banners["history_records"], 3);
+    let flags = lines.iter().find(|l| l["table"] == "flags").unwrap();
+    assert_eq!(flags["history_records"], 0);
+    assert_eq!(
+        lines.last().unwrap(),
+        &serde_json::json!({"log": "chat", "entries": 2})
+    );
+
     let note = "note: the export carries rows and version floors only; the source also holds \
                 3 history records (banners: 3) and 2 log entries (chat: 2), which are not in it";
     let out = kv(&["--url", &src, "export"]);
