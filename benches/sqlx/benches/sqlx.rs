@@ -99,6 +99,98 @@ fn decode(key: String, json: &str, times: (i64, i64, Option<i64>), by: Option<St
     (key, value, times.0, times.1, times.2, by)
 }
 
+/// One line of a group: its name and one call run to the end (on the
+/// bench's runtime).
+type Line<F> = (&'static str, Box<F>);
+
+/// A `get` of the row `motd`.
+type GetCall<'a> = dyn Fn() -> Option<SqlxRow> + 'a;
+/// A `set` of the row `banner` to the `i`-th value; returns its version.
+type SetCall<'a> = dyn Fn(u64) -> i64 + 'a;
+/// The 100 rows of `benchItem` after the key given.
+type PageCall<'a> = dyn Fn(&str) -> Vec<SqlxRow> + 'a;
+
+/// The sqlx side of one backend: its lines of each group.
+struct SqlxLines<'a> {
+    get: Vec<Line<GetCall<'a>>>,
+    set: Line<SetCall<'a>>,
+    page: Line<PageCall<'a>>,
+}
+
+/// The three groups of one backend (`backend/get`, `backend/set`,
+/// `backend/list100 of 1000 rows`), kv's line beside each of sqlx's, on a
+/// store whose `motd` row is set and whose `benchItem` table holds 1 000
+/// rows.
+fn bench_backend(c: &mut Criterion, rt: &Runtime, backend: &str, store: &Store, sqlx: SqlxLines) {
+    let admin = Ctx::user("ada").with_role("admin");
+    let table = store.table::<SiteConfig>();
+
+    let mut g = c.benchmark_group(format!("{backend}/get"));
+    g.bench_function("kv typed get", |b| {
+        b.iter(|| {
+            black_box(
+                rt.block_on(table.get(black_box(SiteConfigKey::Motd)))
+                    .unwrap(),
+            )
+        })
+    });
+    for (name, get) in &sqlx.get {
+        g.bench_function(*name, |b| b.iter(|| black_box(get())));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group(format!("{backend}/set"));
+    let mut i = 0u64;
+    g.bench_function("kv typed set", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(
+                rt.block_on(table.set(&admin, SiteConfigKey::Footer, site(i)))
+                    .unwrap(),
+            )
+        })
+    });
+    let (name, set) = &sqlx.set;
+    let mut i = 0u64;
+    g.bench_function(*name, |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(set(i))
+        })
+    });
+    g.finish();
+
+    let items = store.table::<Item>();
+    let first = rt
+        .block_on(items.list(&admin, PageRequest::first(100)))
+        .unwrap();
+    let cursor = first.continue_cursor.expect("more than 100 rows");
+    let after = first
+        .page
+        .last()
+        .map(|r| r.key.as_str().to_owned())
+        .unwrap();
+    let mut g = c.benchmark_group(format!("{backend}/list100 of 1000 rows"));
+    g.bench_function("kv typed list page", |b| {
+        b.iter(|| {
+            let page = rt
+                .block_on(items.list(&admin, PageRequest::after(cursor.clone(), 100)))
+                .unwrap();
+            assert_eq!(page.page.len(), 100);
+            black_box(page)
+        })
+    });
+    let (name, page) = &sqlx.page;
+    g.bench_function(*name, |b| {
+        b.iter(|| {
+            let rows = page(&after);
+            assert_eq!(rows.len(), 100);
+            black_box(rows)
+        })
+    });
+    g.finish();
+}
+
 // ---- SQLite ---------------------------------------------------------------
 
 // kv's SQLite statements, written out by hand as a sqlx user would.
@@ -217,71 +309,27 @@ fn sqlite(c: &mut Criterion, rt: &Runtime) {
         tx.commit().await.expect("commit");
     });
 
-    let mut g = c.benchmark_group("sqlite/get");
-    g.bench_function("kv typed get", |b| {
-        b.iter(|| {
-            black_box(
-                rt.block_on(table.get(black_box(SiteConfigKey::Motd)))
-                    .unwrap(),
-            )
-        })
-    });
-    g.bench_function("sqlx pool (defaults) get + decode", |b| {
-        b.iter(|| black_box(rt.block_on(sqlite_get(&pool, black_box("motd")))))
-    });
-    g.bench_function("sqlx pool (no ping) get + decode", |b| {
-        b.iter(|| black_box(rt.block_on(sqlite_get(&pool_no_ping, black_box("motd")))))
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("sqlite/set");
-    let mut i = 0u64;
-    g.bench_function("kv typed set", |b| {
-        b.iter(|| {
-            i += 1;
-            black_box(
-                rt.block_on(table.set(&admin, SiteConfigKey::Footer, site(i)))
-                    .unwrap(),
-            )
-        })
-    });
-    let mut i = 0u64;
-    g.bench_function("sqlx pool (no ping) read + upsert", |b| {
-        b.iter(|| {
-            i += 1;
-            black_box(rt.block_on(sqlite_set(&pool_no_ping, "banner", &value_json(i))))
-        })
-    });
-    g.finish();
-
-    let items = store.table::<Item>();
-    let first = rt
-        .block_on(items.list(&admin, PageRequest::first(100)))
-        .unwrap();
-    let cursor = first.continue_cursor.expect("more than 100 rows");
-    let after = first
-        .page
-        .last()
-        .map(|r| r.key.as_str().to_owned())
-        .unwrap();
-    let mut g = c.benchmark_group("sqlite/list100 of 1000 rows");
-    g.bench_function("kv typed list page", |b| {
-        b.iter(|| {
-            let page = rt
-                .block_on(items.list(&admin, PageRequest::after(cursor.clone(), 100)))
-                .unwrap();
-            assert_eq!(page.page.len(), 100);
-            black_box(page)
-        })
-    });
-    g.bench_function("sqlx pool (no ping) page + decode", |b| {
-        b.iter(|| {
-            let page = rt.block_on(sqlite_page(&pool_no_ping, &after));
-            assert_eq!(page.len(), 100);
-            black_box(page)
-        })
-    });
-    g.finish();
+    let lines = SqlxLines {
+        get: vec![
+            (
+                "sqlx pool (defaults) get + decode",
+                Box::new(|| rt.block_on(sqlite_get(&pool, black_box("motd")))),
+            ),
+            (
+                "sqlx pool (no ping) get + decode",
+                Box::new(|| rt.block_on(sqlite_get(&pool_no_ping, black_box("motd")))),
+            ),
+        ],
+        set: (
+            "sqlx pool (no ping) read + upsert",
+            Box::new(|i| rt.block_on(sqlite_set(&pool_no_ping, "banner", &value_json(i)))),
+        ),
+        page: (
+            "sqlx pool (no ping) page + decode",
+            Box::new(|after| rt.block_on(sqlite_page(&pool_no_ping, after))),
+        ),
+    };
+    bench_backend(c, rt, "sqlite", &store, lines);
     rt.block_on(pool.close());
     rt.block_on(pool_no_ping.close());
 }
@@ -381,68 +429,21 @@ fn postgres(c: &mut Criterion, rt: &Runtime) {
     ))
     .expect("fill");
 
-    let mut g = c.benchmark_group("postgres/get");
-    g.bench_function("kv typed get", |b| {
-        b.iter(|| {
-            black_box(
-                rt.block_on(table.get(black_box(SiteConfigKey::Motd)))
-                    .unwrap(),
-            )
-        })
-    });
-    g.bench_function("sqlx pool get + decode (same statement)", |b| {
-        b.iter(|| black_box(rt.block_on(pg_get(&pool, black_box("motd")))))
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("postgres/set");
-    let mut i = 0u64;
-    g.bench_function("kv typed set", |b| {
-        b.iter(|| {
-            i += 1;
-            black_box(
-                rt.block_on(table.set(&admin, SiteConfigKey::Footer, site(i)))
-                    .unwrap(),
-            )
-        })
-    });
-    let mut i = 0u64;
-    g.bench_function("sqlx pool set (same statement)", |b| {
-        b.iter(|| {
-            i += 1;
-            black_box(rt.block_on(pg_set(&pool, "banner", &value_json(i))))
-        })
-    });
-    g.finish();
-
-    let items = store.table::<Item>();
-    let first = rt
-        .block_on(items.list(&admin, PageRequest::first(100)))
-        .unwrap();
-    let cursor = first.continue_cursor.expect("more than 100 rows");
-    let after = first
-        .page
-        .last()
-        .map(|r| r.key.as_str().to_owned())
-        .unwrap();
-    let mut g = c.benchmark_group("postgres/list100 of 1000 rows");
-    g.bench_function("kv typed list page", |b| {
-        b.iter(|| {
-            let page = rt
-                .block_on(items.list(&admin, PageRequest::after(cursor.clone(), 100)))
-                .unwrap();
-            assert_eq!(page.page.len(), 100);
-            black_box(page)
-        })
-    });
-    g.bench_function("sqlx pool page + decode (same statement)", |b| {
-        b.iter(|| {
-            let page = rt.block_on(pg_page(&pool, &after));
-            assert_eq!(page.len(), 100);
-            black_box(page)
-        })
-    });
-    g.finish();
+    let lines = SqlxLines {
+        get: vec![(
+            "sqlx pool get + decode (same statement)",
+            Box::new(|| rt.block_on(pg_get(&pool, black_box("motd")))),
+        )],
+        set: (
+            "sqlx pool set (same statement)",
+            Box::new(|i| rt.block_on(pg_set(&pool, "banner", &value_json(i)))),
+        ),
+        page: (
+            "sqlx pool page + decode (same statement)",
+            Box::new(|after| rt.block_on(pg_page(&pool, after))),
+        ),
+    };
+    bench_backend(c, rt, "postgres", &store, lines);
 
     drop(store);
     rt.block_on(pool.close());
