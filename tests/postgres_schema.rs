@@ -113,3 +113,66 @@ async fn two_schemas_in_one_database_do_not_see_each_other() {
     }
     drop(Store::open(&format!("{db}?kv_schema=kv_a")).await.unwrap());
 }
+
+#[derive(Kv, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kv(table = "schemaNote", keys = [home], history)]
+struct Note {
+    text: String,
+}
+
+#[derive(kv_runtime::Log, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[log(table = "schemaChat")]
+struct Line {
+    text: String,
+}
+
+/// History records and log entries are counted per schema (what `kv
+/// tables` lists and an export names as not carried), with prepared
+/// statements and without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_log_counts_stay_in_their_schema() {
+    let Some(url) = pg::server_url() else { return };
+    let db = pg::fresh_database(&url).await;
+    let a = Store::open(&format!("{db}?kv_schema=kv_a")).await.unwrap();
+    let b = Store::open(&format!("{db}?kv_schema=kv_b&prepared_statements=off"))
+        .await
+        .unwrap();
+    let plain = Store::open(&db).await.unwrap();
+    let ctx = Ctx::internal();
+    for (store, writes, lines) in [(&a, 3, 2), (&b, 1, 0), (&plain, 0, 1)] {
+        for i in 0..writes {
+            let note = Note {
+                text: format!("v{i}"),
+            };
+            store
+                .table::<Note>()
+                .set(&ctx, NoteKey::Home, note)
+                .await
+                .unwrap();
+        }
+        for i in 0..lines {
+            let line = Line {
+                text: format!("l{i}"),
+            };
+            store
+                .log::<Line>()
+                .append(&ctx, "room".to_owned(), line)
+                .await
+                .unwrap();
+        }
+    }
+    for (store, history, logs) in [
+        (
+            &a,
+            vec![("schemaNote".to_owned(), 3)],
+            vec![("schemaChat".to_owned(), 2)],
+        ),
+        (&b, vec![("schemaNote".to_owned(), 1)], vec![]),
+        (&plain, vec![], vec![("schemaChat".to_owned(), 1)]),
+    ] {
+        let mut snapshot = store.backend().snapshot().await.unwrap();
+        let other = snapshot.other_data().await.unwrap();
+        assert_eq!(other.history_records, history);
+        assert_eq!(other.log_entries, logs);
+    }
+}
