@@ -5,7 +5,13 @@
 //! to the last of the watchers receiving it; and the memory each idle
 //! watcher holds.
 //!
-//! `cargo bench -p kv-runtime --features web --bench fanout`
+//! Each part has a raw baseline run after it in the same process: a Tokio
+//! `watch` channel read by as many tasks, and a hand-written HTTP/1.1
+//! event-stream server fed by one, serving the same client process.
+//!
+//! `cargo bench -p kv-runtime --features web --bench fanout` (all parts),
+//! or `... --bench fanout -- sse raw-sse` (some of `watch`, `raw-watch`,
+//! `sse`, `raw-sse`).
 //!
 //! Not criterion: one run of 30 changes per part, printed as `fanout/`
 //! lines. The store is the memory backend (its change feed is the
@@ -30,7 +36,8 @@ use kv_runtime::web::{self, Server};
 use kv_runtime::{Ctx, Kv, Store, Table};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
 
 struct Counting;
 
@@ -142,23 +149,22 @@ impl Arrivals {
     }
 }
 
-/// Writes `ROUNDS` changes, one at a time, each once every watcher has
-/// received the previous one; `last_arrival(round)` waits until all have
-/// received `round` and returns when the last did (monotonic ns). Prints
-/// the time from `set` returning to that last arrival.
-async fn rounds<F, Fut>(name: &str, table: &Table<Banner>, mut last_arrival: F)
+/// Writes `ROUNDS` changes with `write(round)`, one at a time, each once
+/// every watcher has received the previous one; `last_arrival(round,
+/// set_at)` waits until all have received `round` and returns when the
+/// last did (monotonic ns). Prints the time from the write returning to
+/// that last arrival.
+async fn rounds<W, WFut, F, Fut>(name: &str, mut write: W, mut last_arrival: F)
 where
+    W: FnMut(u64) -> WFut,
+    WFut: std::future::Future<Output = ()>,
     F: FnMut(u64, u64) -> Fut,
     Fut: std::future::Future<Output = u64>,
 {
-    let admin = Ctx::user("ada").with_role("admin");
     let mut to_last = Vec::new();
     for round in 1..=ROUNDS {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        table
-            .set(&admin, BannerKey::Banner, banner(round))
-            .await
-            .expect("set");
+        write(round).await;
         let set_at = monotonic_ns();
         let last = last_arrival(round, set_at).await;
         to_last.push(Duration::from_nanos(last.saturating_sub(set_at)));
@@ -166,7 +172,7 @@ where
     to_last.sort();
     let at = |q: f64| to_last[((to_last.len() - 1) as f64 * q).round() as usize];
     println!(
-        "fanout/{name}: {WATCHERS} watchers, {ROUNDS} changes: set returned -> last watcher \
+        "fanout/{name}: {WATCHERS} watchers, {ROUNDS} changes: write returned -> last watcher \
          received: min {:?}, p50 {:?}, p99 {:?}, max {:?}",
         to_last[0],
         at(0.5),
@@ -174,6 +180,33 @@ where
         to_last[to_last.len() - 1]
     );
 }
+
+/// `write` for [`rounds`] through kv: a typed `set` of the key.
+fn kv_set(table: &Table<Banner>) -> impl FnMut(u64) -> BoxFuture<'static, ()> {
+    let table = table.clone();
+    move |round| {
+        let table = table.clone();
+        Box::pin(async move {
+            let admin = Ctx::user("ada").with_role("admin");
+            table
+                .set(&admin, BannerKey::Banner, banner(round))
+                .await
+                .expect("set");
+        })
+    }
+}
+
+/// `write` for [`rounds`] in the raw baselines: a send on a Tokio `watch`
+/// channel.
+fn raw_send(tx: &watch::Sender<Banner>) -> impl FnMut(u64) -> BoxFuture<'static, ()> {
+    let tx = tx.clone();
+    move |round| {
+        tx.send_replace(banner(round));
+        Box::pin(async {})
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Waits until every watcher has reported `round`; the last arrival.
 async fn all_arrived(arrivals: &Arrivals, round: u64, set_at: u64) -> u64 {
@@ -235,7 +268,7 @@ async fn in_process(store: &Store) {
         "fanout/watch: memory per idle watcher (task, stream, follower): {} B",
         idle / WATCHERS as isize
     );
-    rounds("watch", &table, |round, set_at| {
+    rounds("watch", kv_set(&table), |round, set_at| {
         all_arrived(&arrivals, round, set_at)
     })
     .await;
@@ -349,6 +382,18 @@ async fn over_sse(store: &Store) {
             .shutdown_grace(Duration::from_millis(100))
             .serve(),
     );
+    clients_report("sse", addr, kv_set(&table)).await;
+    let _ = stop.send(());
+    let _ = server.await;
+}
+
+/// Starts the client process against `addr`, reports the memory the
+/// server's side of the idle streams holds, then runs the rounds with
+/// `write`.
+async fn clients_report<W>(name: &str, addr: std::net::SocketAddr, write: W)
+where
+    W: FnMut(u64) -> BoxFuture<'static, ()>,
+{
     let before = settled_bytes().await;
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("this binary"))
         .arg("--sse-clients")
@@ -367,11 +412,11 @@ async fn over_sse(store: &Store) {
     assert_eq!(line, "ready", "the clients connect");
     let idle = settled_bytes().await - before;
     println!(
-        "fanout/sse: memory per idle SSE stream on the server (connection, stream, watcher): {} B",
+        "fanout/{name}: memory per idle SSE stream on the server (connection, stream, watcher): {} B",
         idle / WATCHERS as isize
     );
     let lines = tokio::sync::Mutex::new(lines);
-    rounds("sse", &table, |round, _| {
+    rounds(name, write, |round, _| {
         let lines = &lines;
         async move {
             let line = lines
@@ -389,8 +434,94 @@ async fn over_sse(store: &Store) {
     .await;
     let status = child.wait().await.expect("the clients end");
     assert!(status.success(), "the client process succeeded");
-    let _ = stop.send(());
-    let _ = server.await;
+}
+
+/// The raw baseline of [`in_process`]: a Tokio `watch` channel of the
+/// value, each of `WATCHERS` tasks waiting for a change and cloning the
+/// value, as a hand-written fan-out would.
+async fn raw_in_process() {
+    let (tx, _) = watch::channel(banner(0));
+    let arrivals = Arrivals::new();
+    let before = settled_bytes().await;
+    let mut tasks = Vec::with_capacity(WATCHERS);
+    for _ in 0..WATCHERS {
+        let mut rx = tx.subscribe();
+        let arrivals = Arc::clone(&arrivals);
+        tasks.push(tokio::spawn(async move {
+            let mut local = Vec::new();
+            loop {
+                let value = rx.borrow_and_update().clone();
+                arrivals.arrived(value.round, &mut local);
+                if value.round == ROUNDS || rx.changed().await.is_err() {
+                    break;
+                }
+            }
+            arrivals.flush(local);
+        }));
+    }
+    while arrivals.count[0].load(Ordering::Acquire) < WATCHERS {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let idle = settled_bytes().await - before;
+    println!(
+        "fanout/raw-watch: memory per idle watcher (task, receiver): {} B",
+        idle / WATCHERS as isize
+    );
+    rounds("raw-watch", raw_send(&tx), |round, set_at| {
+        all_arrived(&arrivals, round, set_at)
+    })
+    .await;
+    for task in tasks {
+        task.await.expect("a watcher ends");
+    }
+    print_delays("raw-watch", &arrivals);
+}
+
+/// The raw baseline of [`over_sse`]: a hand-written HTTP/1.1 server on a
+/// Tokio listener, one task per connection, writing each value of a
+/// `watch` channel as a chunk of `data: JSON` (no routing, caps, limits,
+/// keep-alive comments or shutdown), to the same client process.
+async fn raw_over_sse() {
+    let (tx, rx) = watch::channel(banner(0));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let addr = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(raw_sse_connection(socket, rx.clone()));
+        }
+    });
+    clients_report("raw-sse", addr, raw_send(&tx)).await;
+    server.abort();
+}
+
+/// One connection of the raw SSE server: reads the request head, answers
+/// 200 with a chunked event stream, then one chunk per value.
+async fn raw_sse_connection(mut socket: TcpStream, mut rx: watch::Receiver<Banner>) {
+    let _ = socket.set_nodelay(true);
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                   cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
+    if socket.write_all(answer).await.is_err() {
+        return;
+    }
+    loop {
+        let json = serde_json::to_string(&*rx.borrow_and_update()).expect("json");
+        let event = format!("data: {json}\n\n");
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        if socket.write_all(chunk.as_bytes()).await.is_err() || rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The child process: `WATCHERS` SSE clients of the server at `addr`.
@@ -478,6 +609,9 @@ fn main() {
         sse_clients(args[i + 1].parse().expect("an address"));
         return;
     }
+    // `cargo bench ... --bench fanout -- sse raw-sse` runs only those parts.
+    let parts: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| *p == part);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("fanout: load average {}", load.trim());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -492,8 +626,18 @@ fn main() {
             .set(&Ctx::internal(), BannerKey::Banner, banner(0))
             .await
             .expect("set");
-        in_process(&store).await;
-        over_sse(&Store::memory()).await;
+        if wanted("watch") {
+            in_process(&store).await;
+        }
+        if wanted("raw-watch") {
+            raw_in_process().await;
+        }
+        if wanted("sse") {
+            over_sse(&Store::memory()).await;
+        }
+        if wanted("raw-sse") {
+            raw_over_sse().await;
+        }
     });
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("fanout: load average {}", load.trim());
