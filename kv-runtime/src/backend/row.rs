@@ -103,9 +103,47 @@ impl RawRow {
     }
 }
 
+/// Shares the author text of the rows read in one batch: a page is mostly
+/// written by one or a few users, and each run of rows with the same
+/// author then holds one `Arc<str>` instead of allocating (and later
+/// freeing) a copy per row.
+#[derive(Default)]
+pub(crate) struct Authors {
+    last: Option<Arc<str>>,
+}
+
+impl Authors {
+    /// The shared text of `author` (`None` stays `None`).
+    pub(crate) fn share(&mut self, author: Option<&str>) -> Option<Arc<str>> {
+        let author = author?;
+        match &self.last {
+            Some(last) if **last == *author => Some(Arc::clone(last)),
+            _ => {
+                let shared: Arc<str> = Arc::from(author);
+                self.last = Some(Arc::clone(&shared));
+                Some(shared)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authors_share_equal_text_and_keep_different_text_apart() {
+        let mut authors = Authors::default();
+        let a = authors.share(Some("ada")).unwrap();
+        let b = authors.share(Some("ada")).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "a run of one author shares its text");
+        let c = authors.share(Some("bob")).unwrap();
+        assert_eq!(&*c, "bob");
+        assert_eq!(authors.share(None), None);
+        let d = authors.share(Some("ada")).unwrap();
+        assert_eq!(&*d, "ada");
+        assert_eq!(&*a, "ada", "earlier rows keep their own author");
+    }
 
     #[test]
     fn payload_keeps_the_value_it_was_encoded_from() {

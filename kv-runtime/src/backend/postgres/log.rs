@@ -2,14 +2,13 @@
 //! [`sql::log`](super::sql::log) on a pooled connection, within the call's
 //! deadline.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use tokio_postgres::error::SqlState;
 
 use super::errors::{pg_error, Access};
 use super::ops::{column, corrupt};
 use super::{PostgresBackend, PUT_ATTEMPTS};
+use crate::backend::row::Authors;
 use crate::backend::{
     Append, Appended, EntryRange, EntryRestored, LogStore, Payload, RawEntry, RmMode,
 };
@@ -28,6 +27,18 @@ pub(super) fn read_entry(
     parent: &str,
     target: &str,
 ) -> Result<Option<RawEntry>> {
+    read_batch_entry(row, first, parent, target, &mut Authors::default())
+}
+
+/// [`read_entry`] for one entry of a batch: the batch's entries share their
+/// author text through `authors`.
+fn read_batch_entry(
+    row: &tokio_postgres::Row,
+    first: usize,
+    parent: &str,
+    target: &str,
+    authors: &mut Authors,
+) -> Result<Option<RawEntry>> {
     let value: Option<String> = column(row, first + 1, target)?;
     let Some(value) = value else {
         return Ok(None);
@@ -39,15 +50,16 @@ pub(super) fn read_entry(
         seq: u64::try_from(seq).unwrap_or(0),
         value: Payload::versioned(value, u32::try_from(schema).unwrap_or(0)),
         created_at: column(row, first + 2, target)?,
-        author: column::<Option<&str>>(row, first + 3, target)?.map(Arc::from),
+        author: authors.share(column::<Option<&str>>(row, first + 3, target)?),
         deleted_at: column(row, first + 4, target)?,
     }))
 }
 
 fn entries(rows: &[tokio_postgres::Row], parent: &str, target: &str) -> Result<Vec<RawEntry>> {
+    let mut authors = Authors::default();
     rows.iter()
         .map(|row| {
-            read_entry(row, 0, parent, target)?
+            read_batch_entry(row, 0, parent, target, &mut authors)?
                 .ok_or_else(|| corrupt(target, "a log statement returned an entry without a value"))
         })
         .collect()

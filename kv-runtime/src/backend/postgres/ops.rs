@@ -11,6 +11,7 @@ use super::errors::{pg_error, write_error, Access};
 use super::pool::{Checkout, Core};
 use super::{sql, PostgresBackend, PUT_ATTEMPTS};
 use crate::backend::rate::SWEEP_EVERY;
+use crate::backend::row::Authors;
 use crate::backend::{
     Backend, BackendHealth, ChangeFeed, Check, CheckState, Expect, FeedHealth, HistoryOp,
     HistoryPolicy, HistoryRecord, ImportMode, ImportOptions, Imported, LogStore, Outcome, Payload,
@@ -47,10 +48,11 @@ impl PostgresBackend {
                     Some(after) => c.query(next, &[&table, &after, &limit]).await,
                 }
                 .map_err(|e| pg_error(target, op, e))?;
+                let mut authors = Authors::default();
                 rows.iter()
                     .map(|row| {
                         let key: String = column(row, 0, target)?;
-                        read_row(row, 1, key, target)?.ok_or_else(|| {
+                        read_batch_row(row, 1, key, target, &mut authors)?.ok_or_else(|| {
                             corrupt(target, &format!("{op} returned a row without a value"))
                         })
                     })
@@ -352,10 +354,11 @@ impl Backend for PostgresBackend {
                     }
                 }
                 .map_err(|e| self.write_error("purge", e))?;
+                let mut authors = Authors::default();
                 rows.iter()
                     .map(|row| {
                         let key: String = column(row, 0, target)?;
-                        read_row(row, 1, key, target)?
+                        read_batch_row(row, 1, key, target, &mut authors)?
                             .ok_or_else(|| corrupt(target, "purge returned a row without a value"))
                     })
                     .collect()
@@ -383,8 +386,9 @@ impl Backend for PostgresBackend {
                     }
                 }
                 .map_err(|e| pg_error(target, "history", e))?;
+                let mut authors = Authors::default();
                 rows.iter()
-                    .map(|row| read_record(row, key, target))
+                    .map(|row| read_record(row, key, target, &mut authors))
                     .collect()
             })
             .await
@@ -785,8 +789,14 @@ fn history_params(policy: Option<HistoryPolicy>, now: i64) -> (Option<i64>, Opti
     }
 }
 
-/// Reads a history record (the columns of [`sql::HISTORY_FIRST`]).
-fn read_record(row: &tokio_postgres::Row, key: &str, target: &str) -> Result<HistoryRecord> {
+/// Reads a history record (the columns of [`sql::HISTORY_FIRST`]); the
+/// records of one batch share their author text through `authors`.
+fn read_record(
+    row: &tokio_postgres::Row,
+    key: &str,
+    target: &str,
+    authors: &mut Authors,
+) -> Result<HistoryRecord> {
     let op: &str = column(row, 1, target)?;
     let op = HistoryOp::parse(op)
         .ok_or_else(|| corrupt(target, &format!("unknown history operation {op:?}")))?;
@@ -798,7 +808,7 @@ fn read_record(row: &tokio_postgres::Row, key: &str, target: &str) -> Result<His
         op,
         value: Payload::versioned(value, u32::try_from(schema).unwrap_or(0)),
         at: column(row, 4, target)?,
-        updated_by: column::<Option<&str>>(row, 5, target)?.map(Arc::from),
+        updated_by: authors.share(column::<Option<&str>>(row, 5, target)?),
     })
 }
 
@@ -824,6 +834,18 @@ pub(super) fn read_row(
     key: String,
     target: &str,
 ) -> Result<Option<RawRow>> {
+    read_batch_row(row, first, key, target, &mut Authors::default())
+}
+
+/// [`read_row`] for one row of a batch: the batch's rows share their author
+/// text through `authors`.
+pub(super) fn read_batch_row(
+    row: &tokio_postgres::Row,
+    first: usize,
+    key: String,
+    target: &str,
+    authors: &mut Authors,
+) -> Result<Option<RawRow>> {
     let value: Option<String> = column(row, first, target)?;
     let Some(value) = value else {
         return Ok(None);
@@ -835,7 +857,7 @@ pub(super) fn read_row(
         created_at: column(row, first + 1, target)?,
         updated_at: column(row, first + 2, target)?,
         deleted_at: column(row, first + 3, target)?,
-        updated_by: column::<Option<&str>>(row, first + 4, target)?.map(Arc::from),
+        updated_by: authors.share(column::<Option<&str>>(row, first + 4, target)?),
     }))
 }
 

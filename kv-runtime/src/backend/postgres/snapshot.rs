@@ -11,9 +11,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::errors::{deadline_error, pg_error, pool_error, Access};
-use super::ops::{column, read_row, table_infos};
+use super::ops::{column, read_batch_row, table_infos};
 use super::pool::Core;
 use super::sql::{self, Stmt};
+use crate::backend::row::Authors;
 use crate::backend::{OtherData, RawRow, Snapshot, TableInfo};
 use crate::error::{Error, Result};
 
@@ -156,10 +157,11 @@ impl Snapshot for PgSnapshot {
                 .await?
             }
         };
+        let mut authors = Authors::default();
         rows.iter()
             .map(|row| {
                 let key: String = column(row, 0, target)?;
-                read_row(row, 1, key, target)?.ok_or_else(|| {
+                read_batch_row(row, 1, key, target, &mut authors)?.ok_or_else(|| {
                     Error::backend_msg(format!(
                         "PostgreSQL ({target}): a snapshot scan returned a row without a value"
                     ))

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::SqliteBackend;
+use crate::backend::row::Authors;
 use crate::backend::{
     Append, Appended, EntryOp, EntryRange, EntryRestored, LogStore, Payload, RawEntry, RmMode,
 };
@@ -50,7 +51,9 @@ fn sql_seq(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-fn read_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEntry> {
+/// One entry; the entries of one batch share their author text through
+/// `authors`.
+fn read_entry(r: &rusqlite::Row<'_>, authors: &mut Authors) -> rusqlite::Result<RawEntry> {
     let seq: i64 = r.get(1)?;
     let value: String = r.get(2)?;
     Ok(RawEntry {
@@ -58,8 +61,7 @@ fn read_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEntry> {
         seq: u64::try_from(seq).unwrap_or(0),
         value: Payload::versioned(value, r.get(6)?),
         created_at: r.get(3)?,
-        // One allocation (the `Arc`), not a `String` and then the `Arc`.
-        author: super::ops::text(r, 4)?.map(Arc::from),
+        author: authors.share(super::ops::text(r, 4)?),
         deleted_at: r.get(5)?,
     })
 }
@@ -71,7 +73,9 @@ fn get_in(
     seq: u64,
 ) -> rusqlite::Result<Option<RawEntry>> {
     conn.prepare_cached(GET)?
-        .query_row(params![table, parent, sql_seq(seq)], read_entry)
+        .query_row(params![table, parent, sql_seq(seq)], |r| {
+            read_entry(r, &mut Authors::default())
+        })
         .optional()
 }
 
@@ -93,7 +97,10 @@ fn append(
             let end = first.saturating_add(count.unwrap_or(1));
             let entries = tx
                 .prepare_cached(RANGE)?
-                .query_map(params![table, append.parent, first, end], read_entry)?
+                .query_map(params![table, append.parent, first, end], {
+                    let mut authors = Authors::default();
+                    move |r| read_entry(r, &mut authors)
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             // Nothing was written.
             return Ok(Appended::Replayed(entries));
@@ -152,10 +159,10 @@ fn list(
         (FORWARD, range.from.map_or(0, sql_seq))
     };
     conn.prepare_cached(sql)?
-        .query_map(
-            params![table, parent, from, limit, range.deleted],
-            read_entry,
-        )?
+        .query_map(params![table, parent, from, limit, range.deleted], {
+            let mut authors = Authors::default();
+            move |r| read_entry(r, &mut authors)
+        })?
         .collect()
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::backend::row::Authors;
 use crate::backend::{
     first_version, import_floor, import_verdict, next_version, removal_version, HistoryOp,
     HistoryPolicy, HistoryRecord, ImportOptions, Imported, OtherData, Outcome, Payload, Purge,
@@ -184,6 +185,12 @@ pub(super) fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<O
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    read_batch_row(r, &mut Authors::default())
+}
+
+/// [`read_row`] for one row of a batch: the batch's rows share their author
+/// text through `authors`.
+fn read_batch_row(r: &rusqlite::Row<'_>, authors: &mut Authors) -> rusqlite::Result<RawRow> {
     let value = text(r, 1)?.ok_or_else(|| {
         rusqlite::Error::InvalidColumnType(1, "value".to_owned(), rusqlite::types::Type::Null)
     })?;
@@ -193,7 +200,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         created_at: r.get(2)?,
         updated_at: r.get(3)?,
         deleted_at: r.get(4)?,
-        updated_by: text(r, 5)?.map(Into::into),
+        updated_by: authors.share(text(r, 5)?),
     })
 }
 
@@ -257,7 +264,13 @@ fn record(
     Ok(())
 }
 
-fn read_record(key: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRecord> {
+/// One history record; the records of one batch share their author text
+/// through `authors`.
+fn read_record(
+    key: &str,
+    r: &rusqlite::Row<'_>,
+    authors: &mut Authors,
+) -> rusqlite::Result<HistoryRecord> {
     let op = text(r, 1)?.unwrap_or_default();
     let op = HistoryOp::parse(op).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -275,7 +288,7 @@ fn read_record(key: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryReco
         op,
         value: Payload::versioned(value, r.get(3)?),
         at: r.get(4)?,
-        updated_by: text(r, 5)?.map(Into::into),
+        updated_by: authors.share(text(r, 5)?),
     })
 }
 
@@ -288,7 +301,8 @@ pub(super) fn history(
     limit: usize,
 ) -> rusqlite::Result<Vec<HistoryRecord>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let read = |r: &rusqlite::Row<'_>| read_record(key, r);
+    let mut authors = Authors::default();
+    let read = |r: &rusqlite::Row<'_>| read_record(key, r, &mut authors);
     match before {
         None => conn
             .prepare_cached(HISTORY_FIRST)?
@@ -414,14 +428,16 @@ fn page(
     limit: usize,
 ) -> rusqlite::Result<Vec<RawRow>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut authors = Authors::default();
+    let read = |r: &rusqlite::Row<'_>| read_batch_row(r, &mut authors);
     match after {
         None => conn
             .prepare_cached(first)?
-            .query_map(params![table, limit], read_row)?
+            .query_map(params![table, limit], read)?
             .collect(),
         Some(after) => conn
             .prepare_cached(next)?
-            .query_map(params![table, after, limit], read_row)?
+            .query_map(params![table, after, limit], read)?
             .collect(),
     }
 }
@@ -692,7 +708,10 @@ pub(super) fn purge(
 ) -> rusqlite::Result<Vec<RawRow>> {
     let doomed: Vec<RawRow> = tx
         .prepare_cached(PURGEABLE)?
-        .query_map(params![table, purge.deleted_before], read_row)?
+        .query_map(params![table, purge.deleted_before], {
+            let mut authors = Authors::default();
+            move |r| read_batch_row(r, &mut authors)
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let cutoff = purge.history.and_then(|p| p.cutoff(purge.now));
     if doomed.is_empty() && cutoff.is_none() {

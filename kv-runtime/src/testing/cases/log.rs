@@ -67,6 +67,29 @@ pub async fn log_appends_number_entries_per_parent(store: Store) {
     let read = chat.get(&Ctx::anonymous(), ROOM, 2).await.unwrap().unwrap();
     assert_eq!(read.value, ChatLine::new("there"));
     assert_eq!(read.author.as_deref(), Some("mo"));
+    // A page gives each entry its own author, however they alternate
+    // (backends share equal author text within a page).
+    let mia = Ctx::user("mia").with_role("member");
+    for ctx in [&mia, &member(), &Ctx::internal(), &mia, &mia] {
+        chat.append(ctx, RoomId(3), ChatLine::new("x"))
+            .await
+            .unwrap();
+    }
+    let page = chat
+        .list(&Ctx::anonymous(), RoomId(3), PageRequest::first(10))
+        .await
+        .unwrap();
+    let authors: Vec<Option<&str>> = page.entries.iter().map(|e| e.author.as_deref()).collect();
+    assert_eq!(
+        authors,
+        [
+            Some("mia"),
+            Some("mo"),
+            Some("internal"),
+            Some("mia"),
+            Some("mia")
+        ]
+    );
     assert!(chat
         .get(&Ctx::anonymous(), ROOM, 3)
         .await

@@ -73,6 +73,7 @@ macro_rules! __conformance_cases {
                 set_then_get_round_trips,
                 tables_are_independent,
                 updated_by_records_the_caller,
+                pages_keep_each_rows_writer,
                 scan_returns_every_row_including_soft_deleted_ones,
                 schema_versions_are_kept_and_newer_rows_not_overwritten,
             ],

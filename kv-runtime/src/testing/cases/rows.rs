@@ -1,8 +1,9 @@
 //! Rows: reading back what was written, tables kept apart, `updated_by`.
 
 use super::{admin, clocked, editor, note, T0};
+use crate::row::PageRequest;
 use crate::testing::schemas::*;
-use crate::{Ctx, Store};
+use crate::{Ctx, KvSchema, Store};
 
 /// `get` of a key never written is `None`.
 pub async fn get_missing_is_none(store: Store) {
@@ -111,6 +112,32 @@ pub async fn updated_by_records_the_caller(store: Store) {
     assert!(t.rm(&other_admin, BannerKey::Banner).await.unwrap());
     let restored = t.restore(&admin(), BannerKey::Banner).await.unwrap();
     assert_eq!(restored.updated_by.as_deref(), Some("ada"));
+}
+
+/// A page and a scan give each row its own writer, however the writers of
+/// neighbouring rows alternate and repeat (backends share equal author
+/// text within a batch).
+pub async fn pages_keep_each_rows_writer(store: Store) {
+    let t = store.table::<Note>();
+    let writers = [
+        Ctx::user("ed").with_role("editor"),
+        Ctx::user("ed").with_role("editor"),
+        Ctx::user("edith").with_role("editor"),
+        Ctx::internal(),
+        Ctx::user("ed").with_role("editor"),
+        Ctx::internal().with_actor("cli:e"),
+        Ctx::internal().with_actor("cli:e"),
+    ];
+    let expected = ["ed", "ed", "edith", "internal", "ed", "cli:e", "cli:e"];
+    for (i, ctx) in writers.iter().enumerate() {
+        t.set(ctx, format!("k{i}"), note("n")).await.unwrap();
+    }
+    let page = t.list(&editor(), PageRequest::first(100)).await.unwrap();
+    let by: Vec<Option<&str>> = page.page.iter().map(|r| r.updated_by.as_deref()).collect();
+    assert_eq!(by, expected.map(Some));
+    let scanned = store.backend().scan(Note::TABLE, None, 100).await.unwrap();
+    let by: Vec<Option<&str>> = scanned.iter().map(|r| r.updated_by.as_deref()).collect();
+    assert_eq!(by, expected.map(Some));
 }
 
 /// `Backend::scan` pages through every row, live and soft-deleted, in key
