@@ -542,17 +542,21 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Polls `f`, recording how long each poll ran (the time kv held the
-/// runtime worker) in `polls`: wall-clock time (which includes any time
-/// the operating system ran another thread meanwhile) and the worker's CPU
-/// time (what kv computed), in ns.
-async fn timed<F: Future>(f: F, polls: &mut Vec<(u64, u64)>) -> F::Output {
+/// One poll of a kv call: wall-clock time (which includes any time the
+/// operating system ran another thread meanwhile) and the worker's CPU
+/// time (what kv computed), in ns, and which call of its task it was (0
+/// for the first).
+type Poll = (u64, u64, u32);
+
+/// Polls `f`, the `call`th call of its task, recording how long each poll
+/// ran (the time kv held the runtime worker) in `polls`.
+async fn timed<F: Future>(f: F, call: u32, polls: &mut Vec<Poll>) -> F::Output {
     let mut f = pin!(f);
     poll_fn(|cx| {
         let (start, cpu) = (Instant::now(), thread_cpu());
         let out = f.as_mut().poll(cx);
         let wall = start.elapsed().as_nanos() as u64;
-        polls.push((wall, (thread_cpu() - cpu).as_nanos() as u64));
+        polls.push((wall, (thread_cpu() - cpu).as_nanos() as u64, call));
         out
     })
     .await
@@ -560,14 +564,27 @@ async fn timed<F: Future>(f: F, polls: &mut Vec<(u64, u64)>) -> F::Output {
 
 /// Under a mixed load (4 tasks reading, 2 writing, on a 2-worker runtime,
 /// `synchronous = FULL`, for 3 s), how long each poll of a kv call runs on
-/// the worker: percentiles and the maximum, for gets and for sets.
+/// the worker: percentiles and the maximum, for gets and for sets. Then
+/// the same load with raw readers (each task reading through its own
+/// rusqlite connection on the worker, the same statement and JSON
+/// decode) beside the same kv writers: what SQLite itself costs a worker.
 fn worker_hold(dir: &BenchDir) {
+    worker_hold_with(dir, false);
+    worker_hold_with(dir, true);
+}
+
+/// [`worker_hold`] with kv's readers, or raw ones (`raw_readers`).
+fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let path = dir.0.join("kv-mixed.db");
+    let path = dir.0.join(if raw_readers {
+        "kv-mixed-raw-readers.db"
+    } else {
+        "kv-mixed.db"
+    });
     create(&rt, &path, 1_000);
     let store =
         rt.block_on(async { Store::with_backend(SqliteBackend::open(&path).await.expect("open")) });
@@ -576,16 +593,41 @@ fn worker_hold(dir: &BenchDir) {
         let readers: Vec<_> = (0..4u64)
             .map(|r| {
                 let items = store.table::<Item>();
+                // In a mutex only to be `Sync` (each task has its own).
+                let raw = raw_readers.then(|| std::sync::Mutex::new(raw_connection(&path, "FULL")));
                 tokio::spawn(async move {
                     let mut polls = Vec::new();
                     let mut n = r;
+                    let mut call = 0;
                     while Instant::now() < until {
                         n = (n * 7 + 13) % 1_000;
                         let key = item_key(n);
                         // The call itself inside: `get` reads when called.
-                        timed(async { items.get(&key).await }, &mut polls)
-                            .await
-                            .expect("get");
+                        let found = match &raw {
+                            Some(conn) => {
+                                timed(
+                                    async {
+                                        raw_item_get(&conn.lock().expect("connection"), &key)
+                                            .is_some()
+                                    },
+                                    call,
+                                    &mut polls,
+                                )
+                                .await
+                            }
+                            None => timed(async { items.get(&key).await }, call, &mut polls)
+                                .await
+                                .expect("get")
+                                .is_some(),
+                        };
+                        assert!(found, "every key read is there");
+                        if raw.is_some() {
+                            // A read that never waits would keep the
+                            // worker from the writers; kv's `get` counts
+                            // against Tokio's budget, so the raw one does.
+                            tokio::task::consume_budget().await;
+                        }
+                        call += 1;
                     }
                     polls
                 })
@@ -601,9 +643,14 @@ fn worker_hold(dir: &BenchDir) {
                     while Instant::now() < until {
                         i += 1;
                         let key = item_key((w * 500 + i) % 1_000);
-                        timed(async { items.set(&admin, &key, item(i)).await }, &mut polls)
-                            .await
-                            .expect("set");
+                        let call = i as u32 - 1;
+                        timed(
+                            async { items.set(&admin, &key, item(i)).await },
+                            call,
+                            &mut polls,
+                        )
+                        .await
+                        .expect("set");
                     }
                     polls
                 })
@@ -625,7 +672,13 @@ fn worker_hold(dir: &BenchDir) {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ");
-    for (name, polls) in [("get", gets), ("set", sets)] {
+    let get = if raw_readers { "raw get" } else { "get" };
+    let set = if raw_readers {
+        "set (beside raw gets)"
+    } else {
+        "set"
+    };
+    for (name, polls) in [(get, gets), (set, sets)] {
         for (clock, wall) in [("wall", true), ("cpu", false)] {
             let mut ns: Vec<u64> = polls.iter().map(|p| if wall { p.0 } else { p.1 }).collect();
             ns.sort_unstable();
@@ -640,7 +693,28 @@ fn worker_hold(dir: &BenchDir) {
                 at(1.0),
             );
         }
+        let mut longest = polls.clone();
+        longest.sort_unstable_by_key(|p| std::cmp::Reverse(p.1));
+        let longest: Vec<String> = longest
+            .iter()
+            .take(8)
+            .map(|p| format!("{:?} (call {})", Duration::from_nanos(p.1), p.2))
+            .collect();
+        println!(
+            "sqlite/worker-hold: {name}: the longest polls by CPU time, with the call of its task \
+             each was in: {}",
+            longest.join(", ")
+        );
     }
+}
+
+/// The raw read of an [`Item`] row.
+fn raw_item_get(conn: &Connection, key: &str) -> Option<RawRow<Item>> {
+    conn.prepare_cached(GET)
+        .expect("prepare")
+        .query_row(params!["benchItem", key], raw_read)
+        .optional()
+        .expect("get")
 }
 
 criterion_group! {
