@@ -104,6 +104,9 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
             pub const ALL_STR: &'static [&'static str] = &[#(#texts),*];
 
             /// The exact key text, as stored.
+            // Every function emitted here is `#[inline]`: compiled only
+            // where a program uses it, not once per declared table.
+            #[inline]
             pub const fn as_str(&self) -> &'static str {
                 match *self { #(#arms,)* }
             }
@@ -112,9 +115,11 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
         impl ::kv_runtime::KvKey for #ident {
             const KEYS: ::core::option::Option<&'static [&'static str]> =
                 ::core::option::Option::Some(Self::ALL_STR);
+            #[inline]
             fn as_str(&self) -> &str {
                 #ident::as_str(self)
             }
+            #[inline]
             fn parse_key(table: &'static str, text: &str) -> ::kv_runtime::Result<Self> {
                 match text {
                     #(#parse_arms,)*
@@ -125,6 +130,7 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
         }
 
         impl ::core::fmt::Display for #ident {
+            #[inline]
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.write_str(self.as_str())
             }
@@ -132,12 +138,14 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
 
         impl ::core::str::FromStr for #ident {
             type Err = ::kv_runtime::Error;
+            #[inline]
             fn from_str(text: &str) -> ::kv_runtime::Result<Self> {
                 <Self as ::kv_runtime::KvKey>::parse_key(#table, text)
             }
         }
 
         impl ::core::cmp::PartialOrd for #ident {
+            #[inline]
             fn partial_cmp(&self, other: &Self) -> ::core::option::Option<::core::cmp::Ordering> {
                 ::core::option::Option::Some(::core::cmp::Ord::cmp(self, other))
             }
@@ -145,6 +153,7 @@ fn key_enum(model: &Checked<'_>, keys: &[valid::Key]) -> TokenStream {
 
         /// Keys order by their text, as rows are listed.
         impl ::core::cmp::Ord for #ident {
+            #[inline]
             fn cmp(&self, other: &Self) -> ::core::cmp::Ordering {
                 ::core::cmp::Ord::cmp(self.as_str(), other.as_str())
             }
@@ -241,6 +250,10 @@ pub(crate) fn version_impl(ident: &syn::Ident, version: &valid::Version) -> Toke
     quote! {
         impl ::kv_runtime::KvVersion for #ident {
             const VERSION: u32 = #number;
+            // Inline: not compiled until a program reads the type, so a
+            // crate declaring many tables does not pay for serde_json's
+            // decoder of each one up front.
+            #[inline]
             fn decode_version(
                 stored: u32,
                 json: &str,
@@ -282,6 +295,7 @@ fn schema_impl(model: &Checked<'_>) -> TokenStream {
         });
         quote! {
             const CLEAN_FILES: bool = #clean_files;
+            #[inline]
             fn file_ids<'a>(&'a self, out: &mut ::std::vec::Vec<&'a str>) {
                 #(#collect)*
             }
@@ -365,6 +379,7 @@ pub(crate) fn predicate_fn(name: &str, role: &WriteRoleOpt) -> TokenStream {
             let span = syn::spanned::Spanned::span(p);
             let call = quote_spanned!(span=> ::kv_runtime::__private::resolve_predicate(#p(ctx)));
             quote! {
+                #[inline]
                 fn #name(ctx: &::kv_runtime::Ctx) -> ::kv_runtime::BoxFuture<'_, bool> {
                     ::std::boxed::Box::pin(async move { #call.await })
                 }
@@ -386,6 +401,7 @@ pub(crate) fn max_bytes_const(input: &Input<'_>) -> Option<TokenStream> {
 pub(crate) fn validate_fn(input: &Input<'_>) -> Option<TokenStream> {
     input.has_garde.then(|| {
         quote! {
+            #[inline]
             fn validate_value(&self) -> ::core::result::Result<(), ::std::vec::Vec<::kv_runtime::FieldError>> {
                 ::garde::Validate::validate(self).map_err(|report| {
                     report
