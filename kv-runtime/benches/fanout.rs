@@ -260,22 +260,40 @@ async fn in_process(store: &Store) {
             arrivals.flush(local);
         }));
     }
+    let held = "task, stream, follower";
+    watchers_report("watch", held, before, &arrivals, tasks, kv_set(&table)).await;
+}
+
+/// Once every in-process watcher (`tasks`) has its first state: reports
+/// the memory they hold (`held` says what that is; `before` is the live
+/// bytes before they started), runs the rounds with `write` and the
+/// watchers to their end, and prints the delays.
+async fn watchers_report<W>(
+    name: &str,
+    held: &str,
+    before: isize,
+    arrivals: &Arrivals,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    write: W,
+) where
+    W: FnMut(u64) -> BoxFuture<'static, ()>,
+{
     while arrivals.count[0].load(Ordering::Acquire) < WATCHERS {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let idle = settled_bytes().await - before;
     println!(
-        "fanout/watch: memory per idle watcher (task, stream, follower): {} B",
+        "fanout/{name}: memory per idle watcher ({held}): {} B",
         idle / WATCHERS as isize
     );
-    rounds("watch", kv_set(&table), |round, set_at| {
-        all_arrived(&arrivals, round, set_at)
+    rounds(name, write, |round, set_at| {
+        all_arrived(arrivals, round, set_at)
     })
     .await;
     for task in tasks {
         task.await.expect("a watcher ends");
     }
-    print_delays("watch", &arrivals);
+    print_delays(name, arrivals);
 }
 
 /// One SSE client: connects from `source`, asks for the key's events, then
@@ -459,22 +477,15 @@ async fn raw_in_process() {
             arrivals.flush(local);
         }));
     }
-    while arrivals.count[0].load(Ordering::Acquire) < WATCHERS {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let idle = settled_bytes().await - before;
-    println!(
-        "fanout/raw-watch: memory per idle watcher (task, receiver): {} B",
-        idle / WATCHERS as isize
-    );
-    rounds("raw-watch", raw_send(&tx), |round, set_at| {
-        all_arrived(&arrivals, round, set_at)
-    })
+    watchers_report(
+        "raw-watch",
+        "task, receiver",
+        before,
+        &arrivals,
+        tasks,
+        raw_send(&tx),
+    )
     .await;
-    for task in tasks {
-        task.await.expect("a watcher ends");
-    }
-    print_delays("raw-watch", &arrivals);
 }
 
 /// The raw baseline of [`over_sse`]: a hand-written HTTP/1.1 server on a

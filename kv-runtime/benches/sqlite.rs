@@ -153,9 +153,18 @@ fn raw_read<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>) -> rusqlite::
 }
 
 fn raw_get(conn: &Connection, key: &str) -> Option<RawRow<SiteConfig>> {
+    raw_get_in(conn, "benchConfig", key)
+}
+
+/// The raw read of the row `key` of `table`.
+fn raw_get_in<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+) -> Option<RawRow<T>> {
     conn.prepare_cached(GET)
         .expect("prepare")
-        .query_row(params!["benchConfig", key], raw_read)
+        .query_row(params![table, key], raw_read)
         .optional()
         .expect("get")
 }
@@ -706,15 +715,6 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
             longest.join(", ")
         );
     }
-}
-
-/// The raw read of an [`Item`] row.
-fn raw_item_get(conn: &Connection, key: &str) -> Option<RawRow<Item>> {
-    conn.prepare_cached(GET)
-        .expect("prepare")
-        .query_row(params!["benchItem", key], raw_read)
-        .optional()
-        .expect("get")
 }
 
 criterion_group! {
