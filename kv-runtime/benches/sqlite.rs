@@ -616,8 +616,8 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
                             Some(conn) => {
                                 timed(
                                     async {
-                                        raw_item_get(&conn.lock().expect("connection"), &key)
-                                            .is_some()
+                                        let conn = conn.lock().expect("connection");
+                                        raw_get_in::<Item>(&conn, "benchItem", &key).is_some()
                                     },
                                     call,
                                     &mut polls,
