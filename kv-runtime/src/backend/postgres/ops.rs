@@ -49,14 +49,18 @@ impl PostgresBackend {
                 }
                 .map_err(|e| pg_error(target, op, e))?;
                 let mut authors = Authors::default();
-                rows.iter()
-                    .map(|row| {
-                        let key: String = column(row, 0, target)?;
+                // Sized once: collecting into a `Result` loses the length,
+                // and the vector would grow (and move its rows) six times.
+                let mut page = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let key: String = column(row, 0, target)?;
+                    page.push(
                         read_batch_row(row, 1, key, target, &mut authors)?.ok_or_else(|| {
                             corrupt(target, &format!("{op} returned a row without a value"))
-                        })
-                    })
-                    .collect()
+                        })?,
+                    );
+                }
+                Ok(page)
             })
             .await
     }

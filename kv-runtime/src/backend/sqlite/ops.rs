@@ -427,19 +427,24 @@ fn page(
     after: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<RawRow>> {
+    // A page is usually full: sized for it once (up to a bound, as the
+    // limit is the caller's), instead of growing and moving its rows.
+    let mut page = Vec::with_capacity(limit.min(1024));
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut authors = Authors::default();
     let read = |r: &rusqlite::Row<'_>| read_batch_row(r, &mut authors);
-    match after {
-        None => conn
-            .prepare_cached(first)?
-            .query_map(params![table, limit], read)?
-            .collect(),
-        Some(after) => conn
-            .prepare_cached(next)?
-            .query_map(params![table, after, limit], read)?
-            .collect(),
+    let mut statement = match after {
+        None => conn.prepare_cached(first)?,
+        Some(_) => conn.prepare_cached(next)?,
+    };
+    let rows = match after {
+        None => statement.query_map(params![table, limit], read)?,
+        Some(after) => statement.query_map(params![table, after, limit], read)?,
+    };
+    for row in rows {
+        page.push(row?);
     }
+    Ok(page)
 }
 
 /// The upsert of [`Backend::set`](crate::backend::Backend::set).
