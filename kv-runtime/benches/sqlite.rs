@@ -553,9 +553,9 @@ fn thread_cpu() -> Duration {
 
 /// One poll of a kv call: wall-clock time (which includes any time the
 /// operating system ran another thread meanwhile) and the worker's CPU
-/// time (what kv computed), in ns, and which call of its task it was (0
-/// for the first).
-type Poll = (u64, u64, u32);
+/// time (what kv computed), in ns, which call of its task it was (0 for
+/// the first), and whether the call was done after it.
+type Poll = (u64, u64, u32, bool);
 
 /// Polls `f`, the `call`th call of its task, recording how long each poll
 /// ran (the time kv held the runtime worker) in `polls`.
@@ -565,7 +565,12 @@ async fn timed<F: Future>(f: F, call: u32, polls: &mut Vec<Poll>) -> F::Output {
         let (start, cpu) = (Instant::now(), thread_cpu());
         let out = f.as_mut().poll(cx);
         let wall = start.elapsed().as_nanos() as u64;
-        polls.push((wall, (thread_cpu() - cpu).as_nanos() as u64, call));
+        polls.push((
+            wall,
+            (thread_cpu() - cpu).as_nanos() as u64,
+            call,
+            out.is_ready(),
+        ));
         out
     })
     .await
@@ -602,8 +607,16 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
         let readers: Vec<_> = (0..4u64)
             .map(|r| {
                 let items = store.table::<Item>();
-                // In a mutex only to be `Sync` (each task has its own).
-                let raw = raw_readers.then(|| std::sync::Mutex::new(raw_connection(&path, "FULL")));
+                // Set up as kv's reader connections are: never waiting
+                // for a lock, refusing writes. In a mutex only to be
+                // `Sync` (each task has its own).
+                let raw = raw_readers.then(|| {
+                    let conn = raw_connection(&path, "FULL");
+                    conn.busy_timeout(Duration::ZERO).expect("busy timeout");
+                    conn.pragma_update(None, "query_only", true)
+                        .expect("query_only");
+                    std::sync::Mutex::new(conn)
+                });
                 tokio::spawn(async move {
                     let mut polls = Vec::new();
                     let mut n = r;
@@ -707,7 +720,10 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
         let longest: Vec<String> = longest
             .iter()
             .take(8)
-            .map(|p| format!("{:?} (call {})", Duration::from_nanos(p.1), p.2))
+            .map(|p| {
+                let state = if p.3 { "done" } else { "waiting" };
+                format!("{:?} (call {}, {state})", Duration::from_nanos(p.1), p.2)
+            })
             .collect();
         println!(
             "sqlite/worker-hold: {name}: the longest polls by CPU time, with the call of its task \

@@ -138,6 +138,11 @@ pub async fn pages_keep_each_rows_writer(store: Store) {
     let scanned = store.backend().scan(Note::TABLE, None, 100).await.unwrap();
     let by: Vec<Option<&str>> = scanned.iter().map(|r| r.updated_by.as_deref()).collect();
     assert_eq!(by, expected.map(Some));
+    // What an export reads.
+    let mut snapshot = store.backend().snapshot().await.unwrap();
+    let exported = snapshot.scan(Note::TABLE, None, 100).await.unwrap();
+    let by: Vec<Option<&str>> = exported.iter().map(|r| r.updated_by.as_deref()).collect();
+    assert_eq!(by, expected.map(Some));
 }
 
 /// `Backend::scan` pages through every row, live and soft-deleted, in key
