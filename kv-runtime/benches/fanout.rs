@@ -9,7 +9,8 @@
 //! `watch` channel read by as many tasks, and a hand-written HTTP/1.1
 //! event-stream server fed by one, serving the same client process.
 //!
-//! `cargo bench -p kv-runtime --features web --bench fanout` (all parts),
+//! `cargo bench -p kv-runtime --features web --bench fanout` (all parts;
+//! `FANOUT_WATCHERS=2000` for another number of watchers than 10 000),
 //! or `... --bench fanout -- sse raw-sse` (some of `watch`, `raw-watch`,
 //! `sse`, `raw-sse`).
 //!
@@ -91,7 +92,17 @@ fn banner(round: u64) -> Banner {
     }
 }
 
-const WATCHERS: usize = 10_000;
+/// How many watchers: 10 000, or `FANOUT_WATCHERS` (the child process
+/// inherits it).
+fn watchers() -> usize {
+    static WATCHERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WATCHERS.get_or_init(|| {
+        std::env::var("FANOUT_WATCHERS")
+            .ok()
+            .map(|n| n.parse().expect("FANOUT_WATCHERS is a number"))
+            .unwrap_or(10_000)
+    })
+}
 
 /// `CLOCK_MONOTONIC` in ns: one clock for both processes.
 fn monotonic_ns() -> u64 {
@@ -172,8 +183,9 @@ where
     to_last.sort();
     let at = |q: f64| to_last[((to_last.len() - 1) as f64 * q).round() as usize];
     println!(
-        "fanout/{name}: {WATCHERS} watchers, {ROUNDS} changes: write returned -> last watcher \
+        "fanout/{name}: {} watchers, {ROUNDS} changes: write returned -> last watcher \
          received: min {:?}, p50 {:?}, p99 {:?}, max {:?}",
+        watchers(),
         to_last[0],
         at(0.5),
         at(0.99),
@@ -215,7 +227,7 @@ type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 async fn all_arrived(arrivals: &Arrivals, round: u64, set_at: u64) -> u64 {
     arrivals.set_at[round as usize].store(set_at, Ordering::Release);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while arrivals.count[round as usize].load(Ordering::Acquire) < WATCHERS {
+    while arrivals.count[round as usize].load(Ordering::Acquire) < watchers() {
         assert!(
             Instant::now() < deadline,
             "every watcher receives round {round}"
@@ -245,8 +257,8 @@ async fn in_process(store: &Store) {
     let table = store.table::<Banner>();
     let arrivals = Arrivals::new();
     let before = settled_bytes().await;
-    let mut tasks = Vec::with_capacity(WATCHERS);
-    for _ in 0..WATCHERS {
+    let mut tasks = Vec::with_capacity(watchers());
+    for _ in 0..watchers() {
         let table = table.clone();
         let arrivals = Arc::clone(&arrivals);
         tasks.push(tokio::spawn(async move {
@@ -281,13 +293,13 @@ async fn watchers_report<W>(
 ) where
     W: FnMut(u64) -> BoxFuture<'static, ()>,
 {
-    while arrivals.count[0].load(Ordering::Acquire) < WATCHERS {
+    while arrivals.count[0].load(Ordering::Acquire) < watchers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let idle = settled_bytes().await - before;
     println!(
         "fanout/{name}: memory per idle watcher ({held}): {} B",
-        idle / WATCHERS as isize
+        idle / watchers() as isize
     );
     rounds(name, write, |round, set_at| {
         all_arrived(arrivals, round, set_at)
@@ -388,15 +400,15 @@ async fn over_sse(store: &Store) {
     let api = web::router(table.clone(), |_: &axum::http::request::Parts| async {
         Ok::<_, web::ApiError>(Ctx::anonymous())
     })
-    .max_event_streams(2 * WATCHERS)
-    .max_event_streams_per_client(2 * WATCHERS)
+    .max_event_streams(2 * watchers())
+    .max_event_streams_per_client(2 * watchers())
     .build::<()>();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
     let addr = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         Server::new(listener, api)
-            .max_connections(2 * WATCHERS)
+            .max_connections(2 * watchers())
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })
@@ -434,7 +446,7 @@ where
     let idle = settled_bytes().await - before;
     println!(
         "fanout/{name}: memory per idle SSE stream on the server (connection, stream, watcher): {} B",
-        idle / WATCHERS as isize
+        idle / watchers() as isize
     );
     let lines = tokio::sync::Mutex::new(lines);
     rounds(name, write, |round, _| {
@@ -458,14 +470,14 @@ where
 }
 
 /// The raw baseline of [`in_process`]: a Tokio `watch` channel of the
-/// value, each of `WATCHERS` tasks waiting for a change and cloning the
+/// value, each of [`watchers`] tasks waiting for a change and cloning the
 /// value, as a hand-written fan-out would.
 async fn raw_in_process() {
     let (tx, _) = watch::channel(banner(0));
     let arrivals = Arrivals::new();
     let before = settled_bytes().await;
-    let mut tasks = Vec::with_capacity(WATCHERS);
-    for _ in 0..WATCHERS {
+    let mut tasks = Vec::with_capacity(watchers());
+    for _ in 0..watchers() {
         let mut rx = tx.subscribe();
         let arrivals = Arc::clone(&arrivals);
         tasks.push(tokio::spawn(async move {
@@ -552,7 +564,7 @@ async fn raw_sse_connection(mut socket: TcpStream, mut rx: watch::Receiver<Arc<[
     }
 }
 
-/// The child process: `WATCHERS` SSE clients of the server at `addr`.
+/// The child process: [`watchers`] SSE clients of the server at `addr`.
 /// Prints `ready` once all have their first event, then per round
 /// `ROUND LAST_NS` once all have received it, and the per-client delay
 /// percentiles at the end (on stderr).
@@ -565,8 +577,8 @@ fn sse_clients(addr: std::net::SocketAddr) {
     rt.block_on(async {
         let arrivals = Arrivals::new();
         let ready = Arc::new(AtomicUsize::new(0));
-        let mut clients = Vec::with_capacity(WATCHERS);
-        for i in 0..WATCHERS {
+        let mut clients = Vec::with_capacity(watchers());
+        for i in 0..watchers() {
             // Several loopback source addresses (127.0.0.1-4), as clients
             // on different hosts would have.
             let source = std::net::IpAddr::from([127, 0, 0, 1 + (i % 4) as u8]);
@@ -583,13 +595,13 @@ fn sse_clients(addr: std::net::SocketAddr) {
                 }
             }
         }
-        while ready.load(Ordering::Acquire) < WATCHERS {
+        while ready.load(Ordering::Acquire) < watchers() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         println!("ready");
         for round in 1..=ROUNDS {
             let deadline = Instant::now() + Duration::from_secs(120);
-            while arrivals.count[round as usize].load(Ordering::Acquire) < WATCHERS {
+            while arrivals.count[round as usize].load(Ordering::Acquire) < watchers() {
                 assert!(
                     Instant::now() < deadline,
                     "every client receives round {round}"
@@ -632,7 +644,7 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches: nothing to list
     }
-    raise_open_files(WATCHERS as u64 + 2_000);
+    raise_open_files(watchers() as u64 + 2_000);
     if let Some(i) = args.iter().position(|a| a == "--sse-clients") {
         sse_clients(args[i + 1].parse().expect("an address"));
         return;
