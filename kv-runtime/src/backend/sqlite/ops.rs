@@ -427,9 +427,10 @@ fn page(
     after: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<RawRow>> {
-    // A page is usually full: sized for it once (up to a bound, as the
-    // limit is the caller's), instead of growing and moving its rows.
-    let mut page = Vec::with_capacity(limit.min(1024));
+    // Sized once for a page of the usual size (up to 256 rows: the limit
+    // may be a scan's 1 000 and the last page short), instead of growing
+    // from empty and moving its rows at each doubling.
+    let mut page = Vec::with_capacity(limit.min(256));
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut authors = Authors::default();
     let read = |r: &rusqlite::Row<'_>| read_batch_row(r, &mut authors);
