@@ -27,16 +27,22 @@ async fn next_change(feed: &mut kv_runtime::backend::FeedReceiver) -> kv_runtime
     }
 }
 
+/// Three stores on database `db`: schema `kv_a`; schema `kv_b` without
+/// prepared statements (the unnamed path too); and the default schema.
+async fn schema_stores(db: &str) -> (Store, Store, Store) {
+    let a = Store::open(&format!("{db}?kv_schema=kv_a")).await.unwrap();
+    let b = Store::open(&format!("{db}?kv_schema=kv_b&prepared_statements=off"))
+        .await
+        .unwrap();
+    let plain = Store::open(db).await.unwrap();
+    (a, b, plain)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schemas_in_one_database_do_not_see_each_other() {
     let Some(url) = pg::server_url() else { return };
     let db = pg::fresh_database(&url).await;
-    let a = Store::open(&format!("{db}?kv_schema=kv_a")).await.unwrap();
-    // The other one without prepared statements: the unnamed path too.
-    let b = Store::open(&format!("{db}?kv_schema=kv_b&prepared_statements=off"))
-        .await
-        .unwrap();
-    let plain = Store::open(&db).await.unwrap();
+    let (a, b, plain) = schema_stores(&db).await;
     let mut feed_a = a.backend().feed().subscribe();
     let mut feed_b = b.backend().feed().subscribe();
     let mut feed_plain = plain.backend().feed().subscribe();
@@ -133,11 +139,7 @@ struct Line {
 async fn history_and_log_counts_stay_in_their_schema() {
     let Some(url) = pg::server_url() else { return };
     let db = pg::fresh_database(&url).await;
-    let a = Store::open(&format!("{db}?kv_schema=kv_a")).await.unwrap();
-    let b = Store::open(&format!("{db}?kv_schema=kv_b&prepared_statements=off"))
-        .await
-        .unwrap();
-    let plain = Store::open(&db).await.unwrap();
+    let (a, b, plain) = schema_stores(&db).await;
     let ctx = Ctx::internal();
     for (store, writes, lines) in [(&a, 3, 2), (&b, 1, 0), (&plain, 0, 1)] {
         for i in 0..writes {
