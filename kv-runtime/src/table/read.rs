@@ -21,6 +21,7 @@ impl<S: KvSchema> Table<S> {
     ///
     /// On a backend that holds rows in memory the answer is ready at once:
     /// the returned future completes on its first poll.
+    #[inline]
     pub fn get(
         &self,
         key: impl Borrow<S::Key>,
@@ -55,6 +56,7 @@ impl<S: KvSchema> Table<S> {
     }
 
     /// Answers from a backend that can read without waiting.
+    #[inline]
     fn read_now(&self, key: &S::Key) -> Option<Result<Option<Row<S>>>> {
         let mut answer = None;
         let answered = self
@@ -190,6 +192,7 @@ impl<T> Unpin for ReadFuture<'_, T> {}
 impl<T> Future for ReadFuture<'_, T> {
     type Output = T;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         match self.get_mut() {
             ReadFuture::Ready(value) => {
