@@ -582,6 +582,8 @@ async fn timed<F: Future>(f: F, call: u32, polls: &mut Vec<Poll>) -> F::Output {
 /// the same load with raw readers (each task reading through its own
 /// rusqlite connection on the worker, the same statement and JSON
 /// decode) beside the same kv writers: what SQLite itself costs a worker.
+/// Each run also times the polls of a task that does nothing (`no-op`):
+/// the floor of the measurement on this machine under this load.
 fn worker_hold(dir: &BenchDir) {
     worker_hold_with(dir, false);
     worker_hold_with(dir, true);
@@ -603,7 +605,7 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
     let store =
         rt.block_on(async { Store::with_backend(SqliteBackend::open(&path).await.expect("open")) });
     let until = Instant::now() + Duration::from_secs(3);
-    let (gets, sets) = rt.block_on(async {
+    let (gets, sets, idle) = rt.block_on(async {
         let readers: Vec<_> = (0..4u64)
             .map(|r| {
                 let items = store.table::<Item>();
@@ -678,6 +680,21 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
                 })
             })
             .collect();
+        // The floor of the measurement: a task whose polls do nothing but
+        // spend a unit of budget, on the same workers under the same load.
+        // On a virtual machine the thread's CPU clock also advances while
+        // the hypervisor runs something else, so its maximum is what any
+        // poll can show without doing anything.
+        let idle = tokio::spawn(async move {
+            let mut polls = Vec::new();
+            let mut call = 0;
+            while Instant::now() < until {
+                timed(async { black_box(call) }, call, &mut polls).await;
+                tokio::task::consume_budget().await;
+                call += 1;
+            }
+            polls
+        });
         let mut gets = Vec::new();
         for r in readers {
             gets.extend(r.await.expect("reader"));
@@ -686,7 +703,8 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
         for w in writers {
             sets.extend(w.await.expect("writer"));
         }
-        (gets, sets)
+        let idle = idle.await.expect("idle task");
+        (gets, sets, idle)
     });
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load
@@ -700,7 +718,12 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
     } else {
         "set"
     };
-    for (name, polls) in [(get, gets), (set, sets)] {
+    let idle_name = if raw_readers {
+        "no-op (beside raw gets)"
+    } else {
+        "no-op"
+    };
+    for (name, polls) in [(get, gets), (set, sets), (idle_name, idle)] {
         for (clock, wall) in [("wall", true), ("cpu", false)] {
             let mut ns: Vec<u64> = polls.iter().map(|p| if wall { p.0 } else { p.1 }).collect();
             ns.sort_unstable();
