@@ -134,14 +134,20 @@ pub(crate) fn key_of<S: KvSchema>(raw: &RawRow) -> Result<S::Key> {
 /// written by a newer version, is [`Error::Unreadable`].
 #[inline]
 pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
-    Ok(Row {
-        value: decode_value::<S>(S::TABLE, &raw.key, &raw.value)?,
+    let row = |value| Row {
+        value,
         key,
         created_at: raw.created_at,
         updated_at: raw.updated_at,
         deleted_at: raw.deleted_at,
         updated_by: raw.updated_by.clone(),
-    })
+    };
+    // The value this process wrote is cloned straight into the row, not
+    // through a `Result` (which, with `Error` beside it, is moved again).
+    match raw.value.typed::<S>() {
+        Some(value) if raw.value.schema() == S::VERSION => Ok(row(value.clone())),
+        _ => decode_json(S::TABLE, &raw.key, &raw.value).map(row),
+    }
 }
 
 /// A stored row taken by value ([`decode_owned`]).
