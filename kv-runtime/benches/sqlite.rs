@@ -582,8 +582,9 @@ async fn timed<F: Future>(f: F, call: u32, polls: &mut Vec<Poll>) -> F::Output {
 /// the same load with raw readers (each task reading through its own
 /// rusqlite connection on the worker, the same statement and JSON
 /// decode) beside the same kv writers: what SQLite itself costs a worker.
-/// Each run also times the polls of a task that does nothing (`no-op`):
-/// the floor of the measurement on this machine under this load.
+/// Each run also times the polls of a task that does nothing but spend a
+/// unit of budget (`no-op`): the floor of the measurement on this machine
+/// under this load (to which it adds one busy task).
 fn worker_hold(dir: &BenchDir) {
     worker_hold_with(dir, false);
     worker_hold_with(dir, true);
@@ -681,16 +682,24 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
             })
             .collect();
         // The floor of the measurement: a task whose polls do nothing but
-        // spend a unit of budget, on the same workers under the same load.
-        // On a virtual machine the thread's CPU clock also advances while
-        // the hypervisor runs something else, so its maximum is what any
-        // poll can show without doing anything.
+        // spend a unit of Tokio's budget (as a `get` answered at once
+        // does), on the same workers beside the readers and writers (a
+        // seventh busy task). On a virtual machine the thread's CPU clock
+        // also advances while the hypervisor runs something else, so its
+        // maximum is what a poll can show without doing anything.
         let idle = tokio::spawn(async move {
             let mut polls = Vec::new();
             let mut call = 0;
             while Instant::now() < until {
-                timed(async { black_box(call) }, call, &mut polls).await;
-                tokio::task::consume_budget().await;
+                timed(
+                    async {
+                        tokio::task::consume_budget().await;
+                        black_box(call)
+                    },
+                    call,
+                    &mut polls,
+                )
+                .await;
                 call += 1;
             }
             polls
@@ -724,6 +733,10 @@ fn worker_hold_with(dir: &BenchDir, raw_readers: bool) {
         "no-op"
     };
     for (name, polls) in [(get, gets), (set, sets), (idle_name, idle)] {
+        if polls.is_empty() {
+            println!("sqlite/worker-hold: {name}: no polls in the time given");
+            continue;
+        }
         for (clock, wall) in [("wall", true), ("cpu", false)] {
             let mut ns: Vec<u64> = polls.iter().map(|p| if wall { p.0 } else { p.1 }).collect();
             ns.sort_unstable();

@@ -143,8 +143,7 @@ pub(crate) fn decode<S: KvSchema>(raw: &RawRow, key: S::Key) -> Result<Row<S>> {
         updated_by: raw.updated_by.clone(),
     };
     // The value this process wrote is cloned straight into the row, not
-    // through a `Result` (which, with `Error` beside it, is moved again:
-    // a tenth of a memory `get`).
+    // through a `Result` (which, with `Error` beside it, is moved again).
     match cached::<S>(&raw.value) {
         Some(value) => Ok(row(value.clone())),
         None => decode_json(S::TABLE, &raw.key, &raw.value).map(row),
